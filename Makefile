@@ -1,0 +1,59 @@
+# leadscore: the two README commands are `make run` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+RAW_DIR := data/raw
+export DBT_PROFILES_DIR := $(CURDIR)
+
+.PHONY: venv run test pytest test-dbt lint docs bench clean help
+
+help:
+	@echo "make run    - set up .venv, generate demo data if data/raw has no CSV, run the nightly job"
+	@echo "make test   - pytest, dbt build on a small generated dataset, sqlfluff lint"
+	@echo "make lint   - sqlfluff lint models_sql dbt_project"
+	@echo "make docs   - dbt docs generate (the feature catalog)"
+	@echo "make bench  - time every stage at 60k and 1M leads (BENCH_SIZES to change)"
+
+# The virtualenv is created once and reused; it is refreshed when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	@if ! ls $(RAW_DIR)/*.csv >/dev/null 2>&1; then \
+	  echo "data/raw holds no CSV: generating demo data"; \
+	  $(BIN)/leadscore generate --out $(RAW_DIR); \
+	fi
+	$(BIN)/leadscore nightly --input $(RAW_DIR)
+
+test: $(STAMP) pytest test-dbt lint
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest
+
+# dbt build (models, schema tests, unit tests, contracts) on a freshly generated small dataset
+test-dbt: $(STAMP)
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	export LEADSCORE_DB="$$tmp/leadscore.duckdb"; \
+	$(BIN)/leadscore generate --out "$$tmp/raw" --train-rows 4000 --score-rows 600 --seed 11; \
+	$(BIN)/leadscore ingest --train "$$tmp/raw/train.csv" --score "$$tmp/raw/submission.csv"; \
+	$(BIN)/dbt build --no-use-colors
+
+lint: $(STAMP)
+	$(BIN)/sqlfluff lint models_sql dbt_project
+
+docs: $(STAMP)
+	$(BIN)/dbt docs generate
+
+bench: $(STAMP)
+	$(BIN)/leadscore bench $(if $(BENCH_SIZES),--sizes $(BENCH_SIZES),)
+
+clean:
+	rm -rf dbt_project/target dbt_project/logs .pytest_cache

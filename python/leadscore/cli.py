@@ -1,0 +1,119 @@
+"""The `leadscore` command: a thin layer that parses arguments and calls one step function.
+
+Each step lives in its own module and is imported lazily so `leadscore --help` stays fast
+(the ML libraries take seconds to import)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from collections.abc import Sequence
+
+from leadscore.errors import LeadscoreError
+
+
+def _prevalence(value: str) -> float | str:
+    if value == "auto":
+        return value
+    try:
+        p = float(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a rate in (0, 1) or 'auto', got {value!r}") from exc
+    if not 0.0 < p < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a rate in (0, 1) or 'auto', got {value!r}")
+    return p
+
+
+def _positive_int(value: str) -> int:
+    n = int(value)
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return n
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="leadscore",
+        description="SQL-first feature store and nightly batch scoring for B2B lead conversion.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("generate", help="write realistic demo train.csv and submission.csv",
+                       description="Write DIR/train.csv and DIR/submission.csv in the competition "
+                       "input format, with realistic messiness, deterministic by --seed.")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--train-rows", type=_positive_int, default=59_299, help="labeled rows (default: 59299, as the real file)")
+    p.add_argument("--score-rows", type=_positive_int, default=5_271, help="unlabeled rows (default: 5271)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--truth", type=Path, help="also write the score rows' true labels (id,is_converted) here")
+
+    p = sub.add_parser("ingest", help="load competition-format CSV files into the database",
+                       description="Load CSV files into raw tables. Rows with a label become training "
+                       "rows, rows without one are to be scored. A file already loaded (same sha256) "
+                       "is skipped. Rows with unparseable values go to raw.rejected_rows with a reason.")
+    p.add_argument("--train", type=Path, action="append", default=[], help="labeled file (repeatable)")
+    p.add_argument("--score", type=Path, action="append", default=[], help="unlabeled file (repeatable)")
+    p.add_argument("files", nargs="*", type=Path, help="more files of either kind")
+    p.add_argument("--strict", action="store_true", help="fail the whole load if any row is rejected")
+
+    p = sub.add_parser("build", help="run dbt build (same as running it by hand)",
+                       description="Run `dbt build` on the leadscore dbt project; extra arguments are passed to dbt.")
+    p.add_argument("dbt_args", nargs=argparse.REMAINDER, help="extra dbt arguments, e.g. --select staging")
+
+    p = sub.add_parser("train", help="tune and train the ensemble, register a new model version",
+                       description="Tune (Optuna) and train LightGBM, XGBoost, RandomForest and ExtraTrees on "
+                       "split = 'train' rows of fct_lead_features, combine them, choose the F1-optimal "
+                       "cutoff out of fold and register the model.")
+    p.add_argument("--time-budget", type=float, default=300.0, help="seconds for tuning and the final fit (default: 300)")
+    p.add_argument("--trials", type=_positive_int, default=None, help="cap on Optuna trials per model")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--folds", type=_positive_int, default=5, help="cross-validation folds (default: 5)")
+    p.add_argument("--ensemble", choices=["voting", "stacking"], default="voting", help="how to combine models (default: voting)")
+    p.add_argument("--target-prevalence", type=_prevalence, default=None,
+                   help="positive rate of the scoring population (e.g. 0.33), or 'auto' to estimate it")
+    p.add_argument("--no-resume", action="store_true", help="start the Optuna studies afresh")
+
+    p = sub.add_parser("score", help="score unlabeled leads with the current model",
+                       description="Score unlabeled leads not yet scored by the model and append the "
+                       "scores to the history in one transaction.")
+    p.add_argument("--model", help="model version (default: the current one)")
+    p.add_argument("--all", action="store_true", help="rescore leads already scored by this model")
+    p.add_argument("--batch-size", type=_positive_int, default=200_000, help="leads per batch (default: 200000)")
+
+    p = sub.add_parser("nightly", help="ingest, dbt build, train if needed, score, publish",
+                       description="The nightly job: ingest new files in DIR, run dbt build, train if no "
+                       "model exists (or --retrain), score, publish the serving snapshot, record the run.")
+    p.add_argument("--input", type=Path, default=None, help="folder with new CSV files (default: data/raw)")
+    p.add_argument("--retrain", action="store_true", help="train a new model even if one exists")
+    p.add_argument("--time-budget", type=float, default=120.0, help="training budget in seconds when training (default: 120)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for training (default: 0)")
+
+    p = sub.add_parser("publish", help="refresh the read-only serving snapshot under data/serving/")
+
+    p = sub.add_parser("export-submission", help="write id,is_converted for scored leads with an id")
+    p.add_argument("--out", type=Path, required=True, help="output CSV path")
+
+    p = sub.add_parser("bench", help="time every stage at several sizes (see make bench)")
+    p.add_argument("--sizes", default="60000,1000000", help="comma-separated lead counts (default: 60000,1000000)")
+    p.add_argument("--repeats", type=_positive_int, default=3, help="runs per stage; the median is reported")
+    p.add_argument("--out", type=Path, default=Path("bench/results"), help="results folder")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from leadscore import commands
+
+        return commands.dispatch(args)
+    except LeadscoreError as exc:
+        print(f"leadscore {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"leadscore {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
