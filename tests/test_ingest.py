@@ -1,0 +1,266 @@
+"""Ingestion: good files load with stable ids, bad files fail with a message naming the file,
+row or column, and a failure leaves the database exactly as it was."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from leadscore import cli
+from leadscore.schema import LEAD_COLUMN_NAMES
+
+BASE_ROW = {
+    "bant_submit": "0.5",
+    "customer_country": "/Lima/Peru",
+    "business_unit": "ID",
+    "com_reg_ver_win_rate": "0.05",
+    "customer_idx": "1234",
+    "customer_type": "End-Customer",
+    "enterprise": "SMB",
+    "historical_existing_cnt": "",
+    "id_strategic_ver": "",
+    "it_strategic_ver": "",
+    "idit_strategic_ver": "",
+    "customer_job": "engineering",
+    "lead_desc_length": "42",
+    "inquiry_type": "Quotation or purchase consultation",
+    "product_category": "interactive digital board, video wall",
+    "product_subcategory": "",
+    "product_modelname": "",
+    "customer_country.1": "/Lima/Peru",
+    "customer_position": "manager",
+    "response_corporate": "LGEPR",
+    "expected_timeline": "less than 3 months",
+    "ver_cus": "1",
+    "ver_pro": "0",
+    "ver_win_rate_x": "0.003",
+    "ver_win_ratio_per_bu": "0.02",
+    "business_area": "retail",
+    "business_subarea": "",
+    "lead_owner": "7",
+}
+
+
+def write_csv(path: Path, rows: list[dict], with_id: bool = False, label: bool = True,
+              drop: tuple[str, ...] = (), extra: tuple[str, ...] = ()) -> Path:
+    header = (["id"] if with_id else []) + [c for c in LEAD_COLUMN_NAMES if c not in drop]
+    header += (["is_converted"] if label else []) + list(extra)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=header, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({**BASE_ROW, **r})
+    path.write_text(buf.getvalue(), encoding="utf-8")
+    return path
+
+
+def train_rows(n: int = 5) -> list[dict]:
+    return [{"customer_idx": str(100 + i), "is_converted": "True" if i % 3 == 0 else "False"} for i in range(n)]
+
+
+def score_rows(n: int = 4, start: int = 1001) -> list[dict]:
+    return [{"id": str(start + 7 * i), "is_converted": ""} for i in range(n)]
+
+
+def snapshot(db_file: Path) -> dict:
+    """Everything in the raw schema, to compare before/after a failed command."""
+    if not db_file.exists():
+        return {}
+    con = duckdb.connect(str(db_file), read_only=True)
+    try:
+        tables = [r[0] for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'raw' order by 1"
+        ).fetchall()]
+        return {t: con.execute(f"select * from raw.{t} order by all").fetchall() for t in tables}
+    finally:
+        con.close()
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_loads_train_and_score_files(db_file, tmp_path, capsys):
+    t = write_csv(tmp_path / "train.csv", train_rows(6))
+    s = write_csv(tmp_path / "submission.csv", score_rows(4), with_id=True)
+    code, out, _ = run(capsys, "ingest", "--train", str(t), "--score", str(s))
+    assert code == 0
+    assert "loaded 6 rows" in out and "loaded 4 rows" in out
+    con = duckdb.connect(str(db_file), read_only=True)
+    leads = con.execute(
+        'select lead_id, id, source_row, is_converted, bant_submit, customer_idx, "customer_country.1" '
+        "from raw.leads order by load_id, source_row"
+    ).fetchall()
+    assert len(leads) == 10
+    assert [r[3] for r in leads[:6]] == [True, False, False, True, False, False]
+    assert all(r[3] is None for r in leads[6:])
+    assert [r[1] for r in leads[6:]] == [1001, 1008, 1015, 1022]
+    assert all(r[1] is None for r in leads[:6])
+    assert leads[0][4] == 0.5 and leads[0][5] == 100 and leads[0][6] == "/Lima/Peru"
+    assert len({r[0] for r in leads}) == 10
+    loads = con.execute("select file_name, rows_loaded, train_rows, score_rows from raw.loads order by load_id").fetchall()
+    assert loads == [("train.csv", 6, 6, 0), ("submission.csv", 4, 0, 4)]
+
+
+def test_same_file_twice_is_a_noop(db_file, tmp_path, capsys):
+    t = write_csv(tmp_path / "train.csv", train_rows(3))
+    assert run(capsys, "ingest", "--train", str(t))[0] == 0
+    before = snapshot(db_file)
+    code, out, _ = run(capsys, "ingest", "--train", str(t))
+    assert code == 0 and "skipped, already loaded as load 1" in out
+    assert snapshot(db_file) == before
+
+
+def test_lead_ids_are_stable_across_databases(tmp_path, monkeypatch, capsys):
+    t = write_csv(tmp_path / "train.csv", train_rows(4))
+    ids = []
+    for name in ("a.duckdb", "b.duckdb"):
+        monkeypatch.setenv("LEADSCORE_DB", str(tmp_path / name))
+        assert run(capsys, "ingest", "--train", str(t))[0] == 0
+        con = duckdb.connect(str(tmp_path / name), read_only=True)
+        ids.append(con.execute("select lead_id from raw.leads order by source_row").fetchall())
+        con.close()
+    assert ids[0] == ids[1]
+
+
+def test_extra_columns_are_kept(db_file, tmp_path, capsys):
+    rows = [{**r, "lead_date": "2024-01-0%d" % (i + 1), "expected_budget": "1,000"} for i, r in enumerate(train_rows(2))]
+    t = write_csv(tmp_path / "final_round.csv", rows, extra=("lead_date", "expected_budget"))
+    code, _, err = run(capsys, "ingest", "--train", str(t))
+    assert code == 0 and "extra column(s) kept in extra_columns: lead_date, expected_budget" in err
+    con = duckdb.connect(str(db_file), read_only=True)
+    vals = con.execute("select extra_columns->>'lead_date', extra_columns->>'expected_budget' from raw.leads order by source_row").fetchall()
+    assert vals == [("2024-01-01", "1,000"), ("2024-01-02", "1,000")]
+
+
+def assert_fails_unchanged(db_file, capsys, argv, *fragments):
+    before = snapshot(db_file)
+    code, _, err = run(capsys, *argv)
+    assert code != 0
+    assert err.count("\n") == 1, f"expected a one-line error, got {err!r}"
+    for fragment in fragments:
+        assert fragment in err, err
+    assert snapshot(db_file) == before
+
+
+@pytest.fixture()
+def seeded(db_file, tmp_path, capsys):
+    """A database that already holds one good load, so 'unchanged' means something."""
+    t = write_csv(tmp_path / "good.csv", train_rows(3))
+    assert run(capsys, "ingest", "--train", str(t))[0] == 0
+    return db_file
+
+
+def test_missing_file(seeded, tmp_path, capsys):
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(tmp_path / "nope.csv")], "nope.csv: no such file")
+
+
+def test_empty_file(seeded, tmp_path, capsys):
+    p = tmp_path / "empty.csv"
+    p.write_bytes(b"")
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(p)], "empty.csv: file is empty")
+
+
+def test_header_only(seeded, tmp_path, capsys):
+    p = write_csv(tmp_path / "header.csv", [])
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(p)], "header.csv: header only, no data rows")
+
+
+def test_required_column_missing(seeded, tmp_path, capsys):
+    p = write_csv(tmp_path / "nolead.csv", train_rows(2), drop=("lead_owner",))
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(p)], "nolead.csv: required column missing: lead_owner")
+
+
+def test_non_utf8_names_the_line(seeded, tmp_path, capsys):
+    p = write_csv(tmp_path / "latin1.csv", train_rows(3))
+    lines = p.read_bytes().split(b"\n")
+    lines[3] = lines[3].replace(b"engineering", b"ingenier\xeda")
+    p.write_bytes(b"\n".join(lines))
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(p)], "latin1.csv: not valid UTF-8 at line 4")
+
+
+def test_a_failure_in_a_later_file_rolls_back_earlier_files(seeded, tmp_path, capsys):
+    good = write_csv(tmp_path / "good2.csv", train_rows(5))
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"")
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(good), "--train", str(bad)], "bad.csv")
+
+
+def test_unparseable_values_are_rejected_with_reason(seeded, tmp_path, capsys):
+    rows = train_rows(5)
+    rows[1]["bant_submit"] = "half"
+    rows[3]["is_converted"] = "maybe"
+    rows[4]["lead_owner"] = "7.5"
+    p = write_csv(tmp_path / "messy.csv", rows)
+    code, out, err = run(capsys, "ingest", "--train", str(p))
+    assert code == 0 and "loaded 2 rows" in out
+    assert "3 row(s) rejected, kept in raw.rejected_rows (first: data row 2, column bant_submit: not a number)" in err
+    con = duckdb.connect(str(seeded), read_only=True)
+    rej = con.execute(
+        "select source_row, column_name, raw_value, reason, raw_record->>'customer_idx' "
+        "from raw.rejected_rows order by source_row"
+    ).fetchall()
+    assert rej == [
+        (2, "bant_submit", "half", "not a number", "101"),
+        (4, "is_converted", "maybe", "not a label (expected True/False or 1/0)", "103"),
+        (5, "lead_owner", "7.5", "not a whole number", "104"),
+    ]
+    assert con.execute("select list(source_row order by source_row) from raw.leads where load_id = 2").fetchall() == [([1, 3],)]
+
+
+def test_strict_mode_fails_on_rejected_rows(seeded, tmp_path, capsys):
+    rows = train_rows(3)
+    rows[2]["com_reg_ver_win_rate"] = "n/a"
+    p = write_csv(tmp_path / "strict.csv", rows)
+    assert_fails_unchanged(
+        seeded, capsys, ["ingest", "--strict", "--train", str(p)],
+        "strict.csv: 1 row(s) rejected (--strict); first: data row 3, column com_reg_ver_win_rate: not a number",
+    )
+
+
+def test_duplicate_ids_keep_the_first_and_reject_the_rest(db_file, tmp_path, capsys):
+    rows = score_rows(4)
+    rows[3]["id"] = rows[1]["id"]
+    p = write_csv(tmp_path / "dups.csv", rows, with_id=True)
+    code, out, err = run(capsys, "ingest", "--score", str(p))
+    assert code == 0 and "loaded 3 rows" in out
+    assert f"duplicate id {rows[1]['id']} (first on data row 2)" in err
+    con = duckdb.connect(str(db_file), read_only=True)
+    assert con.execute("select count(*), count(distinct id) from raw.leads").fetchall() == [(3, 3)]
+
+
+def test_path_with_quotes_and_spaces(db_file, tmp_path, capsys):
+    folder = tmp_path / "it's a \"folder\" with spaces"
+    folder.mkdir()
+    p = write_csv(folder / "my leads; 'q'.csv", train_rows(2))
+    code, out, _ = run(capsys, "ingest", "--train", str(p))
+    assert code == 0 and "loaded 2 rows" in out
+
+
+def test_quoted_commas_and_label_spellings(db_file, tmp_path, capsys):
+    rows = [{"product_category": "a, b, c", "is_converted": v} for v in ("True", "false", "1", "0", "")]
+    p = write_csv(tmp_path / "labels.csv", rows)
+    assert run(capsys, "ingest", "--train", str(p))[0] == 0
+    con = duckdb.connect(str(db_file), read_only=True)
+    got = con.execute("select product_category, is_converted from raw.leads order by source_row").fetchall()
+    assert got == [("a, b, c", True), ("a, b, c", False), ("a, b, c", True), ("a, b, c", False), ("a, b, c", None)]
+
+
+def test_train_file_without_label_column_is_refused(seeded, tmp_path, capsys):
+    p = write_csv(tmp_path / "nolabel.csv", score_rows(2), with_id=True, label=False)
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(p)], "nolabel.csv: a training file needs an 'is_converted' column")
+
+
+def test_source_row_follows_file_order_on_a_larger_file(db_file, tmp_path, capsys):
+    # Large enough for DuckDB to read the CSV in parallel chunks.
+    rows = [{"customer_idx": str(i), "is_converted": "False"} for i in range(120_000)]
+    p = write_csv(tmp_path / "big.csv", rows)
+    assert run(capsys, "ingest", "--train", str(p))[0] == 0
+    con = duckdb.connect(str(db_file), read_only=True)
+    assert con.execute("select count(*) from raw.leads where source_row <> customer_idx + 1").fetchall() == [(0,)]
