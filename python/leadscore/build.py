@@ -21,7 +21,7 @@ from leadscore.errors import LeadscoreError
 @dataclass
 class DbtResult:
     returncode: int
-    counts: dict[str, int]  # status -> count over models, tests, seeds, unit tests
+    counts: dict[str, int]  # "<resource type> <status>" -> count, e.g. "model success", "test pass"
     invocation_id: str | None
     elapsed: float
     failures: list[str]
@@ -69,7 +69,9 @@ def read_run_results(root: Path | None = None) -> DbtResult:
     failures: list[str] = []
     for r in data.get("results", []):
         status = str(r.get("status"))
-        counts[status] = counts.get(status, 0) + 1
+        kind = str(r.get("unique_id", "")).split(".")[0]
+        key = f"{kind} {status}"
+        counts[key] = counts.get(key, 0) + 1
         if status in ("error", "fail"):
             failures.append(f"{r.get('unique_id')}: {(r.get('message') or status).strip()}")
     return DbtResult(

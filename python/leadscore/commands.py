@@ -90,3 +90,137 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def _format_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing run"
+
+
+def _progress_bar(description: str):
+    """A rich progress callback on a terminal, nothing otherwise (cron logs stay clean)."""
+    if not sys.stderr.isatty():
+        return None, None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    progress = Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        transient=True,
+    )
+    task = progress.add_task(description, total=None)
+
+    def update(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    return progress, update
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from leadscore.train import train_model
+
+    con = db.connect()
+    try:
+        result = train_model(
+            con,
+            time_budget=args.time_budget,
+            trials=args.trials,
+            seed=args.seed,
+            folds=args.folds,
+            ensemble=args.ensemble,
+            target_prevalence=args.target_prevalence,
+            resume=not args.no_resume,
+            progress=sys.stderr.isatty(),
+        )
+    finally:
+        con.close()
+    _say(
+        f"model {result.model_version}: out-of-fold F1 {result.cv_f1:.4f}, AUC {result.cv_auc:.4f}, "
+        f"cutoff {result.cutoff:.4f}, trained in {result.seconds:.0f} s"
+    )
+    _say(f"artifacts: {result.artifact_dir}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from leadscore.score import score_leads
+
+    con = db.connect()
+    progress, update = _progress_bar("scoring")
+    try:
+        if progress:
+            progress.start()
+        result = score_leads(con, args.model, rescore=args.all, batch_size=args.batch_size, progress=update)
+    finally:
+        if progress:
+            progress.stop()
+        con.close()
+    rate = result.leads_scored / result.seconds if result.seconds else 0.0
+    _say(
+        f"scored {result.leads_scored} leads with model {result.model_version} as run {result.run_id} "
+        f"({result.predicted_converted} at or above cutoff {result.cutoff:.4f}; {rate:,.0f} leads/s)"
+        if result.leads_scored
+        else f"nothing to score: every unlabeled lead already has a score from {result.model_version} (--all to rescore)"
+    )
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from leadscore.serving import publish
+
+    con = db.connect()
+    try:
+        result = publish(con)
+    finally:
+        con.close()
+    _say(f"published {result.path}: " + ", ".join(f"{t} {n} rows" for t, n in result.tables.items()))
+    return 0
+
+
+def cmd_nightly(args: argparse.Namespace) -> int:
+    from leadscore.nightly import run_nightly
+
+    input_dir = args.input if args.input is not None else config.project_root() / "data" / "raw"
+    result = run_nightly(input_dir, retrain=args.retrain, time_budget=args.time_budget, seed=args.seed, say=_say)
+    print_summary(result)
+    return 0
+
+
+def print_summary(result) -> None:
+    """The contract's summary: rows ingested, dbt results, model, leads scored, top 10 leads."""
+    counts = result.dbt_counts
+    models = counts.get("model success", 0)
+    tests = counts.get("test pass", 0) + counts.get("unit_test pass", 0)
+    _say("")
+    _say(f"nightly run {result.run_id} succeeded")
+    _say(f"  rows ingested     {result.rows_ingested} ({result.rows_rejected} rejected, "
+         f"{result.files_skipped} file(s) already loaded)")
+    _say(f"  dbt               {models} models built, {tests} tests passed, {counts.get('seed success', 0)} seeds")
+    _say(f"  model version     {result.model_version}" + (" (trained in this run)" if result.trained_model else ""))
+    _say(f"  leads scored      {result.leads_scored}")
+    con = db.connect(read_only=False)
+    try:
+        top = db.fetch_all(
+            con,
+            "select lead_id, id, conversion_probability, predicted_converted from main.scored_leads "
+            "order by conversion_probability desc, lead_id limit 10",
+        )
+    finally:
+        con.close()
+    _say("  top 10 leads      lead_id           id        probability  above cutoff")
+    for lead_id, id_, prob, pred in top:
+        _say(f"                    {lead_id}  {'' if id_ is None else id_!s:>8}  {prob:11.4f}  {'yes' if pred else 'no'}")
+
+
+def cmd_export_submission(args: argparse.Namespace) -> int:
+    from leadscore.serving import export_submission
+
+    con = db.connect()
+    try:
+        n = export_submission(con, args.out)
+    finally:
+        con.close()
+    _say(f"wrote {args.out} ({n} leads)")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from leadscore.bench import run_bench
+
+    sizes = [int(s) for s in str(args.sizes).split(",") if s.strip()]
+    run_bench(sizes, repeats=args.repeats, out_dir=args.out, say=_say)
+    return 0

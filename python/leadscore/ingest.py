@@ -22,50 +22,9 @@ from pathlib import Path
 
 import duckdb
 
-from leadscore import db
+from leadscore import db, store
 from leadscore.errors import LeadscoreError
 from leadscore.schema import FALSE_LABELS, ID_COLUMN, LABEL_COLUMN, LEAD_COLUMNS, TRUE_LABELS
-
-RAW_DDL = [
-    "create schema if not exists raw",
-    """
-    create table if not exists raw.loads (
-        load_id integer primary key,
-        file_name varchar not null,
-        file_path varchar not null,
-        sha256 varchar not null unique,
-        declared_kind varchar not null,
-        rows_loaded bigint not null,
-        rows_rejected bigint not null,
-        train_rows bigint not null,
-        score_rows bigint not null,
-        extra_columns varchar[],
-        loaded_at timestamp not null
-    )
-    """,
-    "create table if not exists raw.leads (\n"
-    "    lead_id varchar primary key,\n"
-    "    load_id integer not null,\n"
-    "    source_row bigint not null,\n"
-    "    id bigint,\n"
-    + "".join(f"    {db.quote_ident(c.name)} {c.sql_type},\n" for c in LEAD_COLUMNS)
-    + "    is_converted boolean,\n"
-    "    extra_columns json,\n"
-    "    loaded_at timestamp not null\n"
-    ")",
-    """
-    create table if not exists raw.rejected_rows (
-        load_id integer not null,
-        file_path varchar not null,
-        source_row bigint not null,
-        column_name varchar not null,
-        raw_value varchar,
-        reason varchar not null,
-        raw_record json,
-        rejected_at timestamp not null
-    )
-    """,
-]
 
 _CSV_OPTIONS = "header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"'"
 
@@ -83,11 +42,6 @@ class LoadResult:
     score_rows: int = 0
     extra_columns: list[str] = field(default_factory=list)
     message: str = ""
-
-
-def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
-    for ddl in RAW_DDL:
-        con.execute(ddl)
 
 
 def sha256_of(path: Path) -> str:
@@ -113,7 +67,7 @@ def ingest_files(
     hashes = [sha256_of(path) for path, _ in files]
     results: list[LoadResult] = []
     with db.transaction(con):
-        ensure_raw_schema(con)
+        store.ensure_schemas(con)
         seen_in_this_call: dict[str, Path] = {}
         for (path, kind), sha in zip(files, hashes):
             previous = db.fetch_one(

@@ -1,0 +1,179 @@
+"""The nightly job: ingest new files, dbt build, train if needed, score, publish, record the run.
+
+Each step either completes or changes nothing (ingest and scoring are single transactions,
+dbt rebuilds idempotently, a model becomes current only when fully written, the serving
+snapshot is swapped by rename), so a run killed at any point is repaired by simply running
+again. A file lock makes a second concurrent run exit at once instead of queueing behind
+DuckDB's file lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from leadscore import config, db, store
+from leadscore.errors import LeadscoreError
+
+
+@dataclass
+class NightlyResult:
+    run_id: str
+    files_loaded: int = 0
+    files_skipped: int = 0
+    rows_ingested: int = 0
+    rows_rejected: int = 0
+    dbt_counts: dict[str, int] = field(default_factory=dict)
+    trained_model: str | None = None
+    model_version: str | None = None
+    leads_scored: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    loads: list = field(default_factory=list)
+    train_result: object | None = None
+
+
+def lock_path() -> Path:
+    return config.data_dir() / ".nightly.lock"
+
+
+@contextmanager
+def exclusive_run_lock() -> Iterator[None]:
+    """Non-blocking exclusive lock; the holder's pid and start time are in the file."""
+    path = lock_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown process"
+            raise LeadscoreError(f"another nightly run is in progress ({holder}); try again when it ends") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} since {datetime.now():%Y-%m-%d %H:%M:%S}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _record_start(run_id: str, input_dir: Path | None) -> None:
+    con = db.connect()
+    try:
+        with db.transaction(con):
+            store.ensure_schemas(con)
+            # We hold the lock, so any run still marked running was killed: say so.
+            con.execute(
+                "update ops.nightly_runs set status = 'abandoned', "
+                "error = coalesce(error, 'process ended without recording an outcome') "
+                "where status = 'running'"
+            )
+            con.execute(
+                "insert into ops.nightly_runs (run_id, started_at, status, input_dir) values (?, ?, 'running', ?)",
+                [run_id, datetime.now(timezone.utc).replace(tzinfo=None), str(input_dir) if input_dir else None],
+            )
+    finally:
+        con.close()
+
+
+def _record_end(result: NightlyResult, status: str, error: str | None) -> None:
+    con = db.connect()
+    try:
+        con.execute(
+            """
+            update ops.nightly_runs set ended_at = ?, status = ?, files_loaded = ?, rows_ingested = ?,
+                rows_rejected = ?, trained_model = ?, model_version = ?, leads_scored = ?, error = ?
+            where run_id = ?
+            """,
+            [
+                datetime.now(timezone.utc).replace(tzinfo=None), status, result.files_loaded,
+                result.rows_ingested, result.rows_rejected, result.trained_model, result.model_version,
+                result.leads_scored, error, result.run_id,
+            ],
+        )
+    finally:
+        con.close()
+
+
+def run_nightly(
+    input_dir: Path | None = None,
+    retrain: bool = False,
+    time_budget: float = 120.0,
+    seed: int = 0,
+    say: Callable[[str], None] = print,
+) -> NightlyResult:
+    """Run every step; raise LeadscoreError (after recording the failure) if any step fails."""
+    from leadscore import build, ingest, registry, score, serving, train
+
+    run_id = f"n{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    result = NightlyResult(run_id)
+    with exclusive_run_lock():
+        _record_start(run_id, input_dir)
+        try:
+            if input_dir is not None:
+                t0 = time.perf_counter()
+                files = ingest.discover_inputs(input_dir)
+                con = db.connect()
+                try:
+                    loads = ingest.ingest_files(con, files) if files else []
+                finally:
+                    con.close()
+                result.loads = loads
+                result.files_loaded = sum(r.status == "loaded" for r in loads)
+                result.files_skipped = sum(r.status == "skipped" for r in loads)
+                result.rows_ingested = sum(r.rows_loaded for r in loads)
+                result.rows_rejected = sum(r.rows_rejected for r in loads)
+                result.seconds["ingest"] = time.perf_counter() - t0
+                say(f"ingest: {result.rows_ingested} rows from {result.files_loaded} new file(s), "
+                    f"{result.files_skipped} already loaded, {result.rows_rejected} rejected")
+
+            t0 = time.perf_counter()
+            dbt_result = build.run_dbt(["build", "--no-use-colors", "--quiet"], quiet=True)
+            result.dbt_counts = dbt_result.counts
+            result.seconds["dbt_build"] = time.perf_counter() - t0
+            say(f"dbt build: {_counts(dbt_result.counts)} in {result.seconds['dbt_build']:.1f} s")
+
+            con = db.connect()
+            try:
+                if retrain or registry.current_version(con) is None:
+                    t0 = time.perf_counter()
+                    say(f"train: no current model, training with a {time_budget:.0f} s budget"
+                        if not retrain else f"train: retraining with a {time_budget:.0f} s budget")
+                    trained = train.train_model(con, time_budget=time_budget, seed=seed)
+                    result.train_result = trained
+                    result.trained_model = trained.model_version
+                    result.seconds["train"] = time.perf_counter() - t0
+                    say(f"train: model {trained.model_version}, out-of-fold F1 {trained.cv_f1:.3f}, "
+                        f"AUC {trained.cv_auc:.3f}, cutoff {trained.cutoff:.3f}")
+                t0 = time.perf_counter()
+                scored = score.score_leads(con)
+                result.model_version = scored.model_version
+                result.leads_scored = scored.leads_scored
+                result.seconds["score"] = time.perf_counter() - t0
+                say(f"score: {scored.leads_scored} leads scored with {scored.model_version} "
+                    f"({scored.predicted_converted} above the cutoff {scored.cutoff:.3f})")
+                t0 = time.perf_counter()
+                published = serving.publish(con)
+                result.seconds["publish"] = time.perf_counter() - t0
+                say(f"publish: {published.path} ({json.dumps(published.tables)})")
+            finally:
+                con.close()
+        except BaseException as exc:
+            message = str(exc) if isinstance(exc, LeadscoreError) else f"{type(exc).__name__}: {exc}"
+            try:
+                _record_end(result, "failed", message)
+            except Exception:  # the database may be what failed; the original error matters more
+                pass
+            raise
+        _record_end(result, "succeeded", None)
+    return result
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing run"
