@@ -1,0 +1,6 @@
+{% macro stable_fold(expr, k=none) -%}
+    {#- Fold number 0..K-1 from a stable hash of the key. md5_number is the same on every DuckDB
+        version and platform, unlike hash(), so the folds (and the out-of-fold rates) are
+        reproducible run to run. -#}
+    cast(md5_number(cast({{ expr }} as varchar)) % {{ k if k is not none else var('target_rate_folds') }} as integer)
+{%- endmacro %}

@@ -1,0 +1,28 @@
+{#- Text helpers shared by staging and the normalisation models. -#}
+
+{% macro clean_text(expr) -%}
+    {#- Staging-level cleaning only: trim, and treat an empty or blank string as missing. -#}
+    nullif(trim(cast({{ expr }} as varchar)), '')
+{%- endmacro %}
+
+
+{% macro normalise_key(expr) -%}
+    {#- The mechanical part of spelling normalisation, applied before the synonym seeds:
+        lower case, accents stripped ('Panamá' -> 'panama'); a trailing date stamp of a
+        sales-rep note is dropped ('po expected - 4/6', 'po expected on 2.3' -> 'po expected');
+        '_' and '-' runs become a space; slashes get exactly one space each side;
+        commas get one space after; '.', '!', '?', quotes and brackets are dropped (as spaces);
+        whitespace runs collapse to one space; the result is trimmed, and empty means missing.
+        'End-Customer' -> 'end customer', 'Specifier/ Influencer' -> 'specifier / influencer',
+        'quotation_or_purchase_consultation' -> 'quotation or purchase consultation',
+        'ETC.' -> 'etc', 'other_' -> 'other'. -#}
+    nullif(trim(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+        regexp_replace(
+            strip_accents(lower(cast({{ expr }} as varchar))),
+            '(\s+-\s*|\s+on\s+)\d{1,2}\s*[/.]\s*\d{1,2}\s*$', ''),
+        '[_\-]+', ' ', 'g'),
+        '\s*/\s*', ' / ', 'g'),
+        '\s*,\s*', ', ', 'g'),
+        '[.!?"`()\[\]'']+', ' ', 'g'),
+        '\s+', ' ', 'g')), '')
+{%- endmacro %}

@@ -1,0 +1,58 @@
+-- Rare-value buckets for the categorical features: a value with fewer than
+-- var('rare_min_count') TRAINING rows, or never seen in training (a new value at scoring time),
+-- becomes 'other'. Counts come from training rows only, so scoring rows never change the levels.
+-- One long count table (UNPIVOT) serves every column; one equality join per column applies it.
+{%- set columns = bucketed_columns() %}
+
+with leads as (
+
+    select * from {{ ref('int_leads_filled') }}
+
+),
+
+training_long as (
+
+    unpivot (
+        select {{ columns | join(', ') }}
+        from leads
+        where split = 'train'
+    )
+    on {{ columns | join(', ') }}
+    into name column_name value column_value
+
+),
+
+level_counts as (
+
+    select
+        column_name,
+        column_value,
+        count(*) as training_rows
+    from training_long
+    group by column_name, column_value
+
+),
+
+kept_levels as (
+
+    select
+        column_name,
+        column_value
+    from level_counts
+    where training_rows >= {{ var('rare_min_count') }}
+
+)
+
+select
+    leads.* replace (
+        {%- for column in columns %}
+        coalesce(kept_{{ column }}.column_value, 'other') as {{ column }}{{ "," if not loop.last }}
+        {%- endfor %}
+    )
+from leads
+{%- for column in columns %}
+left join kept_levels as kept_{{ column }}
+    on
+        kept_{{ column }}.column_name = '{{ column }}'
+        and leads.{{ column }} = kept_{{ column }}.column_value
+{%- endfor %}

@@ -1,0 +1,114 @@
+-- Spelling normalisation of the free-text category columns.
+-- Each distinct raw value gets a key (macro normalise_key: case, '_'/'-', slash and comma spacing,
+-- punctuation, whitespace), the key is looked up in the seed spelling_synonyms (column-specific
+-- rows win over the '*' rows that apply to every column) and a key without a synonym is kept as
+-- is. Work happens on distinct values, then one equality join per column brings them back.
+{%- set text_columns = normalised_text_columns() %}
+
+with leads as (
+
+    select * from {{ ref('stg_leads') }}
+
+),
+
+synonyms as (
+
+    select
+        column_name,
+        raw_key,
+        canonical
+    from {{ ref('spelling_synonyms') }}
+
+),
+
+target_columns as (
+
+    select unnest([
+        {%- for column in text_columns %}
+        '{{ column }}'{{ "," if not loop.last }}
+        {%- endfor %}
+    ]) as column_name
+
+),
+
+-- '*' rows apply to every column unless that column has its own row for the key
+effective_synonyms as (
+
+    select
+        column_name,
+        raw_key,
+        canonical
+    from synonyms
+    where column_name <> '*'
+
+    union all
+
+    select
+        target_columns.column_name,
+        synonyms.raw_key,
+        synonyms.canonical
+    from synonyms
+    cross join target_columns
+    where
+        synonyms.column_name = '*'
+        and not exists (
+            select 1
+            from synonyms as specific
+            where
+                specific.column_name = target_columns.column_name
+                and specific.raw_key = synonyms.raw_key
+        )
+
+),
+
+distinct_values as (
+
+    {%- for column in text_columns %}
+    select distinct
+        '{{ column }}' as column_name,
+        {{ column }} as raw_value
+    from leads
+    where {{ column }} is not null
+    {{ "union all" if not loop.last }}
+    {%- endfor %}
+
+),
+
+keyed as (
+
+    select
+        column_name,
+        raw_value,
+        {{ normalise_key('raw_value') }} as raw_key
+    from distinct_values
+
+),
+
+value_map as (
+
+    select
+        keyed.column_name,
+        keyed.raw_value,
+        -- the canonical value 'missing' (seed rows for 'n / a', 'nan', ...) means a missing value
+        nullif(coalesce(effective_synonyms.canonical, keyed.raw_key), 'missing') as canonical
+    from keyed
+    left join effective_synonyms
+        on
+            keyed.column_name = effective_synonyms.column_name
+            and keyed.raw_key = effective_synonyms.raw_key
+
+)
+
+select
+    leads.* replace (
+        {%- for column in text_columns %}
+        map_{{ column }}.canonical as {{ column }}{{ "," if not loop.last }}
+        {%- endfor %}
+    )
+from leads
+{%- for column in text_columns %}
+left join value_map as map_{{ column }}
+    on
+        map_{{ column }}.column_name = '{{ column }}'
+        and leads.{{ column }} = map_{{ column }}.raw_value
+{%- endfor %}
