@@ -1,0 +1,303 @@
+"""Feature access: read `main.fct_lead_features` into pandas and turn it into a model matrix.
+
+Contract with the dbt models (see models_sql/marts): the table has one row per lead with the
+key columns `lead_id`, `id`, `split` ('train' | 'score') and `is_converted` (null when
+unlabeled); EVERY other column is a feature. Numeric SQL types (DOUBLE, FLOAT, INTEGER, BIGINT,
+BOOLEAN, DECIMAL, ...) are numeric features, VARCHAR columns are categorical. Nothing here
+hard-codes a feature name: the list and types are read from `information_schema.columns`.
+
+Data always travels DuckDB -> Arrow -> pandas with whole fetches (`fetch_arrow_table`), never
+row by row and never leaving a result partly fetched (DuckDB 2.x refuses new work on a
+connection that still has an unfinished result).
+
+The encoding (`Encoding`) is learned from training rows only and saved as JSON inside the model:
+
+* numeric feature: float; a missing value becomes a fill value below the training minimum and,
+  when the feature had missing values in training, an extra 0/1 "<name>__missing" column;
+* categorical feature: integer code. 0 = missing, 1 = "other" (rare in training or never seen
+  in training), 2.. = the kept training categories, most frequent first (ties by value), so the
+  codes are deterministic. Unseen categories at scoring time get code 1: they score, not fail.
+
+The matrix has no NaN, so every model and every resampler (SMOTE/SMOTENC) takes the same input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from leadscore import db
+from leadscore.errors import LeadscoreError
+
+FEATURE_TABLE = "main.fct_lead_features"
+KEY_COLUMNS = ("lead_id", "id", "split", "is_converted")
+LABEL = "is_converted"
+
+NUMERIC_TYPE = re.compile(
+    r"^(DOUBLE|FLOAT|REAL|FLOAT4|FLOAT8|INTEGER|INT|INT4|INT8|BIGINT|SMALLINT|TINYINT|HUGEINT|"
+    r"UBIGINT|UINTEGER|USMALLINT|UTINYINT|UHUGEINT|BOOLEAN|BOOL|DECIMAL(\(\d+,\s*\d+\))?|NUMERIC.*)$",
+    re.IGNORECASE,
+)
+CATEGORICAL_TYPE = re.compile(r"^(VARCHAR|TEXT|STRING)(\(\d+\))?$", re.IGNORECASE)
+
+MISSING_CODE = 0
+OTHER_CODE = 1
+FIRST_CATEGORY_CODE = 2
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    sql_type: str  # as DuckDB reports it, e.g. DOUBLE, VARCHAR, DECIMAL(18,3)
+    kind: str  # "numeric" | "categorical"
+
+
+def _split_table(table: str) -> tuple[str, str]:
+    schema, _, name = table.rpartition(".")
+    return (schema or "main"), name
+
+
+def read_features(con: duckdb.DuckDBPyConnection, table: str = FEATURE_TABLE) -> list[Feature]:
+    """The ordered feature list of `table` (every column but the key columns) with their kinds.
+
+    Raises LeadscoreError when the table is missing, lacks a key column, or has a column whose
+    type is neither numeric nor VARCHAR (the contract allows only those)."""
+    schema, name = _split_table(table)
+    rows = db.fetch_all(
+        con,
+        "select column_name, data_type from information_schema.columns "
+        "where table_schema = ? and table_name = ? order by ordinal_position",
+        [schema, name],
+    )
+    if not rows:
+        raise LeadscoreError(f"table {table} does not exist: run `leadscore build` first")
+    names = {r[0] for r in rows}
+    missing = [c for c in ("lead_id", "split", LABEL) if c not in names]
+    if missing:
+        raise LeadscoreError(f"table {table} lacks the key column(s) {', '.join(missing)}")
+    features: list[Feature] = []
+    for col, dtype in rows:
+        if col in KEY_COLUMNS:
+            continue
+        if NUMERIC_TYPE.match(dtype):
+            features.append(Feature(col, dtype, "numeric"))
+        elif CATEGORICAL_TYPE.match(dtype):
+            features.append(Feature(col, dtype, "categorical"))
+        else:
+            raise LeadscoreError(
+                f"column {col} of {table} has type {dtype}: features must be numeric or VARCHAR"
+            )
+    if not features:
+        raise LeadscoreError(f"table {table} has no feature columns")
+    return features
+
+
+def feature_hash(features: Sequence[Feature] | Sequence[tuple[str, str]]) -> str:
+    """sha256 of the ordered (name, SQL type) list: scoring compares it with the model's."""
+    pairs = [(f.name, f.sql_type) if isinstance(f, Feature) else (f[0], f[1]) for f in features]
+    return hashlib.sha256(json.dumps(pairs, separators=(",", ":")).encode()).hexdigest()
+
+
+def _select_list(features: Sequence[Feature]) -> str:
+    cols = []
+    for f in features:
+        q = db.quote_ident(f.name)
+        # numeric features arrive as DOUBLE (booleans -> 0/1, decimals -> double); text as is
+        cols.append(f"cast({q} as double) as {q}" if f.kind == "numeric" else f"cast({q} as varchar) as {q}")
+    return ", ".join(cols)
+
+
+def _to_pandas(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+    result = con.execute(sql, params or [])
+    # whole-result Arrow fetch: to_arrow_table (DuckDB >= 1.4), fetch_arrow_table before that
+    fetch = getattr(result, "to_arrow_table", None) or result.fetch_arrow_table
+    return fetch().to_pandas()
+
+
+def load_split(
+    con: duckdb.DuckDBPyConnection,
+    split: str,
+    features: Sequence[Feature] | None = None,
+    table: str = FEATURE_TABLE,
+) -> pd.DataFrame:
+    """All rows of one split ('train' or 'score') with lead_id, id, is_converted and the
+    features, ordered by lead_id (a deterministic order, so same data -> same folds)."""
+    features = list(features) if features is not None else read_features(con, table)
+    id_expr = "cast(id as bigint) as id" if _has_column(con, table, "id") else "cast(null as bigint) as id"
+    sql = (
+        f"select lead_id, {id_expr}, cast({LABEL} as boolean) as {LABEL}, {_select_list(features)} "
+        f"from {table} where split = ? order by lead_id"
+    )
+    return _to_pandas(con, sql, [split])
+
+
+def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    schema, name = _split_table(table)
+    return bool(
+        db.scalar(
+            con,
+            "select count(*) from information_schema.columns where table_schema = ? and table_name = ? and column_name = ?",
+            [schema, name, column],
+        )
+    )
+
+
+def iter_score_batches(
+    con: duckdb.DuckDBPyConnection,
+    batch_size: int = 200_000,
+    model_version: str | None = None,
+    rescore: bool = False,
+    features: Sequence[Feature] | None = None,
+    table: str = FEATURE_TABLE,
+    history_table: str = "main.lead_scores",
+) -> Iterator[pd.DataFrame]:
+    """Yield the unlabeled rows (split = 'score') as pandas DataFrames of at most `batch_size`
+    rows: `lead_id`, `id` and the raw feature columns (give them to `LoadedModel.predict_proba`).
+
+    When `model_version` is given and `rescore` is false, leads that already have a row for that
+    model version in `history_table` (columns lead_id, model_version; skipped when the table does
+    not exist) are left out, so an interrupted scoring run resumes where it stopped.
+
+    Batches are read by keyset pagination on lead_id (`lead_id > last ... order by lead_id
+    limit n`), each query fetched whole as Arrow. Between two batches the connection is therefore
+    free: the caller may write the previous batch's scores with the same connection (DuckDB 2.x
+    forbids that while a streamed result is open; a partly fetched `fetch_record_batch` reader
+    would be exactly that)."""
+    if batch_size <= 0:
+        raise LeadscoreError(f"batch size must be positive, got {batch_size}")
+    features = list(features) if features is not None else read_features(con, table)
+    id_expr = "cast(f.id as bigint) as id" if _has_column(con, table, "id") else "cast(null as bigint) as id"
+    select = ", ".join(
+        (f"cast(f.{db.quote_ident(x.name)} as double)" if x.kind == "numeric" else f"cast(f.{db.quote_ident(x.name)} as varchar)")
+        + f" as {db.quote_ident(x.name)}"
+        for x in features
+    )
+    where = ["f.split = 'score'", "(cast(? as varchar) is null or f.lead_id > ?)"]
+    params_extra: list[Any] = []
+    h_schema, h_name = _split_table(history_table)
+    if model_version is not None and not rescore and db.table_exists(con, h_schema, h_name):
+        where.append(f"not exists (select 1 from {history_table} h where h.lead_id = f.lead_id and h.model_version = ?)")
+        params_extra.append(model_version)
+    sql = (
+        f"select f.lead_id, {id_expr}, {select} from {table} f where {' and '.join(where)} "
+        f"order by f.lead_id limit {int(batch_size)}"
+    )
+    last: str | None = None  # None: first page
+    while True:
+        page = _to_pandas(con, sql, [last, last, *params_extra])
+        if page.empty:
+            return
+        yield page
+        if len(page) < batch_size:
+            return
+        last = str(page["lead_id"].iloc[-1])
+
+
+# ----------------------------------------------------------------------------------- encoding
+
+
+@dataclass
+class Encoding:
+    """Deterministic, JSON-serialisable preprocessing learned from training rows only."""
+
+    features: list[Feature]
+    categories: dict[str, list[str]] = field(default_factory=dict)  # categorical -> kept values
+    fill: dict[str, float] = field(default_factory=dict)  # numeric -> fill value for missing
+    indicators: list[str] = field(default_factory=list)  # numeric features with a __missing column
+
+    @classmethod
+    def fit(
+        cls,
+        df: pd.DataFrame,
+        features: Sequence[Feature],
+        min_count: int = 5,
+        max_categories: int = 200,
+    ) -> Encoding:
+        """Learn category lists and fill values from (training) rows. A category needs
+        `min_count` rows to keep its own code; at most `max_categories` per feature are kept."""
+        enc = cls(features=list(features))
+        for f in features:
+            col = df[f.name]
+            if f.kind == "categorical":
+                counts = col.dropna().astype(str).value_counts()
+                kept = counts[counts >= min_count]
+                # most frequent first, ties broken by the value itself: deterministic
+                order = sorted(kept.items(), key=lambda kv: (-int(kv[1]), kv[0]))[:max_categories]
+                enc.categories[f.name] = [k for k, _ in order]
+            else:
+                values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+                finite = values[np.isfinite(values)]
+                lo = float(finite.min()) if finite.size else 0.0
+                hi = float(finite.max()) if finite.size else 0.0
+                enc.fill[f.name] = lo - 1.0 - 0.01 * (hi - lo)
+                if finite.size < values.size:
+                    enc.indicators.append(f.name)
+        return enc
+
+    @property
+    def column_names(self) -> list[str]:
+        return [f.name for f in self.features] + [f"{n}__missing" for n in self.indicators]
+
+    @property
+    def categorical_indices(self) -> list[int]:
+        """Matrix columns holding integer codes (categoricals) or 0/1 missing indicators."""
+        n = len(self.features)
+        return [i for i, f in enumerate(self.features) if f.kind == "categorical"] + list(
+            range(n, n + len(self.indicators))
+        )
+
+    @property
+    def category_code_indices(self) -> list[int]:
+        """Matrix columns holding categorical codes only (for LightGBM's categorical_feature)."""
+        return [i for i, f in enumerate(self.features) if f.kind == "categorical"]
+
+    def transform(self, df: pd.DataFrame) -> np.ndarray:
+        """The float32 model matrix (no NaN) for `df`, which must hold every feature column."""
+        missing = [f.name for f in self.features if f.name not in df.columns]
+        if missing:
+            raise LeadscoreError(f"input lacks feature column(s): {', '.join(missing)}")
+        n = len(df)
+        out = np.empty((n, len(self.features) + len(self.indicators)), dtype=np.float32)
+        for j, f in enumerate(self.features):
+            col = df[f.name]
+            if f.kind == "categorical":
+                cats = self.categories.get(f.name, [])
+                # Index.get_indexer: position of each value among the kept categories, -1 if absent
+                codes = pd.Index(cats, dtype=object).get_indexer(col.astype("string").astype(object))
+                codes = codes.astype(np.int64) + FIRST_CATEGORY_CODE  # known -> 2.., unknown -> 1
+                codes[col.isna().to_numpy()] = MISSING_CODE
+                out[:, j] = codes
+            else:
+                values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+                values = np.where(np.isfinite(values), values, self.fill[f.name])
+                out[:, j] = values
+        base = len(self.features)
+        for k, name in enumerate(self.indicators):
+            out[:, base + k] = df[name].isna().to_numpy(dtype=np.float32)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "features": [{"name": f.name, "sql_type": f.sql_type, "kind": f.kind} for f in self.features],
+            "categories": self.categories,
+            "fill": self.fill,
+            "indicators": self.indicators,
+            "codes": {"missing": MISSING_CODE, "other_or_unseen": OTHER_CODE, "first_category": FIRST_CATEGORY_CODE},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Encoding:
+        return cls(
+            features=[Feature(f["name"], f["sql_type"], f["kind"]) for f in data["features"]],
+            categories={k: list(v) for k, v in data["categories"].items()},
+            fill={k: float(v) for k, v in data["fill"].items()},
+            indicators=list(data["indicators"]),
+        )
