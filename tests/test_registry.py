@@ -1,0 +1,182 @@
+"""Model registry and artifacts: one current model, all-or-nothing publishing, checksums,
+skops trusted types."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from leadscore import config, registry, train
+from leadscore import features as feat
+from leadscore.errors import LeadscoreError
+from test_train import make_feature_table
+
+FAST = {"time_budget": 60, "trials": 1, "folds": 2, "progress": False, "models": ("lightgbm", "random_forest")}
+
+
+def _registry_rows(db_file: Path) -> list[tuple]:
+    con = duckdb.connect(str(db_file))
+    try:
+        return con.execute("select model_version, is_current from main.model_registry order by model_version").fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture()
+def trained(db_file: Path) -> train.TrainResult:
+    make_feature_table(db_file, n_train=600, n_score=120, seed=11)
+    return train.train_model(db_file, seed=0, **FAST)
+
+
+def test_exactly_one_current_model(db_file: Path, trained: train.TrainResult) -> None:
+    second = train.train_model(db_file, seed=1, **FAST)
+    rows = _registry_rows(db_file)
+    assert len(rows) == 2
+    assert [v for v, cur in rows if cur] == [second.model_version]
+    con = duckdb.connect(str(db_file))
+    try:
+        assert registry.current_version(con) == second.model_version
+        models = registry.list_models(con)
+        assert [m["model_version"] for m in models] == [second.model_version, trained.model_version]
+        m = models[0]
+        assert m["cv_f1"] == pytest.approx(second.cv_f1) and m["cutoff"] == second.cutoff
+        assert m["train_rows"] == 600 and m["seed"] == 1 and m["ensemble"] == "voting"
+        assert [tuple(x) for x in json.loads(m["feature_list"])] == registry.load_model(con).features
+        assert set(json.loads(m["params"])) == {"lightgbm", "random_forest"}
+        assert m["train_seconds"] > 0 and Path(m["artifact_dir"]).is_dir()
+        # an older version stays loadable by name
+        old = registry.load_model(con, trained.model_version)
+        assert old.version == trained.model_version and old.cutoff == trained.cutoff
+    finally:
+        con.close()
+
+
+def test_failure_while_writing_artifacts_changes_nothing(db_file: Path, trained: train.TrainResult,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    before = _registry_rows(db_file)
+    folders_before = sorted(p.name for p in config.models_dir().iterdir())
+    real_save = train._save_base_model
+
+    def save_then_fail(result, path):
+        real_save(result, path)
+        if result.name == "random_forest":  # the second file: half the model is on disk
+            raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(train, "_save_base_model", save_then_fail)
+    with pytest.raises(OSError, match="simulated"):
+        train.train_model(db_file, seed=2, **FAST)
+    assert _registry_rows(db_file) == before
+    assert sorted(p.name for p in config.models_dir().iterdir()) == folders_before  # no tmp or half folder
+    con = duckdb.connect(str(db_file))
+    try:
+        assert registry.load_model(con).version == trained.model_version
+    finally:
+        con.close()
+
+
+def test_failure_in_the_registry_transaction_removes_the_folder(db_file: Path, trained: train.TrainResult) -> None:
+    before = _registry_rows(db_file)
+    con = duckdb.connect(str(db_file))
+    try:
+        version = registry.new_version()
+
+        def write(folder: Path) -> None:
+            (folder / "model.json").write_text("{}")
+
+        with pytest.raises(duckdb.Error):  # a column the table does not have: the insert fails
+            registry.publish_model(con, version, write, {"no_such_column": 1, "trained_at": None})
+        assert not (config.models_dir() / version).exists()
+        assert registry.current_version(con) == trained.model_version
+    finally:
+        con.close()
+    assert _registry_rows(db_file) == before
+
+
+@pytest.mark.parametrize("victim", ["lightgbm.txt", "random_forest.skops", "model.json", "report/metrics.json"])
+def test_tampered_artifact_fails_to_load_naming_the_file(db_file: Path, trained: train.TrainResult, victim: str) -> None:
+    path = trained.artifact_dir / victim
+    with path.open("ab") as fh:
+        fh.write(b" ")
+    con = duckdb.connect(str(db_file))
+    try:
+        with pytest.raises(LeadscoreError, match=victim.split("/")[-1]) as err:
+            registry.load_model(con)
+        assert "sha256" in str(err.value)
+    finally:
+        con.close()
+
+
+def test_rewritten_checksums_are_caught_by_the_registry(db_file: Path, trained: train.TrainResult) -> None:
+    folder = trained.artifact_dir
+    (folder / "lightgbm.txt").write_text("tree\n")
+    registry.write_checksums(folder)  # an attacker who also rewrites checksums.json
+    con = duckdb.connect(str(db_file))
+    try:
+        with pytest.raises(LeadscoreError, match="checksums.json"):
+            registry.load_model(con)
+    finally:
+        con.close()
+
+
+class Payload:
+    """A type no one has declared trusted."""
+
+    def __init__(self) -> None:
+        self.command = "rm -rf /"
+
+
+def test_skops_refuses_untrusted_types(tmp_path: Path) -> None:
+    import skops.io as sio
+    from sklearn.ensemble import RandomForestClassifier
+
+    evil = tmp_path / "random_forest.skops"
+    sio.dump({"model": Payload()}, str(evil))
+    with pytest.raises(LeadscoreError, match="untrusted") as err:
+        registry.load_skops(evil)
+    assert "Payload" in str(err.value) and "random_forest.skops" in str(err.value)
+    # a trusted file of the wrong estimator is refused too
+    forest = tmp_path / "forest.skops"
+    X = np.random.default_rng(0).random((50, 3))
+    sio.dump(RandomForestClassifier(n_estimators=2, random_state=0).fit(X, X[:, 0] > 0.5), str(forest))
+    assert isinstance(registry.load_skops(forest, (RandomForestClassifier,)), RandomForestClassifier)
+    from sklearn.ensemble import ExtraTreesClassifier
+
+    with pytest.raises(LeadscoreError, match="expected ExtraTreesClassifier"):
+        registry.load_skops(forest, (ExtraTreesClassifier,))
+
+
+def test_loaded_model_scores_like_training_and_unseen_categories(db_file: Path, trained: train.TrainResult) -> None:
+    con = duckdb.connect(str(db_file))
+    try:
+        model = registry.load_model(con)
+        score = pd.concat(feat.iter_score_batches(con), ignore_index=True)
+        assert model.feature_hash == feat.feature_hash(feat.read_features(con))
+    finally:
+        con.close()
+    assert model.version == trained.model_version and model.cutoff == trained.cutoff
+    assert [n for n, _ in model.features] == ["x1", "x2", "x3", "n_items", "flag", "cat_a", "cat_b"]
+    p = model.predict_proba(score)
+    assert p.shape == (len(score),) and np.all((p >= 0) & (p <= 1))
+    odd = score.head(3).copy()
+    odd["cat_a"] = ["brand new", None, "retail"]
+    odd["x1"] = [np.nan, 1e9, -1e9]
+    assert np.isfinite(model.predict_proba(odd)).all()
+    with pytest.raises(LeadscoreError, match="cat_b"):
+        model.predict_proba(score.drop(columns=["cat_b"]))
+
+
+def test_no_model_yet(db_file: Path) -> None:
+    make_feature_table(db_file, n_train=50, n_score=5)
+    con = duckdb.connect(str(db_file))
+    try:
+        assert registry.current_version(con) is None
+        assert registry.list_models(con) == []
+        with pytest.raises(LeadscoreError, match="no model"):
+            registry.load_model(con)
+    finally:
+        con.close()
