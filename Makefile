@@ -56,4 +56,4 @@ bench: $(STAMP)
 	$(BIN)/leadscore bench $(if $(BENCH_SIZES),--sizes $(BENCH_SIZES),)
 
 clean:
-	rm -rf dbt_project/target dbt_project/logs .pytest_cache
+	rm -rf target logs .pytest_cache

@@ -61,7 +61,7 @@ def run_dbt(args: list[str], quiet: bool = False) -> DbtResult:
 
 def read_run_results(root: Path | None = None) -> DbtResult:
     """Counts and failures from dbt's run_results.json (the machine-readable record of a run)."""
-    path = (root or config.project_root()) / "dbt_project" / "target" / "run_results.json"
+    path = (root or config.project_root()) / "target" / "run_results.json"
     if not path.exists():
         return DbtResult(0, {}, None, 0.0, [])
     data = json.loads(path.read_text())

@@ -21,7 +21,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from leadscore import db, features, store
+from leadscore import db, faults, features, store
 from leadscore.errors import LeadscoreError
 
 FEATURE_TABLE = "main.fct_lead_features"
@@ -133,6 +133,7 @@ def score_leads(
                 """,
                 [model.version, run_id, started.replace(tzinfo=None), float(model.cutoff), float(model.cutoff)],
             )
+            faults.pause_point("score.before_commit")
     finally:
         con.unregister("_new_scores")
     positives = int(db.scalar(con, "select count(*) filter (where predicted_converted) from ops.score_history where run_id = ?", [run_id]))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-from leadscore import config, db
+from leadscore import config, db, faults
 
 SERVING_DB_NAME = "leadscore.duckdb"
 PARQUET_NAME = "scored_leads.parquet"
@@ -92,6 +92,7 @@ def publish(con: duckdb.DuckDBPyConnection) -> PublishResult:
             )
             _fsync(tmp_parquet)
         _fsync(tmp_db)
+        faults.pause_point("publish.before_swap")
         os.replace(tmp_db, folder / SERVING_DB_NAME)
         if tmp_parquet.exists():
             os.replace(tmp_parquet, folder / PARQUET_NAME)
