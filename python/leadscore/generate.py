@@ -47,6 +47,12 @@ CATCH_ALL_RATE = 0.009  # ... converting at ~0.9%
 ALL_CONVERTED_SHARE = 2_421 / REAL_TRAIN_ROWS  # one customer id whose rows all convert
 DISTINCT_CUSTOMERS_PER_ROW = 35_110 / (REAL_TRAIN_ROWS - 7_686 - 2_421)
 OWNERS_PER_ROW = 984 / REAL_TRAIN_ROWS
+# label model: logit = b0 + EFFECT_SCALE * (effects of the cleaned meaning) + customer and owner
+# propensities + noise; b0 is solved so the positive rate is TRAIN_POSITIVE_RATE
+EFFECT_SCALE = 2.2
+CUSTOMER_RE_SD = 1.0
+OWNER_RE_SD = 1.1
+NOISE_SD = 0.4
 
 # Spelling families of customer_type that mean "End Customer" (ver_cus uses them).
 END_CUSTOMER_SPELLINGS = ("End-Customer", "End Customer", "End-user")
@@ -199,7 +205,7 @@ TIMELINES = [  # canonical bucket, weight, effect, months
     ("9 months ~ 1 year", 0.06, -0.4, "9 months ~ 1 year:83|9_months_~_1_year:12|9 months - 1 year:5"),
     ("more than a year", 0.09, -0.8, "more than a year:85|more_than_a_year:12|More than a year:3"),
 ]
-TIMELINE_NOTE_SHARE = 0.03  # of non-missing timelines: a sales rep's free-text note instead
+TIMELINE_NOTE_SHARE = 0.04  # of non-missing timelines: a sales rep's free-text note instead
 TIMELINE_NOTES = [  # (phrase, label effect)
     ("being followed up", 0.0), ("Being followed up", 0.0), ("details shared with partner", 0.2),
     ("will contact again", -0.2), ("quotation sent", 0.8), ("Quotation sent to customer", 0.8),
@@ -486,7 +492,7 @@ class _World:
         self.c_names = [c[0] for c in COUNTRIES]
         self.c_p = np.array([c[1] for c in COUNTRIES], dtype=float)
         self.c_p /= self.c_p.sum()
-        self.c_eff = rng.normal(0.0, 0.5, len(COUNTRIES))
+        self.c_eff = rng.normal(0.0, 0.8, len(COUNTRIES))
         self.c_eff[self.c_names.index("India")] = 0.5
         self.c_eff[self.c_names.index("United States")] = 0.4
         self.c_eff[self.c_names.index("Brazil")] = -0.5
@@ -562,9 +568,9 @@ class _World:
         self.owner_ids = ids
         self.owner_w = rng.lognormal(0.0, 1.1, n_own)
         self.owner_home = _choice(rng, n_own, self.c_p)
-        re = rng.normal(-0.2, 1.3, n_own)
+        re = rng.normal(-0.15, 1.0, n_own)
         extreme = rng.random(n_own) < 0.03
-        re[extreme] = rng.choice([-4.0, 3.0], extreme.sum())
+        re[extreme] = rng.choice([-4.0, 3.0], extreme.sum()) / OWNER_RE_SD
         self.owner_re = re
 
         # customers: the train population (heavy repeaters) plus a pool of new ones for scoring
@@ -575,8 +581,8 @@ class _World:
         n_cust = n_special + self.n_cust_train + self.n_cust_new
         self.cust_ids = rng.choice(max(50_000, int(n_cust * 1.35)), n_cust, replace=False)
         # heavy-tail repeat weight: every customer gets one row, extra rows by these weights
-        self.cust_w = rng.pareto(1.1, n_cust) + 1e-3
-        self.cust_re = rng.normal(0.0, 1.2, n_cust)
+        self.cust_w = np.minimum(rng.pareto(1.1, n_cust), 1_500.0) + 1e-3
+        self.cust_re = rng.normal(0.0, 1.0, n_cust)
         self.cust_re[:n_special] = 0.0
         self.cust_owner = rng.choice(self.n_owner_train, n_cust, p=self.owner_w[:self.n_owner_train]
                                      / self.owner_w[:self.n_owner_train].sum())
@@ -724,7 +730,7 @@ def _rows(rng, w: _World, n: int, split: str) -> tuple[pd.DataFrame, np.ndarray,
 
     country = np.where(rng.random(n) < 0.85, w.owner_home[owner], _choice(rng, n, w.c_p))
     corp = w.c_corp[country].copy()
-    stray = rng.random(n) < 0.02
+    stray = rng.random(n) < 0.04
     corp[stray] = w.c_corp[_choice(rng, int(stray.sum()), w.c_p)]
 
     # business unit and product
@@ -931,7 +937,7 @@ def _rows(rng, w: _World, n: int, split: str) -> tuple[pd.DataFrame, np.ndarray,
     }, columns=list(LEAD_COLUMN_NAMES))
 
     # --- the label's linear predictor, on cleaned meaning ---
-    eta = (
+    meaning = (
         np.where(ct >= 0, w.ct[2][np.maximum(ct, 0)], 0.0)
         + np.where(job >= 0, w.job[2][np.maximum(job, 0)], 0.0)
         + np.where(inq >= 0, w.inq[2][np.maximum(inq, 0)], 0.0)
@@ -946,10 +952,9 @@ def _rows(rng, w: _World, n: int, split: str) -> tuple[pd.DataFrame, np.ndarray,
         + np.where(enterprise, 0.2, -0.1)
         + np.where(np.isnan(hist), 0.0, 0.35 * np.log1p(np.nan_to_num(hist)) - 0.3)
         + 0.4 * ver_cus
-        + w.cust_re[cust]
-        + w.owner_re[owner]
-        + rng.normal(0.0, 0.6, n)
     )
+    eta = (EFFECT_SCALE * meaning + CUSTOMER_RE_SD * w.cust_re[cust] + OWNER_RE_SD * w.owner_re[owner]
+           + rng.normal(0.0, NOISE_SD, n))
     special = np.where(cust == 0, 1, np.where(cust == 1, 2, 0))
     return frame, eta, special
 
