@@ -6,7 +6,7 @@ What one call does (`train_model`):
    lead_id/id/split/is_converted is a feature) and learns the categorical encoding.
 2. For each of LightGBM, XGBoost, RandomForest and ExtraTrees: an Optuna study (TPE sampler
    seeded by `seed`, median pruner on per-fold intermediate values) over the model's
-   hyper-parameters AND the imbalance treatment: none, class weights, SMOTE(NC),
+   hyper-parameters AND the imbalance treatment: none, class weights, SMOTE,
    RandomUnderSampler, or SMOTE followed by undersampling, with their ratios. Resamplers live
    inside imbalanced-learn Pipelines, so they only ever touch the training folds. The objective
    is the mean per-fold average precision (PR AUC) of stratified K-fold CV; the same folds are
@@ -91,18 +91,21 @@ MODEL_FILES = {
     "extra_trees": "extra_trees.skops",
 }
 IMBALANCE_CHOICES = ("none", "class_weight", "smote", "under", "smote_under")
-SEARCH_SPACE_VERSION = "ss2"
+SEARCH_SPACE_VERSION = "ss3"
 ENSEMBLE_KINDS = ("voting", "stacking")
+# Relative cost of one fold with default parameters (measured on the generated 60k leads), used
+# to guess whether a model's first cross-validation fits in the time left before trying it.
+COST_FACTOR = {"lightgbm": 1.0, "xgboost": 2.2, "random_forest": 1.4, "extra_trees": 0.8}
 
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "lightgbm": {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20,
                  "subsample": 0.8, "colsample_bytree": 0.8, "reg_lambda": 1.0, "imbalance": "none"},
-    "xgboost": {"n_estimators": 300, "learning_rate": 0.05, "max_depth": 6, "min_child_weight": 1.0,
+    "xgboost": {"n_estimators": 200, "learning_rate": 0.08, "max_depth": 5, "min_child_weight": 1.0,
                 "subsample": 0.8, "colsample_bytree": 0.8, "reg_lambda": 1.0, "imbalance": "none"},
-    "random_forest": {"n_estimators": 200, "max_leaf_nodes": 256, "min_samples_leaf": 3, "max_features": "sqrt",
-                      "max_samples": 0.7, "imbalance": "none"},
-    "extra_trees": {"n_estimators": 200, "max_leaf_nodes": 256, "min_samples_leaf": 3, "max_features": "sqrt",
-                    "imbalance": "none"},
+    "random_forest": {"n_estimators": 150, "max_leaf_nodes": 256, "min_samples_leaf": 3, "max_features": "sqrt",
+                      "max_samples": 0.5, "imbalance": "none"},
+    "extra_trees": {"n_estimators": 150, "max_leaf_nodes": 256, "min_samples_leaf": 3, "max_features": "sqrt",
+                    "max_samples": 0.5, "imbalance": "none"},
 }
 
 
@@ -281,7 +284,7 @@ def imbalance_plan(params: dict[str, Any], pi: float) -> tuple[float | None, flo
 
 
 def build_pipeline(name: str, params: dict[str, Any], pi: float, cat_idx: list[int], code_idx: list[int],
-                   seed: int, n_threads: int):
+                   seed: int, n_threads: int, smotenc: bool = False):
     """An imbalanced-learn Pipeline: [SMOTE/SMOTENC] -> [RandomUnderSampler] -> model.
     Returns (pipeline, fit kwargs, effective prior)."""
     from imblearn.over_sampling import SMOTE, SMOTENC
@@ -291,7 +294,11 @@ def build_pipeline(name: str, params: dict[str, Any], pi: float, cat_idx: list[i
     smote, under, weighted, effective = imbalance_plan(params, pi)
     steps: list[tuple[str, Any]] = []
     if smote is not None:
-        if cat_idx:
+        # Plain SMOTE on the encoded matrix: categorical codes and missing indicators are
+        # interpolated like numbers, which tree models split like their nearest code. SMOTENC
+        # (`smotenc=True`) treats them properly but took 17 s instead of 0.4 s per fold on the
+        # 60k generated leads (its one-hot inverse transform), a third of a 300 s budget's trial.
+        if smotenc and cat_idx:
             steps.append(("smote", SMOTENC(categorical_features=cat_idx, sampling_strategy=smote, random_state=seed)))
         else:
             steps.append(("smote", SMOTE(sampling_strategy=smote, random_state=seed)))
@@ -319,8 +326,7 @@ def build_pipeline(name: str, params: dict[str, Any], pi: float, cat_idx: list[i
         from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 
         cls = RandomForestClassifier if name == "random_forest" else ExtraTreesClassifier
-        extra = {"bootstrap": True} if name == "random_forest" else {}
-        model = cls(**p, **extra, class_weight="balanced_subsample" if weighted else None,
+        model = cls(**p, bootstrap=True, class_weight="balanced_subsample" if weighted else None,
                     random_state=seed, n_jobs=n_threads)
     else:
         raise LeadscoreError(f"unknown model {name}")
@@ -353,8 +359,8 @@ def suggest_params(name: str, trial) -> dict[str, Any]:
         s["max_leaf_nodes"] = trial.suggest_int("max_leaf_nodes", 32, 1024, log=True)
         s["min_samples_leaf"] = trial.suggest_int("min_samples_leaf", 1, 100, log=True)
         s["max_features"] = trial.suggest_categorical("max_features", ["sqrt", "0.2", "0.35", "0.5"])
-        if name == "random_forest":
-            s["max_samples"] = trial.suggest_float("max_samples", 0.3, 1.0)
+        # both forests bootstrap a fraction of the rows: the main lever on their cost
+        s["max_samples"] = trial.suggest_float("max_samples", 0.2, 1.0)
     s["imbalance"] = trial.suggest_categorical("imbalance", list(IMBALANCE_CHOICES))
     if s["imbalance"] in ("smote", "smote_under"):
         s["smote_ratio"] = trial.suggest_float("smote_ratio", 0.1, 0.6)
@@ -433,10 +439,10 @@ class _Data:
 
 
 def cross_validate(name: str, params: dict[str, Any], data: _Data, trial=None,
-                   fold_deadline: Callable[[float], bool] | None = None) -> tuple[np.ndarray, list[float], float, float]:
+                   fold_deadline: Callable[[float, int], bool] | None = None) -> tuple[np.ndarray, list[float], float, float]:
     """OOF probabilities (corrected to the training prior), per-fold AP, mean fold seconds and
     the effective prior. Reports the running mean fold AP to `trial` after every fold (pruning);
-    `fold_deadline(estimated_seconds)` returning True stops with _OutOfTime."""
+    `fold_deadline(seconds per fold so far, folds left)` returning True stops with _OutOfTime."""
     import optuna
 
     oof = np.zeros(len(data.y), dtype=np.float64)
@@ -444,7 +450,7 @@ def cross_validate(name: str, params: dict[str, Any], data: _Data, trial=None,
     secs: list[float] = []
     effective = data.pi
     for k, (tr, va) in enumerate(data.folds):
-        if fold_deadline is not None and fold_deadline(max(secs) if secs else 0.0):
+        if fold_deadline is not None and fold_deadline(max(secs) if secs else 0.0, len(data.folds) - k):
             raise _OutOfTime
         t = time.monotonic()
         pipe, fit_kwargs, effective = build_pipeline(name, _model_params(params), data.pi, data.cat_idx,
@@ -475,11 +481,15 @@ def study_name(model: str, fhash: str, seed: int, folds: int) -> str:
     return f"leadscore-{model}-{fhash[:12]}-s{seed}-k{folds}-{SEARCH_SPACE_VERSION}"
 
 
-def tune_model(name: str, index: int, data: _Data, fhash: str, slot_end: float, trials: int | None,
-               resume: bool, mandatory: bool, progress: _Progress) -> ModelResult | None:
-    """Optuna study + final fit for one model within [now, slot_end] (monotonic clock).
+def tune_model(name: str, data: _Data, fhash: str, slot_end: float, global_end: float, trials: int | None,
+               resume: bool, mandatory: bool, progress: _Progress,
+               ref: tuple[str, float] | None = None) -> ModelResult | None:
+    """Optuna study + final fit for one model (times on the monotonic clock).
 
-    Returns None when not even one cross-validation fits in the slot (and not `mandatory`)."""
+    Tuning trials run while a whole CV plus the final fit still ends before `slot_end`; the first
+    trial of the run only needs to end before `global_end`. `ref` = (model, fold seconds) of a
+    model already run, to guess this model's cost before its first fold. Returns None when not
+    even one cross-validation fits (and not `mandatory`)."""
     import optuna
     from optuna.trial import TrialState
 
@@ -492,7 +502,7 @@ def tune_model(name: str, index: int, data: _Data, fhash: str, slot_end: float, 
             pass
     study = optuna.create_study(
         study_name=sname, storage=storage, direction="maximize", load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=data.seed + 1000 * index),
+        sampler=optuna.samplers.TPESampler(seed=data.seed + 1000 * MODEL_NAMES.index(name)),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
     )
     if not study.trials:
@@ -517,23 +527,35 @@ def tune_model(name: str, index: int, data: _Data, fhash: str, slot_end: float, 
             return cache[bt.number][1]
         return float(bt.user_attrs.get("fold_seconds", max(observed or fold_times or [0.0])))
 
+    guess = None  # fold seconds of a model not yet run here, from another model's timing
+    if ref is not None:
+        guess = ref[1] * COST_FACTOR[name] / COST_FACTOR[ref[0]]
+
+    def room(end: float, est_fold: float | None, folds_left: int) -> bool:
+        """Do `folds_left` folds plus the final fit still end before `end`?"""
+        if est_fold is None:
+            return time.monotonic() < end
+        fit = fit_estimate(max(est_fold, best_fold_seconds()))
+        return time.monotonic() + est_fold * folds_left + fit <= end
+
     while True:
         n_done = len(study.get_trials(deepcopy=False, states=finished))
         if trials is not None and n_done >= trials:
             break
-        # room for this trial AND, after it, the final fit (+ OOF of a best trial from an earlier run)
-        est_fold = max(observed) if observed else (max(fold_times) if fold_times else None)
-        tune_end = slot_end - fit_estimate(best_fold_seconds())
-        if est_fold is not None and time.monotonic() + est_fold * k > tune_end:
-            break
-        if est_fold is None and time.monotonic() > tune_end and not (mandatory and n_run == 0):
+        # The first trial of this run may use all the time left (global_end), so a model is not
+        # dropped, nor a half-done CV thrown away, for an unlucky split of the budget; further
+        # trials stay within the model's slot.
+        first = n_run == 0
+        end = global_end if first else slot_end
+        est_fold = max(observed) if observed else (max(fold_times) if fold_times else guess)
+        unconditional = mandatory and first
+        if not unconditional and not room(end, est_fold, k):
             break
         trial = study.ask()
         params = suggest_params(name, trial)  # an enqueued trial (defaults) gets its fixed values here
-        first = mandatory and n_run == 0 and not cache
 
-        def deadline(est: float, _first=first) -> bool:
-            return (not _first) and time.monotonic() + est > slot_end - fit_estimate(max(est, best_fold_seconds()))
+        def deadline(est: float, folds_left: int, _end=end, _free=unconditional) -> bool:
+            return (not _free) and est > 0 and not room(_end, est, folds_left)
 
         progress.update(f"{name}: trial {trial.number} (best {study.best_value:.4f})" if _has_complete(study)
                         else f"{name}: trial {trial.number}")
@@ -554,7 +576,7 @@ def tune_model(name: str, index: int, data: _Data, fhash: str, slot_end: float, 
         study.tell(trial, value)
         observed.append(fold_s)
         n_run += 1
-        if _has_complete(study) and study.best_trial.number == trial.number:
+        if study.best_trial.number == trial.number:
             cache = {trial.number: (oof, fold_s, eff)}
 
     if not _has_complete(study):
@@ -568,8 +590,8 @@ def tune_model(name: str, index: int, data: _Data, fhash: str, slot_end: float, 
         oof, fold_s, eff = cache[best_number]
     else:
         # best trial from an earlier run (or defaults): cross-validate it on the current rows
-        est = best_fold_seconds()
-        if not mandatory and time.monotonic() + est * k + fit_estimate(est) > slot_end:
+        est = best_fold_seconds() or guess
+        if not mandatory and not room(global_end, est, k):
             return None
         progress.update(f"{name}: re-validating best parameters")
         oof, _, fold_s, eff = cross_validate(name, best_params, data)
@@ -785,13 +807,16 @@ def _train(con_or_db_path, clock: Clock, bar: _Progress, trials, seed, folds, en
     # reserve for ensemble, artifacts and report; the rest is split among the models still to do
     reserve = min(max(0.08 * clock.budget, 2.5), 20.0)
     results: list[ModelResult] = []
+    ref: tuple[str, float] | None = None
     for i, name in enumerate(models):
         remaining = len(models) - i
         slot = max(0.0, (clock.left() - reserve) / remaining)
         mandatory = i == 0 and not results
-        r = tune_model(name, i, data, fhash, time.monotonic() + slot, trials, resume, mandatory, bar)
+        r = tune_model(name, data, fhash, time.monotonic() + slot, clock.start + clock.budget - reserve, trials,
+                       resume, mandatory, bar, ref)
         if r is not None:
             results.append(r)
+            ref = ref or (r.name, r.fold_seconds)
     if not results:  # cannot happen: the first model is mandatory
         raise LeadscoreError("no model could be trained")
 
