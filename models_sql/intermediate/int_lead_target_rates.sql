@@ -21,7 +21,8 @@ with leads as (
         lead_id,
         split,
         cast(is_converted as integer) as label,
-        {{ stable_fold('lead_id') }} as fold,
+        -- score rows get fold -1, which matches no training fold: nothing is held out for them
+        case when split = 'train' then {{ stable_fold('lead_id') }} else -1 end as fold,
         {%- for column in columns %}
         cast({{ column }} as varchar) as {{ column }}{{ "," if not loop.last }}
         {%- endfor %}
@@ -124,7 +125,6 @@ evidence as (
             leads_long.column_name = value_folds.column_name
             and leads_long.column_value = value_folds.column_value
             and leads_long.fold = value_folds.fold
-            and leads_long.split = 'train'
 
 ),
 

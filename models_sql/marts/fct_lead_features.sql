@@ -1,0 +1,91 @@
+-- One row per lead (training and scoring) with every feature the training job uses.
+-- Contract enforced: the Python job treats every column but lead_id, id, split and is_converted
+-- as a feature (numeric types numeric, VARCHAR categorical), so only features belong here.
+{%- set rate_columns = target_rate_columns() %}
+
+with bucketed as (
+
+    select * from {{ ref('int_leads_bucketed') }}
+
+),
+
+target_rates as (
+
+    select * from {{ ref('int_lead_target_rates') }}
+
+),
+
+derived as (
+
+    select * from {{ ref('int_leads_derived') }}
+
+),
+
+final as (
+
+    select
+        bucketed.lead_id,
+        bucketed.id,
+        bucketed.split,
+        bucketed.is_converted,
+        bucketed.business_unit,
+        bucketed.enterprise,
+        bucketed.customer_type,
+        bucketed.customer_job,
+        bucketed.inquiry_type,
+        bucketed.product_category,
+        bucketed.product_subcategory,
+        bucketed.product_modelname,
+        bucketed.customer_position,
+        bucketed.expected_timeline,
+        bucketed.business_area,
+        bucketed.business_subarea,
+        bucketed.country,
+        bucketed.region,
+        bucketed.response_corporate,
+        cast(bucketed.bant_submit as double) as bant_submit,
+        cast(bucketed.lead_desc_length as double) as lead_desc_length,
+        cast(bucketed.ver_cus as double) as ver_cus,
+        cast(bucketed.ver_pro as double) as ver_pro,
+        cast(bucketed.id_strategic_ver as double) as id_strategic_ver,
+        cast(bucketed.it_strategic_ver as double) as it_strategic_ver,
+        cast(bucketed.idit_strategic_ver as double) as idit_strategic_ver,
+        cast(bucketed.ver_win_rate_x as double) as ver_win_rate_x,
+        cast(bucketed.ver_win_ratio_per_bu as double) as ver_win_ratio_per_bu,
+        cast(bucketed.com_reg_ver_win_rate as double) as com_reg_ver_win_rate,
+        cast(bucketed.historical_existing_cnt as double) as historical_existing_cnt,
+        bucketed.is_missing_customer_type,
+        bucketed.is_missing_customer_job,
+        bucketed.is_missing_inquiry_type,
+        bucketed.is_missing_product_category,
+        bucketed.is_missing_product_modelname,
+        bucketed.is_missing_expected_timeline,
+        bucketed.is_missing_business_area,
+        bucketed.is_missing_business_subarea,
+        bucketed.is_missing_historical_existing_cnt,
+        bucketed.is_missing_com_reg_ver_win_rate,
+        bucketed.is_missing_ver_win_ratio_per_bu,
+        bucketed.is_missing_country,
+        derived.timeline_months,
+        derived.bant_answered_count,
+        derived.log_desc_length,
+        derived.is_placeholder_desc,
+        derived.leads_per_customer,
+        derived.leads_per_owner,
+        derived.leads_per_customer_owner,
+        derived.customer_share_of_owner,
+        derived.product_count,
+        derived.country_matches_subsidiary,
+        derived.strategic_flag_count,
+        derived.missing_field_count,
+        {%- for column in rate_columns %}
+        target_rates.{{ column }}_target_rate,
+        target_rates.{{ column }}_rate_tier{{ "," if not loop.last }}
+        {%- endfor %}
+    from bucketed
+    inner join target_rates on bucketed.lead_id = target_rates.lead_id
+    inner join derived on bucketed.lead_id = derived.lead_id
+
+)
+
+select * from final
