@@ -1,0 +1,247 @@
+"""`leadscore bench`: wall time, throughput and peak memory of every stage, against DuckDB's floor.
+
+Each stage runs as the same CLI command the nightly job runs, in a subprocess whose whole
+process tree (dbt's children included) is sampled for resident memory. Every SQL stage is
+paired with a floor measured in the same run on the same machine: DuckDB reading the same CSV
+files into a table (for ingest) and one CREATE TABLE AS over the raw rows (for dbt build). The
+ratio to the floor is what means something on another machine.
+
+Data sizes count leads in total. The labeled history is fixed at the real file's 59,299 rows
+(nobody gets a million labels), the rest are unlabeled leads to score, so the large sizes
+stress ingestion, features and scoring, and training costs the same at every size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psutil
+
+from leadscore import config
+
+TRAIN_ROWS = 59_299
+REAL_TOTAL = 59_299 + 5_271
+TRAIN_BUDGET_SECONDS = 30
+CACHE_DIR = Path("bench") / "cache"
+
+
+@dataclass
+class Measurement:
+    seconds: float
+    peak_rss_bytes: int
+
+
+@dataclass
+class StageResult:
+    size: int
+    stage: str
+    rows: int
+    runs: list[Measurement] = field(default_factory=list)
+    floor_seconds: float | None = None
+
+    @property
+    def median_seconds(self) -> float:
+        return statistics.median(m.seconds for m in self.runs)
+
+    @property
+    def peak_rss_bytes(self) -> int:
+        return max(m.peak_rss_bytes for m in self.runs)
+
+    def row(self) -> dict:
+        median = self.median_seconds
+        return {
+            "size": self.size,
+            "stage": self.stage,
+            "rows": self.rows,
+            "runs": len(self.runs),
+            "median_seconds": round(median, 3),
+            "rows_per_second": round(self.rows / median) if median else None,
+            "peak_rss_mib": round(self.peak_rss_bytes / 2**20),
+            "floor_seconds": None if self.floor_seconds is None else round(self.floor_seconds, 3),
+            "ratio_to_floor": None if not self.floor_seconds else round(median / self.floor_seconds, 2),
+            "all_seconds": [round(m.seconds, 3) for m in self.runs],
+        }
+
+
+def measure(cmd: list[str], env: dict[str, str], cwd: Path) -> Measurement:
+    """Run a command, sampling the RSS of its whole process tree every 20 ms."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak = 0
+    root = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            procs = [root, *root.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - started
+    output = proc.stdout.read() if proc.stdout else ""
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed (exit {proc.returncode}):\n{output[-3000:]}")
+    return Measurement(elapsed, peak)
+
+
+def dataset(size: int, say: Callable[[str], None]) -> Path:
+    """Generate (once, then cached under bench/cache/) a dataset of `size` leads."""
+    folder = config.project_root() / CACHE_DIR / f"leads_{size}"
+    if (folder / "submission.csv").exists() and (folder / "train.csv").exists():
+        return folder
+    train_rows = train_rows_for(size)
+    say(f"bench: generating {size:,} leads into {folder} (cached for later runs)")
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    from leadscore.generate import generate
+
+    generate(tmp, train_rows=train_rows, score_rows=size - train_rows, seed=2024)
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return folder
+
+
+def train_rows_for(size: int) -> int:
+    """Labeled rows in a dataset of `size` leads: the real file's share up to the real size,
+    then a fixed 59,299 (more leads means more to score, not more labels)."""
+    return TRAIN_ROWS if size >= REAL_TOTAL else round(size * TRAIN_ROWS / REAL_TOTAL)
+
+
+def _leadscore(*args: str) -> list[str]:
+    return [sys.executable, "-m", "leadscore.cli", *args]
+
+
+def _duckdb(sql: str, db_file: Path) -> list[str]:
+    code = f"import duckdb; duckdb.connect({str(db_file)!r}).execute({sql!r})"
+    return [sys.executable, "-c", code]
+
+
+def bench_size(size: int, repeats: int, say: Callable[[str], None]) -> list[StageResult]:
+    data = dataset(size, say)
+    train_csv, score_csv = data / "train.csv", data / "submission.csv"
+    root = config.project_root()
+    work = Path(tempfile.mkdtemp(prefix=f"leadscore-bench-{size}-"))
+    stages = {name: StageResult(size, name, size) for name in ("ingest", "dbt build", "train", "score", "publish")}
+    stages["train"].rows = train_rows_for(size)
+    stages["score"].rows = size - stages["train"].rows
+    floors: dict[str, list[float]] = {"ingest": [], "dbt build": []}
+    try:
+        for r in range(repeats):
+            run_dir = work / f"run{r}"
+            run_dir.mkdir()
+            env = dict(os.environ, LEADSCORE_DB=str(run_dir / "leadscore.duckdb"), LEADSCORE_HOME=str(root))
+            floor_db = run_dir / "floor.duckdb"
+            floors["ingest"].append(measure(_duckdb(
+                f"create table a as select * from read_csv('{train_csv}', header=true, all_varchar=true); "
+                f"create table b as select * from read_csv('{score_csv}', header=true, all_varchar=true)",
+                floor_db), env, root).seconds)
+            stages["ingest"].runs.append(measure(_leadscore("ingest", "--train", str(train_csv), "--score", str(score_csv)), env, root))
+            floors["dbt build"].append(measure(_duckdb(
+                f"attach '{run_dir / 'leadscore.duckdb'}' as src (read_only); "
+                "create table features as select * from src.raw.leads", floor_db), env, root).seconds)
+            stages["dbt build"].runs.append(measure(_leadscore("build", "--quiet"), env, root))
+            if r == 0:
+                # Training is bounded by its budget, not by the data: one run says what it costs.
+                stages["train"].runs.append(measure(
+                    _leadscore("train", "--time-budget", str(TRAIN_BUDGET_SECONDS), "--seed", "0"), env, root))
+                model_dir = run_dir
+            else:
+                _copy_model(model_dir, run_dir, env, root)
+            stages["score"].runs.append(measure(_leadscore("score", "--all"), env, root))
+            stages["publish"].runs.append(measure(_leadscore("publish"), env, root))
+            say(f"bench: {size:,} leads, run {r + 1}/{repeats}: "
+                + ", ".join(f"{s.stage} {s.runs[-1].seconds:.1f} s" for s in stages.values()))
+            if r > 0:
+                shutil.rmtree(run_dir, ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    stages["ingest"].floor_seconds = statistics.median(floors["ingest"])
+    stages["dbt build"].floor_seconds = statistics.median(floors["dbt build"])
+    return list(stages.values())
+
+
+def _copy_model(src_dir: Path, dst_dir: Path, env: dict[str, str], root: Path) -> None:
+    """Register the first run's model in a later run's database, so scoring is measured alike."""
+    code = (
+        "import duckdb, sys; src, dst = sys.argv[1:3]; con = duckdb.connect(dst); "
+        "con.execute(f\"attach '{src}' as src (read_only)\"); "
+        "con.execute('create table main.model_registry as select * from src.main.model_registry')"
+    )
+    subprocess.run([sys.executable, "-c", code, str(src_dir / "leadscore.duckdb"), str(dst_dir / "leadscore.duckdb")],
+                   env=env, cwd=root, check=True)
+
+
+def machine() -> dict:
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def to_markdown(rows: list[dict], info: dict) -> str:
+    lines = [
+        f"leadscore bench, {info['when']}, commit {info['commit']}: {info['machine']['cores']} cores, "
+        f"{info['machine']['memory_gib']} GiB; median of {info['repeats']} runs (training: 1 run, "
+        f"{TRAIN_BUDGET_SECONDS} s budget)",
+        "",
+        "| leads | stage | rows | median s | rows/s | peak RSS MiB | floor s | x floor |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        floor = "" if r["floor_seconds"] is None else f"{r['floor_seconds']:.2f}"
+        ratio = "" if r["ratio_to_floor"] is None else f"{r['ratio_to_floor']:.2f}"
+        lines.append(
+            f"| {r['size']:,} | {r['stage']} | {r['rows']:,} | {r['median_seconds']:.2f} | "
+            f"{(r['rows_per_second'] or 0):,} | {r['peak_rss_mib']:,} | {floor} | {ratio} |"
+        )
+    by_size: dict[int, float] = {}
+    for r in rows:
+        if r["stage"] != "train":
+            by_size[r["size"]] = by_size.get(r["size"], 0.0) + r["median_seconds"]
+    lines.append("")
+    for size, total in by_size.items():
+        lines.append(f"- {size:,} leads: nightly run without training (ingest + dbt build + score + publish) {total:.1f} s")
+    return "\n".join(lines) + "\n"
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=config.project_root(), check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run_bench(sizes: list[int], repeats: int = 3, out_dir: Path = Path("bench/results"),
+              say: Callable[[str], None] = print) -> list[dict]:
+    rows: list[dict] = []
+    for size in sizes:
+        rows.extend(s.row() for s in bench_size(size, repeats, say))
+    info = {
+        "when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": _commit(),
+        "machine": machine(),
+        "repeats": repeats,
+    }
+    markdown = to_markdown(rows, info)
+    out_dir = out_dir if out_dir.is_absolute() else config.project_root() / out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    (out_dir / f"{stamp}.json").write_text(json.dumps({**info, "results": rows}, indent=2))
+    (out_dir / f"{stamp}.md").write_text(markdown)
+    (out_dir / "latest.md").write_text(markdown)
+    say(markdown)
+    return rows
