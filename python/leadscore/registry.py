@@ -162,12 +162,15 @@ def list_models(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 
 def dbt_invocation_id() -> str | None:
-    """metadata.invocation_id of dbt_project/target/run_results.json, if the file is there."""
-    path = config.project_root() / "dbt_project" / "target" / "run_results.json"
-    try:
-        return json.loads(path.read_text())["metadata"]["invocation_id"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    """metadata.invocation_id of the last dbt run's run_results.json (`target/`, or the older
+    `dbt_project/target/`), if there is one: which dbt build produced the features."""
+    root = config.project_root()
+    for path in (root / "target" / "run_results.json", root / "dbt_project" / "target" / "run_results.json"):
+        try:
+            return str(json.loads(path.read_text())["metadata"]["invocation_id"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
 
 
 # ------------------------------------------------------------------------------ publishing

@@ -538,6 +538,7 @@ def tune_model(name: str, data: _Data, fhash: str, slot_end: float, global_end: 
         fit = fit_estimate(max(est_fold, best_fold_seconds()))
         return time.monotonic() + est_fold * folds_left + fit <= end
 
+    time_fails = 0
     while True:
         n_done = len(study.get_trials(deepcopy=False, states=finished))
         if trials is not None and n_done >= trials:
@@ -547,7 +548,7 @@ def tune_model(name: str, data: _Data, fhash: str, slot_end: float, global_end: 
         # trials stay within the model's slot.
         first = n_run == 0
         end = global_end if first else slot_end
-        est_fold = max(observed) if observed else (max(fold_times) if fold_times else guess)
+        est_fold = (min(observed) if time_fails else max(observed)) if observed else (max(fold_times) if fold_times else guess)
         unconditional = mandatory and first
         if not unconditional and not room(end, est_fold, k):
             break
@@ -566,9 +567,16 @@ def tune_model(name: str, data: _Data, fhash: str, slot_end: float, global_end: 
             n_run += 1
             continue
         except _OutOfTime:
+            # this parameter set turned out too slow for the time left: record it (FAIL, unused
+            # by the sampler) and let a cheaper one try, at most 3 times in a row
             trial.set_user_attr("stopped", "time budget")
             study.tell(trial, state=TrialState.FAIL)
-            break
+            n_run += 1
+            time_fails += 1
+            if time_fails >= 3 or not observed or not room(end, min(observed), k):
+                break
+            continue
+        time_fails = 0
         value = float(np.mean(aps))
         trial.set_user_attr("fold_seconds", fold_s)
         trial.set_user_attr("oof_f1", best_f1(data.y, oof))
@@ -805,7 +813,7 @@ def _train(con_or_db_path, clock: Clock, bar: _Progress, trials, seed, folds, en
                  code_idx=encoding.category_code_indices, seed=seed, n_threads=registry.threads(len(y)))
 
     # reserve for ensemble, artifacts and report; the rest is split among the models still to do
-    reserve = min(max(0.08 * clock.budget, 2.5), 20.0)
+    reserve = min(max(0.05 * clock.budget, 2.5), 15.0)
     results: list[ModelResult] = []
     ref: tuple[str, float] | None = None
     for i, name in enumerate(models):
