@@ -25,6 +25,13 @@ def _prevalence(value: str) -> float | str:
     return p
 
 
+def _prevalence_rate(value: str) -> float:
+    rate = _prevalence(value)
+    if rate == "auto":
+        raise argparse.ArgumentTypeError("expected a rate in (0, 1)")
+    return float(rate)
+
+
 def _positive_int(value: str) -> int:
     n = int(value)
     if n <= 0:
@@ -47,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score-rows", type=_positive_int, default=5_271, help="unlabeled rows (default: 5271)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--truth", type=Path, help="also write the score rows' true labels (id,is_converted) here")
+    p.add_argument("--score-prevalence", type=_prevalence_rate, default=None,
+                   help="positive rate of the score rows (default: as in train, ~8%%; the real test file was ~0.33)")
 
     p = sub.add_parser("ingest", help="load competition-format CSV files into the database",
                        description="Load CSV files into raw tables. Rows with a label become training "
