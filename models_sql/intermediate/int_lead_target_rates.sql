@@ -20,12 +20,10 @@ with leads as (
     select
         lead_id,
         split,
-        cast(is_converted as integer) as label,
+        cast(is_converted as integer) as is_positive,
         -- score rows get fold -1, which matches no training fold: nothing is held out for them
-        case when split = 'train' then {{ stable_fold('lead_id') }} else -1 end as fold,
-        {%- for column in columns %}
-        cast({{ column }} as varchar) as {{ column }}{{ "," if not loop.last }}
-        {%- endfor %}
+        case when split = 'train' then {{ stable_fold('lead_id') }} else -1 end as fold_id,
+        {{ column_list(columns, 'cast({c} as varchar) as {c}') }}
     from {{ ref('int_leads_filled') }}
 
 ),
@@ -49,7 +47,7 @@ overall as (
 
     select
         count(*) as rows_total,
-        sum(label) as positives_total
+        sum(is_positive) as positives_total
     from leads
     where split = 'train'
 
@@ -58,12 +56,12 @@ overall as (
 per_fold as (
 
     select
-        fold,
+        fold_id,
         count(*) as rows_fold,
-        sum(label) as positives_fold
+        sum(is_positive) as positives_fold
     from leads
     where split = 'train'
-    group by fold
+    group by fold_id
 
 ),
 
@@ -73,7 +71,7 @@ value_totals as (
         column_name,
         column_value,
         count(*) as rows_total,
-        sum(label) as positives_total
+        sum(is_positive) as positives_total
     from training_long
     group by column_name, column_value
 
@@ -84,11 +82,11 @@ value_folds as (
     select
         column_name,
         column_value,
-        fold,
+        fold_id,
         count(*) as rows_fold,
-        sum(label) as positives_fold
+        sum(is_positive) as positives_fold
     from training_long
-    group by column_name, column_value, fold
+    group by column_name, column_value, fold_id
 
 ),
 
@@ -109,13 +107,14 @@ evidence as (
         end as value_positives,
         case
             when leads_long.split = 'train'
-                then (overall.positives_total - per_fold.positives_fold)
-                / nullif(overall.rows_total - per_fold.rows_fold, 0)
+                then
+                    (overall.positives_total - per_fold.positives_fold)
+                    / nullif(overall.rows_total - per_fold.rows_fold, 0)
             else overall.positives_total / nullif(overall.rows_total, 0)
-        end as prior
+        end as prior_rate
     from leads_long
     cross join overall
-    left join per_fold on leads_long.fold = per_fold.fold
+    left join per_fold on leads_long.fold_id = per_fold.fold_id
     left join value_totals
         on
             leads_long.column_name = value_totals.column_name
@@ -124,7 +123,7 @@ evidence as (
         on
             leads_long.column_name = value_folds.column_name
             and leads_long.column_value = value_folds.column_value
-            and leads_long.fold = value_folds.fold
+            and leads_long.fold_id = value_folds.fold_id
 
 ),
 
@@ -134,10 +133,10 @@ rated as (
         lead_id,
         column_name,
         value_rows,
-        prior,
+        prior_rate,
         case
-            when value_rows < {{ var('target_rate_min_count') }} then prior
-            else (value_positives + {{ m }} * prior) / (value_rows + {{ m }})
+            when value_rows < {{ var('target_rate_min_count') }} then prior_rate
+            else (value_positives + {{ m }} * prior_rate) / (value_rows + {{ m }})
         end as target_rate
     from evidence
 
@@ -150,11 +149,11 @@ tiered as (
         column_name,
         coalesce(target_rate, 0) as target_rate,
         case
-            when value_rows < {{ var('target_rate_min_count') }} or coalesce(prior, 0) <= 0 then 'unknown'
-            when target_rate < {{ var('target_rate_tier_very_low') }} * prior then 'very_low'
-            when target_rate < {{ var('target_rate_tier_low') }} * prior then 'low'
-            when target_rate < {{ var('target_rate_tier_high') }} * prior then 'medium'
-            when target_rate < {{ var('target_rate_tier_very_high') }} * prior then 'high'
+            when value_rows < {{ var('target_rate_min_count') }} or coalesce(prior_rate, 0) <= 0 then 'unknown'
+            when target_rate < {{ var('target_rate_tier_very_low') }} * prior_rate then 'very_low'
+            when target_rate < {{ var('target_rate_tier_low') }} * prior_rate then 'low'
+            when target_rate < {{ var('target_rate_tier_high') }} * prior_rate then 'medium'
+            when target_rate < {{ var('target_rate_tier_very_high') }} * prior_rate then 'high'
             else 'very_high'
         end as rate_tier
     from rated
@@ -163,9 +162,11 @@ tiered as (
 
 select
     lead_id,
-    {%- for column in columns %}
-    max(target_rate) filter (where column_name = '{{ column }}') as {{ column }}_target_rate,
-    max(rate_tier) filter (where column_name = '{{ column }}') as {{ column }}_rate_tier{{ "," if not loop.last }}
-    {%- endfor %}
+    {{ column_list(
+        columns,
+        "max(target_rate) filter (where column_name = '{c}') as {c}_target_rate,\n    "
+        ~ "max(rate_tier) filter (where column_name = '{c}') as {c}_rate_tier",
+        ',\n    '
+    ) }}
 from tiered
 group by lead_id

@@ -45,14 +45,14 @@ kept_levels as (
 
 select
     leads.* replace (
-        {%- for column in columns %}
-        coalesce(kept_{{ column }}.column_value, 'other') as {{ column }}{{ "," if not loop.last }}
-        {%- endfor %}
+        {% for column in columns %}
+            coalesce(kept_{{ column }}.column_value, 'other') as {{ column }}{{ "," if not loop.last }}
+        {% endfor %}
     )
 from leads
-{%- for column in columns %}
-left join kept_levels as kept_{{ column }}
-    on
-        kept_{{ column }}.column_name = '{{ column }}'
-        and leads.{{ column }} = kept_{{ column }}.column_value
-{%- endfor %}
+{% for column in columns %}
+    left join kept_levels as kept_{{ column }}
+        on
+            kept_{{ column }}.column_name = '{{ column }}'
+            and leads.{{ column }} = kept_{{ column }}.column_value
+{% endfor %}

@@ -8,7 +8,10 @@
 -- missing. Region comes from the seed country_regions ('other' for a country not listed).
 with leads as (
 
-    select * from {{ ref('int_leads_normalised') }}
+    select
+        * exclude (customer_country, customer_country_1),
+        coalesce(customer_country, customer_country_1) as country_text
+    from {{ ref('int_leads_normalised') }}
 
 ),
 
@@ -32,7 +35,7 @@ regions as (
 
 distinct_strings as (
 
-    select distinct coalesce(customer_country, customer_country_1) as country_text
+    select distinct country_text
     from leads
 
 ),
@@ -56,13 +59,20 @@ country_map as (
     from parsed
     left join aliases on parsed.country_key = aliases.raw_key
 
+),
+
+located as (
+
+    select
+        leads.*,
+        country_map.country,
+        coalesce(regions.region, 'other') as region
+    from leads
+    left join country_map
+        on leads.country_text is not distinct from country_map.country_text
+    left join regions on country_map.country = regions.country
+
 )
 
-select
-    leads.* exclude (customer_country, customer_country_1),
-    country_map.country,
-    coalesce(regions.region, 'other') as region
-from leads
-left join country_map
-    on coalesce(leads.customer_country, leads.customer_country_1) is not distinct from country_map.country_text
-left join regions on country_map.country = regions.country
+select * exclude (country_text)
+from located

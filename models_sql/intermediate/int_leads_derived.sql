@@ -40,6 +40,8 @@ select
     leads.lead_id,
     timeline_months.months as timeline_months,
     cast(round(leads.bant_submit * 4) as integer) as bant_answered_count,
+    cast(leads.id_strategic_ver + leads.it_strategic_ver + leads.idit_strategic_ver as integer)
+        as strategic_flag_count,
     ln(1 + greatest(leads.lead_desc_length, 0)) as log_desc_length,
     leads.lead_desc_length = 3 as is_placeholder_desc,
     count(*) over (partition by leads.customer_idx) as leads_per_customer,
@@ -55,8 +57,6 @@ select
         when leads.country = 'unknown' or subsidiaries.country is null then null
         else leads.country = subsidiaries.country
     end as country_matches_subsidiary,
-    cast(leads.id_strategic_ver + leads.it_strategic_ver + leads.idit_strategic_ver as integer)
-        as strategic_flag_count,
     cast(leads.is_missing_customer_type as integer)
     + cast(leads.is_missing_customer_job as integer)
     + cast(leads.is_missing_inquiry_type as integer)

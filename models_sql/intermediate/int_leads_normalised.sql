@@ -23,11 +23,7 @@ synonyms as (
 
 target_columns as (
 
-    select unnest([
-        {%- for column in text_columns %}
-        '{{ column }}'{{ "," if not loop.last }}
-        {%- endfor %}
-    ]) as column_name
+    select unnest({{ text_columns }}) as column_name
 
 ),
 
@@ -52,7 +48,7 @@ effective_synonyms as (
     where
         synonyms.column_name = '*'
         and not exists (
-            select 1
+            select 1 as found
             from synonyms as specific
             where
                 specific.column_name = target_columns.column_name
@@ -63,14 +59,14 @@ effective_synonyms as (
 
 distinct_values as (
 
-    {%- for column in text_columns %}
-    select distinct
-        '{{ column }}' as column_name,
-        {{ column }} as raw_value
-    from leads
-    where {{ column }} is not null
-    {{ "union all" if not loop.last }}
-    {%- endfor %}
+    {% for column in text_columns %}
+        select distinct
+            '{{ column }}' as column_name,
+            {{ column }} as raw_value
+        from leads
+        where {{ column }} is not null
+        {{ "union all" if not loop.last }}
+    {% endfor %}
 
 ),
 
@@ -101,14 +97,14 @@ value_map as (
 
 select
     leads.* replace (
-        {%- for column in text_columns %}
-        map_{{ column }}.canonical as {{ column }}{{ "," if not loop.last }}
-        {%- endfor %}
+        {% for column in text_columns %}
+            map_{{ column }}.canonical as {{ column }}{{ "," if not loop.last }}
+        {% endfor %}
     )
 from leads
-{%- for column in text_columns %}
-left join value_map as map_{{ column }}
-    on
-        map_{{ column }}.column_name = '{{ column }}'
-        and leads.{{ column }} = map_{{ column }}.raw_value
-{%- endfor %}
+{% for column in text_columns %}
+    left join value_map as map_{{ column }}
+        on
+            map_{{ column }}.column_name = '{{ column }}'
+            and leads.{{ column }} = map_{{ column }}.raw_value
+{% endfor %}

@@ -78,10 +78,11 @@ final as (
         derived.country_matches_subsidiary,
         derived.strategic_flag_count,
         derived.missing_field_count,
-        {%- for column in rate_columns %}
-        target_rates.{{ column }}_target_rate,
-        target_rates.{{ column }}_rate_tier{{ "," if not loop.last }}
-        {%- endfor %}
+        {{ column_list(
+            rate_columns,
+            'target_rates.{c}_target_rate,\n        target_rates.{c}_rate_tier',
+            ',\n        '
+        ) }}
     from bucketed
     inner join target_rates on bucketed.lead_id = target_rates.lead_id
     inner join derived on bucketed.lead_id = derived.lead_id
