@@ -4,3 +4,16 @@
         reproducible run to run. -#}
     cast(md5_number(cast({{ expr }} as varchar)) % {{ k if k is not none else var('target_rate_folds') }} as integer)
 {%- endmacro %}
+
+
+{% macro per_fold_list(aggregate, fold_column='fold_id', k=none) -%}
+    {#- A K-element list with `aggregate` computed per fold: element i (1-based) is fold i - 1,
+        0 for a fold with no rows. [coalesce(sum(x) filter (where fold_id = 0), 0), ...] -#}
+    {%- set folds = k if k is not none else var('target_rate_folds') -%}
+    [
+    {%- for fold in range(folds | int) -%}
+        coalesce({{ aggregate }} filter (where {{ fold_column }} = {{ fold }}), 0)
+        {%- if not loop.last %}, {% endif -%}
+    {%- endfor -%}
+    ]
+{%- endmacro %}

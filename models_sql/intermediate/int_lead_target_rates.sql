@@ -10,10 +10,12 @@
 --   * score rows: all training rows. A value never seen in training gets the prior.
 -- Plus a tier by rate / prior: very_low, low, medium, high, very_high (thresholds are vars),
 -- and 'unknown' when the value has too few rows behind it.
--- One generic pass: UNPIVOT to (lead, column, value), aggregate, PIVOT back by conditional
--- aggregation.
+-- One generic pass: the training rows are UNPIVOTed to (column, value) and aggregated once into
+-- totals and per-fold lists; each column then needs one equality join against that small table,
+-- and "out of fold" is total minus the row's own fold element.
 {%- set columns = target_rate_columns() %}
 {%- set m = var('target_rate_smoothing') %}
+{%- set min_rows = var('target_rate_min_count') %}
 
 with leads as (
 
@@ -21,25 +23,39 @@ with leads as (
         lead_id,
         split,
         cast(is_converted as integer) as is_positive,
-        -- score rows get fold -1, which matches no training fold: nothing is held out for them
+        -- score rows get fold -1: they hold nothing out
         case when split = 'train' then {{ stable_fold('lead_id') }} else -1 end as fold_id,
         {{ column_list(columns, 'cast({c} as varchar) as {c}') }}
     from {{ ref('int_leads_filled') }}
 
 ),
 
-leads_long as (
+training as (
 
-    unpivot leads
-    on {{ columns | join(', ') }}
-    into name column_name value column_value
+    select * from leads
+    where split = 'train'
 
 ),
 
 training_long as (
 
-    select * from leads_long
-    where split = 'train'
+    unpivot training
+    on {{ columns | join(', ') }}
+    into name column_name value column_value
+
+),
+
+value_stats as (
+
+    select
+        column_name,
+        column_value,
+        count(*) as rows_total,
+        sum(is_positive) as positives_total,
+        {{ per_fold_list('count(*)') }} as rows_by_fold,
+        {{ per_fold_list('sum(is_positive)') }} as positives_by_fold
+    from training_long
+    group by column_name, column_value
 
 ),
 
@@ -47,83 +63,43 @@ overall as (
 
     select
         count(*) as rows_total,
-        sum(is_positive) as positives_total
-    from leads
-    where split = 'train'
+        sum(is_positive) as positives_total,
+        {{ per_fold_list('count(*)') }} as rows_by_fold,
+        {{ per_fold_list('sum(is_positive)') }} as positives_by_fold
+    from training
 
 ),
 
-per_fold as (
-
-    select
-        fold_id,
-        count(*) as rows_fold,
-        sum(is_positive) as positives_fold
-    from leads
-    where split = 'train'
-    group by fold_id
-
-),
-
-value_totals as (
-
-    select
-        column_name,
-        column_value,
-        count(*) as rows_total,
-        sum(is_positive) as positives_total
-    from training_long
-    group by column_name, column_value
-
-),
-
-value_folds as (
-
-    select
-        column_name,
-        column_value,
-        fold_id,
-        count(*) as rows_fold,
-        sum(is_positive) as positives_fold
-    from training_long
-    group by column_name, column_value, fold_id
-
-),
-
+-- per lead and column: training rows and positives behind the rate (out of fold for training
+-- rows) and the prior they are shrunk toward
 evidence as (
 
     select
-        leads_long.lead_id,
-        leads_long.column_name,
+        leads.lead_id,
         case
-            when leads_long.split = 'train'
-                then coalesce(value_totals.rows_total, 0) - coalesce(value_folds.rows_fold, 0)
-            else coalesce(value_totals.rows_total, 0)
-        end as value_rows,
-        case
-            when leads_long.split = 'train'
-                then coalesce(value_totals.positives_total, 0) - coalesce(value_folds.positives_fold, 0)
-            else coalesce(value_totals.positives_total, 0)
-        end as value_positives,
-        case
-            when leads_long.split = 'train'
+            when leads.split = 'train'
                 then
-                    (overall.positives_total - per_fold.positives_fold)
-                    / nullif(overall.rows_total - per_fold.rows_fold, 0)
+                    (overall.positives_total - overall.positives_by_fold[leads.fold_id + 1])
+                    / nullif(overall.rows_total - overall.rows_by_fold[leads.fold_id + 1], 0)
             else overall.positives_total / nullif(overall.rows_total, 0)
-        end as prior_rate
-    from leads_long
+        end as prior_rate,
+        {{ column_list(
+            columns,
+            "coalesce(case when leads.split = 'train' then stats_{c}.rows_total - stats_{c}.rows_by_fold[leads.fold_id + 1]"
+            ~ " else stats_{c}.rows_total end, 0) as {c}_rows,\n        "
+            ~ "coalesce(case when leads.split = 'train'"
+            ~ " then stats_{c}.positives_total - stats_{c}.positives_by_fold[leads.fold_id + 1]"
+            ~ " else stats_{c}.positives_total end, 0) as {c}_positives",
+            ',\n        '
+        ) }}
+    from leads
     cross join overall
-    left join per_fold on leads_long.fold_id = per_fold.fold_id
-    left join value_totals
-        on
-            leads_long.column_name = value_totals.column_name
-            and leads_long.column_value = value_totals.column_value
-    left join value_folds
-        on
-            leads_long.column_name = value_folds.column_name
-            and leads_long.column_value = value_folds.column_value
-            and leads_long.fold_id = value_folds.fold_id
+    {% for column in columns %}
+        left join value_stats as stats_{{ column }}
+            on
+                stats_{{ column }}.column_name = '{{ column }}'
+                and leads.{{ column }} = stats_{{ column }}.column_value
+    {% endfor %}
 
 ),
 
@@ -131,32 +107,15 @@ rated as (
 
     select
         lead_id,
-        column_name,
-        value_rows,
         prior_rate,
-        case
-            when value_rows < {{ var('target_rate_min_count') }} then prior_rate
-            else (value_positives + {{ m }} * prior_rate) / (value_rows + {{ m }})
-        end as target_rate
+        {{ column_list(
+            columns,
+            "{c}_rows,\n        "
+            ~ "case when {c}_rows < " ~ min_rows ~ " then prior_rate"
+            ~ " else ({c}_positives + " ~ m ~ " * prior_rate) / ({c}_rows + " ~ m ~ ") end as {c}_target_rate",
+            ',\n        '
+        ) }}
     from evidence
-
-),
-
-tiered as (
-
-    select
-        lead_id,
-        column_name,
-        coalesce(target_rate, 0) as target_rate,
-        case
-            when value_rows < {{ var('target_rate_min_count') }} or coalesce(prior_rate, 0) <= 0 then 'unknown'
-            when target_rate < {{ var('target_rate_tier_very_low') }} * prior_rate then 'very_low'
-            when target_rate < {{ var('target_rate_tier_low') }} * prior_rate then 'low'
-            when target_rate < {{ var('target_rate_tier_high') }} * prior_rate then 'medium'
-            when target_rate < {{ var('target_rate_tier_very_high') }} * prior_rate then 'high'
-            else 'very_high'
-        end as rate_tier
-    from rated
 
 )
 
@@ -164,9 +123,14 @@ select
     lead_id,
     {{ column_list(
         columns,
-        "max(target_rate) filter (where column_name = '{c}') as {c}_target_rate,\n    "
-        ~ "max(rate_tier) filter (where column_name = '{c}') as {c}_rate_tier",
+        "coalesce({c}_target_rate, 0) as {c}_target_rate,\n    "
+        ~ "case"
+        ~ " when {c}_rows < " ~ min_rows ~ " or coalesce(prior_rate, 0) <= 0 then 'unknown'"
+        ~ " when {c}_target_rate < " ~ var('target_rate_tier_very_low') ~ " * prior_rate then 'very_low'"
+        ~ " when {c}_target_rate < " ~ var('target_rate_tier_low') ~ " * prior_rate then 'low'"
+        ~ " when {c}_target_rate < " ~ var('target_rate_tier_high') ~ " * prior_rate then 'medium'"
+        ~ " when {c}_target_rate < " ~ var('target_rate_tier_very_high') ~ " * prior_rate then 'high'"
+        ~ " else 'very_high' end as {c}_rate_tier",
         ',\n    '
     ) }}
-from tiered
-group by lead_id
+from rated

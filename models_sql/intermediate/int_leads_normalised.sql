@@ -5,7 +5,7 @@
 -- is. Work happens on distinct values, then one equality join per column brings them back.
 {%- set text_columns = normalised_text_columns() %}
 
-with leads as (
+with leads as materialized (
 
     select * from {{ ref('stg_leads') }}
 
