@@ -141,7 +141,7 @@ def write_report(
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     fig.savefig(folder / "precision_recall.png", dpi=110)
     plt.close(fig)

@@ -120,8 +120,9 @@ class ModelResult:
     oof_f1: float
     oof_auc: float
     oof_ap: float
-    trials_total: int
-    trials_this_run: int
+    trials_total: int  # finished (complete or pruned) trials in the study, earlier runs included
+    trials_this_run: int  # finished trials of this run
+    trials_stopped_for_time: int
     best_trial: int | None
     fold_seconds: float
     fit_seconds: float
@@ -133,6 +134,7 @@ class ModelResult:
             "oof_f1": self.oof_f1, "oof_auc": self.oof_auc, "oof_average_precision": self.oof_ap,
             "imbalance": self.params.get("imbalance"), "effective_prior": self.effective_prior,
             "trials_total": self.trials_total, "trials_this_run": self.trials_this_run,
+            "trials_stopped_for_time": self.trials_stopped_for_time,
             "best_trial": self.best_trial, "fold_seconds": round(self.fold_seconds, 3),
             "fit_seconds": round(self.fit_seconds, 3),
         }
@@ -173,7 +175,7 @@ class TrainResult:
         for name, m in self.per_model.items():
             w = self.weights.get(name)
             lines.append(f"  {name:<14} OOF F1 {m['oof_f1']:.4f}  AUC {m['oof_auc']:.4f}  "
-                         f"imbalance {m['imbalance']:<12} trials {m['trials_this_run']}/{m['trials_total']}"
+                         f"imbalance {m['imbalance']:<12} trials {m['trials_this_run']} (study {m['trials_total']})"
                          + (f"  weight {w:.3f}" if w is not None else ""))
         lines.append(f"  trained in {self.seconds:.1f}s of a {self.time_budget:.0f}s budget; "
                      f"artifacts {self.artifact_dir}; report {self.report_dir}")
@@ -539,6 +541,7 @@ def tune_model(name: str, data: _Data, fhash: str, slot_end: float, global_end: 
         return time.monotonic() + est_fold * folds_left + fit <= end
 
     time_fails = 0
+    n_stopped = 0  # trials abandoned for time (FAIL), included in n_run
     while True:
         n_done = len(study.get_trials(deepcopy=False, states=finished))
         if trials is not None and n_done >= trials:
@@ -572,6 +575,7 @@ def tune_model(name: str, data: _Data, fhash: str, slot_end: float, global_end: 
             trial.set_user_attr("stopped", "time budget")
             study.tell(trial, state=TrialState.FAIL)
             n_run += 1
+            n_stopped += 1
             time_fails += 1
             if time_fails >= 3 or not observed or not room(end, min(observed), k):
                 break
@@ -615,7 +619,8 @@ def tune_model(name: str, data: _Data, fhash: str, slot_end: float, global_end: 
         name=name, params=best_params, effective_prior=eff,
         oof_f1=best_f1(data.y, oof), oof_auc=float(roc_auc_score(data.y, oof)),
         oof_ap=float(average_precision_score(data.y, oof)),
-        trials_total=len(study.get_trials(deepcopy=False, states=finished)), trials_this_run=n_run,
+        trials_total=len(study.get_trials(deepcopy=False, states=finished)), trials_this_run=n_run - n_stopped,
+        trials_stopped_for_time=n_stopped,
         best_trial=best_number, fold_seconds=fold_s, fit_seconds=fit_s, oof=oof,
         estimator=pipe.named_steps["model"],
     )
