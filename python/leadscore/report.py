@@ -109,7 +109,7 @@ def write_report(
     fn = float(wts[~pred & (y == 1)].sum())
     op_prec = tp / (tp + fp) if tp + fp else 0.0
     op_rec = tp / (tp + fn) if tp + fn else 0.0
-    weighted_note = " (expected at the target conversion rate)" if w is not None else ""
+    weighted_note = f"\n(expected for a population converting at {base_rate:.0%})" if w is not None else ""
 
     deciles = decile_table(y, p, w)
     calib = calibration_table(y, p, w)
