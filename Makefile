@@ -46,8 +46,9 @@ test-dbt: $(STAMP)
 	$(BIN)/leadscore ingest --train "$$tmp/raw/train.csv" --score "$$tmp/raw/submission.csv"; \
 	$(BIN)/dbt build --no-use-colors
 
+# The dbt templater opens the profile: point it at a throwaway database, never the live one.
 lint: $(STAMP)
-	$(BIN)/sqlfluff lint models_sql dbt_project
+	LEADSCORE_DB=$$(mktemp -d)/lint.duckdb $(BIN)/sqlfluff lint models_sql dbt_project
 
 docs: $(STAMP)
 	$(BIN)/dbt docs generate

@@ -3,17 +3,20 @@
 -- commits, without another dbt run; the history stays queryable as a source.
 {{ config(materialized='view') }}
 
-with history as (
+with
+
+history as (
     select * from {{ source('ops', 'score_history') }}
 ),
 
 latest as (
     select *
     from history
-    qualify row_number() over (
-        partition by lead_id
-        order by scored_at desc, run_id desc
-    ) = 1
+    qualify
+        row_number() over (
+            partition by lead_id
+            order by scored_at desc, run_id desc
+        ) = 1
 ),
 
 leads as (

@@ -52,9 +52,13 @@ def run_dbt(args: list[str], quiet: bool = False) -> DbtResult:
     result = read_run_results(root)
     result.returncode = proc.returncode
     if proc.returncode != 0:
-        detail = "; ".join(result.failures[:3]) or (proc.stdout or "").strip().splitlines()[-1:] or ""
-        if isinstance(detail, list):
-            detail = detail[0] if detail else "see the dbt output above"
+        if result.failures:
+            detail = "; ".join(f.splitlines()[0] for f in result.failures[:3])
+            if len(result.failures) > 3:
+                detail += f"; and {len(result.failures) - 3} more"
+        else:
+            tail = (proc.stdout or "").strip().splitlines()
+            detail = tail[-1] if tail else "see the dbt output above"
         raise LeadscoreError(f"dbt {' '.join(args)} failed (exit {proc.returncode}): {detail}")
     return result
 
@@ -73,7 +77,8 @@ def read_run_results(root: Path | None = None) -> DbtResult:
         key = f"{kind} {status}"
         counts[key] = counts.get(key, 0) + 1
         if status in ("error", "fail"):
-            failures.append(f"{r.get('unique_id')}: {(r.get('message') or status).strip()}")
+            message = " ".join((r.get("message") or status).split())
+            failures.append(f"{r.get('unique_id')}: {message}")
     return DbtResult(
         0,
         counts,

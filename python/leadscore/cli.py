@@ -112,13 +112,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        if args.command != "build":
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.dbt_args = [*unknown, *args.dbt_args]  # `leadscore build --select x` passes through
     try:
         from leadscore import commands
 
         return commands.dispatch(args)
     except LeadscoreError as exc:
-        print(f"leadscore {args.command}: error: {exc}", file=sys.stderr)
+        message = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+        print(f"leadscore {args.command}: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"leadscore {args.command}: interrupted", file=sys.stderr)

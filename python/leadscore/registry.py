@@ -161,16 +161,24 @@ def list_models(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
 
-def dbt_invocation_id() -> str | None:
-    """metadata.invocation_id of the last dbt run's run_results.json (`target/`, or the older
-    `dbt_project/target/`), if there is one: which dbt build produced the features."""
-    root = config.project_root()
-    for path in (root / "target" / "run_results.json", root / "dbt_project" / "target" / "run_results.json"):
-        try:
-            return str(json.loads(path.read_text())["metadata"]["invocation_id"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return None
+def dbt_invocation_id(con: duckdb.DuckDBPyConnection | None = None) -> str | None:
+    """Which dbt build produced the features: the latest successful `dbt build` recorded in
+    ops.dbt_runs of this database (dbt's on-run-end hook writes it). Falls back to the
+    checkout's target/run_results.json when the table is absent (a database built before the
+    hook existed)."""
+    if con is not None and db.table_exists(con, "ops", "dbt_runs"):
+        row = db.fetch_one(
+            con,
+            "select invocation_id from ops.dbt_runs where command = 'build' and failed = 0 "
+            "order by finished_at desc limit 1",
+        )
+        if row is not None:
+            return str(row[0])
+    path = config.project_root() / "target" / "run_results.json"
+    try:
+        return str(json.loads(path.read_text())["metadata"]["invocation_id"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 # ------------------------------------------------------------------------------ publishing

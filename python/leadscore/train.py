@@ -798,7 +798,7 @@ def _train(con_or_db_path, clock: Clock, bar: _Progress, trials, seed, folds, en
         fhash = feat.feature_hash(flist)
         train_df = feat.load_split(con, "train", flist)
         score_df = feat.load_split(con, "score", flist) if target_prevalence == "auto" else None
-        dbt_id = registry.dbt_invocation_id()
+        dbt_id = registry.dbt_invocation_id(con)
     finally:
         if owned:
             con.close()
