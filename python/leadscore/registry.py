@@ -389,11 +389,22 @@ class LoadedModel:
     encoding: Encoding
     _predictors: dict[str, Callable[[np.ndarray], np.ndarray]]
 
-    def base_probabilities(self, df: pd.DataFrame) -> dict[str, np.ndarray]:
+    def used_models(self) -> list[str]:
+        """Base models the ensemble actually reads: a voting weight of 0 means the model is
+        kept for the record but not worth evaluating on every scored lead."""
+        ens = self.meta["ensemble"]
+        if ens["kind"] == "voting":
+            return [name for name, w in ens["weights"].items() if w]
+        return list(ens["inputs"])
+
+    def base_probabilities(self, df: pd.DataFrame, only_used: bool = False) -> dict[str, np.ndarray]:
         """Each base model's probability, corrected back to the training positive rate."""
         X = self.encoding.transform(df)
+        wanted = set(self.used_models()) if only_used else None
         out = {}
         for m in self.meta["models"]:
+            if wanted is not None and m["name"] not in wanted:
+                continue
             raw = self._predictors[m["name"]](X)
             out[m["name"]] = shift_prior(raw, m["effective_prior"], self.train_positive_rate)
         return out
@@ -401,7 +412,7 @@ class LoadedModel:
     def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
         if len(df) == 0:
             return np.zeros(0, dtype=np.float64)
-        p = combine(self.base_probabilities(df), self.meta["ensemble"])
+        p = combine(self.base_probabilities(df, only_used=True), self.meta["ensemble"])
         if self.target_prevalence is not None:
             p = shift_prior(p, self.train_positive_rate, self.target_prevalence)
         return p
