@@ -252,3 +252,57 @@ def test_label_depends_on_cleaned_meaning(files):
     big = owners[owners["size"] >= 20]["mean"]
     assert big.max() - big.min() > 0.2
     assert np.isfinite(big).all()
+
+
+SEEDS = Path(__file__).resolve().parents[1] / "dbt_project" / "seeds"
+
+
+def test_spelling_families_are_spread(files):
+    """No single spelling dominates its family, so label-encoding raw spellings splits the signal."""
+    train = files["train"]
+    types = train["customer_type"].value_counts(normalize=True)
+    end_customer = types[[s for s in END_CUSTOMER_SPELLINGS if s in types.index]]
+    assert end_customer.max() / end_customer.sum() < 0.6
+    jobs = train["customer_job"].dropna()
+    engineering = jobs[jobs.str.lower().str.strip().isin({"engineering", "engineer", "engineers"})]
+    assert engineering.value_counts(normalize=True).iloc[0] < 0.6
+    inquiries = train["inquiry_type"].dropna().str.lower().str.replace("_", " ")
+    quotation = train.loc[inquiries.index[inquiries == "quotation or purchase consultation"], "inquiry_type"]
+    assert quotation.value_counts(normalize=True).iloc[0] < 0.7
+
+
+def test_score_rows_have_unseen_spellings(files):
+    """The score file brings spellings training never saw (capitals from a later form version)."""
+    train, score = files["train"], files["score"]
+    for col in ("customer_type", "inquiry_type", "expected_timeline"):
+        unseen = set(score[col].dropna()) - set(train[col].dropna())
+        assert any(v.isupper() for v in unseen), col
+    # the all-converting id is rarer among the score leads
+    all_converted = train["customer_idx"].value_counts().index[1]
+    assert (score["customer_idx"] == all_converted).mean() < 0.02
+
+
+def test_subsidiary_outside_home_country_converts_less(files):
+    """A lead answered by a subsidiary other than its country's own converts less (needs the parsed country)."""
+    train = files["train"]
+    counts = train["customer_idx"].value_counts()
+    train = train[~train["customer_idx"].isin(counts.index[:2])]
+    country = train["customer_country"].str.split("/").str[-1].str.strip()
+    home = train.assign(c=country).groupby("c")["response_corporate"].agg(lambda s: s.value_counts().index[0])
+    known = country.isin(home.index[train.assign(c=country).groupby("c").size().reindex(home.index) >= 200])
+    stray = known & (train["response_corporate"] != country.map(home))
+    y = train[LABEL_COLUMN].astype(float)
+    assert stray.sum() > 100
+    assert y[stray].mean() < 0.6 * y[known & ~stray].mean()
+
+
+def test_dbt_seeds_cover_what_the_generator_emits():
+    """Every subsidiary code has its home country in subsidiary_countries; every country has a region."""
+    from leadscore.generate import COUNTRIES, COUNTRY_REGION
+    subsidiaries = pd.read_csv(SEEDS / "subsidiary_countries.csv").set_index("response_corporate")["country"]
+    regions = pd.read_csv(SEEDS / "country_regions.csv").set_index("country")["region"]
+    for code in {c[2] for c in COUNTRIES}:
+        home = next(c[0] for c in COUNTRIES if c[2] == code)
+        assert subsidiaries.get(code) == home.lower(), code
+    for name, *_ in COUNTRIES:
+        assert regions.get(name.lower()) == COUNTRY_REGION[name], name
