@@ -10,7 +10,7 @@ picks each model's F1-optimal cutoff out of fold on the training rows, and repor
 score rows' true labels.
 
     .venv/bin/python bench/feature_uplift.py [--train-rows 60000] [--score-rows 5000] [--seed 0]
-        [--score-prevalence 0.33] [--workdir DIR]
+        [--score-prevalence 0.33] [--score-drift] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -93,6 +93,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--score-prevalence", type=float, default=None,
                     help="rebalance the score rows (e.g. 0.33 like the competition's test file)")
+    ap.add_argument("--score-drift", action="store_true",
+                    help="score rows from a later form version (new spellings; see leadscore generate)")
     ap.add_argument("--workdir", type=Path, default=None, help="keep data and database here (default: temp dir)")
     ap.add_argument("--reuse", action="store_true", help="with --workdir: keep the data already ingested there")
     ap.add_argument("--dbt-vars", default=None, help="passed to dbt build --vars, e.g. '{target_rate_smoothing: 5}'")
@@ -112,7 +114,7 @@ def main() -> int:
         t0 = time.perf_counter()
         if not reuse:
             generate(work / "raw", args.train_rows, args.score_rows, args.seed, truth_path=work / "truth.csv",
-                     score_prevalence=args.score_prevalence)
+                     score_prevalence=args.score_prevalence, score_drift=args.score_drift)
             subprocess.run([str(bin_dir / "leadscore"), "ingest", "--train", str(work / "raw" / "train.csv"),
                             "--score", str(work / "raw" / "submission.csv")], env=env, cwd=REPO, check=True,
                            stdout=subprocess.DEVNULL)

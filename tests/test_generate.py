@@ -271,15 +271,24 @@ def test_spelling_families_are_spread(files):
     assert quotation.value_counts(normalize=True).iloc[0] < 0.7
 
 
-def test_score_rows_have_unseen_spellings(files):
-    """The score file brings spellings training never saw (capitals from a later form version)."""
-    train, score = files["train"], files["score"]
-    for col in ("customer_type", "inquiry_type", "expected_timeline"):
-        unseen = set(score[col].dropna()) - set(train[col].dropna())
-        assert any(v.isupper() for v in unseen), col
-    # the all-converting id is rarer among the score leads
-    all_converted = train["customer_idx"].value_counts().index[1]
-    assert (score["customer_idx"] == all_converted).mean() < 0.02
+def test_score_drift_brings_later_form_spellings(tmp_path):
+    """With score_drift the score file brings spellings training never saw (capitals from a later
+    form version) and the all-converting id is rarer; without it, neither."""
+    for drift in (True, False):
+        out = tmp_path / str(drift)
+        generate(out, train_rows=TRAIN_ROWS, score_rows=SCORE_ROWS, seed=7, score_drift=drift)
+        train = pd.read_csv(out / "train.csv", low_memory=False)
+        score = pd.read_csv(out / "submission.csv", low_memory=False)
+        capitals = [
+            any(v.isupper() for v in set(score[col].dropna()) - set(train[col].dropna()))
+            for col in ("customer_type", "inquiry_type", "expected_timeline")
+        ]
+        all_converted = train["customer_idx"].value_counts().index[1]
+        share = (score["customer_idx"] == all_converted).mean()
+        if drift:
+            assert all(capitals) and share < 0.02
+        else:
+            assert not any(capitals) and share > 0.025
 
 
 def test_subsidiary_outside_home_country_converts_less(files):

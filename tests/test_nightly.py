@@ -192,13 +192,15 @@ def test_readers_never_fail_while_scores_are_written_and_published(pipeline):
 def test_concurrent_nightly_exits_at_once(pipeline):
     proc = subprocess.Popen(
         [sys.executable, "-m", "leadscore.cli", "nightly", "--input", str(pipeline / "incoming")],
-        env=env_for(pipeline / "data", LEADSCORE_PAUSE_AT="score.before_commit", LEADSCORE_PAUSE_DIR=str(pipeline)),
+        env=env_for(pipeline / "data", LEADSCORE_PAUSE_AT="nightly.started", LEADSCORE_PAUSE_DIR=str(pipeline)),
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        run_marker = pipeline / "data" / ".nightly.lock"
-        deadline = time.monotonic() + 60
-        while not (run_marker.exists() and run_marker.read_text().startswith("pid")):
+        # the first run holds the lock for sure once it reaches its first pause point
+        marker = pipeline / "nightly.started.reached"
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert proc.poll() is None, "the first run ended early"
             assert time.monotonic() < deadline
             time.sleep(0.05)
         started = time.monotonic()

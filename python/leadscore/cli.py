@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truth", type=Path, help="also write the score rows' true labels (id,is_converted) here")
     p.add_argument("--score-prevalence", type=_prevalence_rate, default=None,
                    help="positive rate of the score rows (default: as in train, ~8%%; the real test file was ~0.33)")
+    p.add_argument("--score-drift", action="store_true",
+                   help="score rows from a 'later form version': new spellings, fewer easy leads")
 
     p = sub.add_parser("ingest", help="load competition-format CSV files into the database",
                        description="Load CSV files into raw tables. Rows with a label become training "

@@ -33,8 +33,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         seed=args.seed,
         truth_path=args.truth,
     )
-    if getattr(args, "score_prevalence", None) is not None:
+    if args.score_prevalence is not None:
         kwargs["score_prevalence"] = args.score_prevalence
+    if args.score_drift:
+        kwargs["score_drift"] = True
     result = generate(**kwargs)
     _say(
         f"wrote {result['train_path']} ({result['train_rows']} rows, "

@@ -29,10 +29,10 @@ The label rewards the feature work the dbt models do, and punishes label-encodin
   length, multi-product lists and the customer's history count too.
 
 Score rows come from the same process and the same intercept, with mostly new customer ids, ~43%
-of owners unseen in train, a few product models train never saw, the all-converting id rarer
-(~1% of rows), and the spelling mix of a later form version: flatter within each family and ~15%
-of values in capitals, spellings train never saw. Their prevalence therefore comes out at about
-7-8%; `score_prevalence` rebalances them (the real test file was about 1 positive per 2 negatives).
+of owners unseen in train and a few product models train never saw. With `score_drift` they also
+come through a later form version: the all-converting id rarer (~1% of rows), the spelling mix
+flatter within each family and ~15% of values in capitals, spellings train never saw.
+`score_prevalence` rebalances them (the real test file was about 1 positive per 2 negatives).
 
 Deterministic: one `np.random.default_rng(seed)` drives everything; the same seed gives
 byte-identical files. Fully vectorised: the real size takes about a second.
@@ -666,11 +666,11 @@ MISSING = {  # train, test
 }
 
 
-def _customers_for_rows(rng, w: _World, n: int, split: str):
+def _customers_for_rows(rng, w: _World, n: int, split: str, drift: bool = False):
     """Customer index (into the world's customer arrays) for each row."""
     u = rng.random(n)
     idx = np.empty(n, dtype=np.int64)
-    all_converted_share = ALL_CONVERTED_SHARE if split == "train" else SCORE_ALL_CONVERTED_SHARE
+    all_converted_share = SCORE_ALL_CONVERTED_SHARE if drift else ALL_CONVERTED_SHARE
     catch = u < CATCH_ALL_SHARE
     allconv = (u >= CATCH_ALL_SHARE) & (u < CATCH_ALL_SHARE + all_converted_share)
     rest = ~(catch | allconv)
@@ -761,10 +761,11 @@ def _country_strings(rng, w: _World, country, n, split):
     return out
 
 
-def _rows(rng, w: _World, n: int, split: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """n lead rows; returns (frame of the 28 columns, linear predictor without intercept, special)."""
+def _rows(rng, w: _World, n: int, split: str, drift: bool = False) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """n lead rows; returns (frame of the 28 columns, linear predictor without intercept, special).
+    drift (score rows only): the later-form spelling mix and a rarer all-converting id."""
     t = split == "score"
-    cust = _customers_for_rows(rng, w, n, split)
+    cust = _customers_for_rows(rng, w, n, split, drift)
 
     # owner: a repeat customer's own owner most of the time, else any owner
     if split == "train":
@@ -846,23 +847,23 @@ def _rows(rng, w: _World, n: int, split: str) -> tuple[pd.DataFrame, np.ndarray,
         hist[add] = np.minimum(np.round(rng.lognormal(np.log(5.0), 1.6, int(add.sum()))), 2_200.0)
 
     # --- raw strings ---
-    ct_raw = _spell(rng, ct, w.ct[3], t)
-    job_raw = _spell(rng, job, w.job[3], t)
+    ct_raw = _spell(rng, ct, w.ct[3], drift)
+    job_raw = _spell(rng, job, w.job[3], drift)
     tail = (job >= 0) & (rng.random(n) < 0.021)
     ti = rng.integers(0, len(w.job_tail), int(tail.sum()))
     job_raw[tail] = w.job_tail[ti]
     job[tail] = w.job_tail_canon[ti]
-    inq_raw = _spell(rng, inq, w.inq[3], t)
+    inq_raw = _spell(rng, inq, w.inq[3], drift)
     free = (inq >= 0) & (rng.random(n) < 0.004)
     fi = rng.integers(0, len(INQUIRY_FREE_TEXT), int(free.sum()))
     inq_raw[free] = np.array([f[0] for f in INQUIRY_FREE_TEXT], dtype=object)[fi]
     inq[free] = np.array([f[1] for f in INQUIRY_FREE_TEXT])[fi]
-    pos_raw = _spell(rng, pos, w.pos[3], t)
+    pos_raw = _spell(rng, pos, w.pos[3], drift)
     pfree = rng.random(n) < 0.012
     pos_raw[pfree] = np.array(POSITION_FREE_TEXT, dtype=object)[rng.integers(0, len(POSITION_FREE_TEXT), int(pfree.sum()))]
     pos_eff = w.pos[2][pos]
     pos_eff[pfree] = 0.0
-    tl_raw = _spell(rng, tl, w.tl[3], t)
+    tl_raw = _spell(rng, tl, w.tl[3], drift)
     tl_eff = np.where(tl >= 0, w.tl[2][np.maximum(tl, 0)], 0.0)
     note = (tl >= 0) & (rng.random(n) < TIMELINE_NOTE_SHARE)
     nn = int(note.sum())
@@ -1034,13 +1035,18 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 
 def generate(out_dir: Path, train_rows: int = REAL_TRAIN_ROWS, score_rows: int = REAL_SCORE_ROWS, seed: int = 0,
-             truth_path: Path | None = None, score_prevalence: float | None = None) -> dict:
+             truth_path: Path | None = None, score_prevalence: float | None = None,
+             score_drift: bool = False) -> dict:
     """Writes out_dir/train.csv and out_dir/submission.csv; returns {"train_path":..., "score_path":...,
     "train_rows":..., "score_rows":..., "train_positive_rate":..., "seconds":...}
 
     truth_path: also write `id,is_converted` (0/1) for the score rows.
     score_prevalence: rebalance the score rows to this positive rate (e.g. 0.33 for the competition's
     1:2 test file); by default they have the train-like rate.
+    score_drift: the score rows come through a later version of the web form (flatter spelling
+    mix, ~15% of values in capitals, the all-converting id rarer). Off by default, so that score
+    rows are drawn like training rows and out-of-fold metrics predict score-row metrics; on, it
+    shows what the feature store's normalisation buys when the input drifts.
     """
     started = time.perf_counter()
     if train_rows < 1 or score_rows < 1:
@@ -1058,14 +1064,14 @@ def generate(out_dir: Path, train_rows: int = REAL_TRAIN_ROWS, score_rows: int =
     # score rows: same process, same intercept (a lead converts with the same probability in both
     # files); the prevalence follows from the score mix (about 7-8%) unless score_prevalence is given
     if score_prevalence is None:
-        score, s_eta, s_special = _rows(rng, world, score_rows, "score")
+        score, s_eta, s_special = _rows(rng, world, score_rows, "score", score_drift)
         y = _labels(rng, s_eta, s_special, b0)
     else:
         n_pos = min(score_rows - 1, max(1, round(score_prevalence * score_rows))) if score_rows > 1 else 1
         n_neg = score_rows - n_pos
         m = int(score_rows * max(1.0, 1.5 * n_pos / (TRAIN_POSITIVE_RATE * score_rows),
                                  1.5 * n_neg / ((1 - TRAIN_POSITIVE_RATE) * score_rows))) + 50
-        score, s_eta, s_special = _rows(rng, world, m, "score")
+        score, s_eta, s_special = _rows(rng, world, m, "score", score_drift)
         y = _labels(rng, s_eta, s_special, b0)
         pos_i, neg_i = np.flatnonzero(y), np.flatnonzero(~y)
         if len(pos_i) < n_pos or len(neg_i) < n_neg:

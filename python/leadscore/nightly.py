@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from leadscore import config, db, store
+from leadscore import config, db, faults, store
 from leadscore.errors import LeadscoreError
 
 
@@ -115,6 +115,7 @@ def run_nightly(
     result = NightlyResult(run_id)
     with exclusive_run_lock():
         _record_start(run_id, input_dir)
+        faults.pause_point("nightly.started")
         try:
             if input_dir is not None:
                 t0 = time.perf_counter()
