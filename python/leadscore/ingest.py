@@ -16,7 +16,6 @@ loops, so 1M rows load in seconds.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import duckdb
 
 from leadscore import db, store
 from leadscore.errors import LeadscoreError
+from leadscore.fileio import sha256_file
 from leadscore.schema import FALSE_LABELS, ID_COLUMN, LABEL_COLUMN, LEAD_COLUMNS, TRUE_LABELS
 
 _CSV_OPTIONS = "header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"'"
@@ -44,14 +44,6 @@ class LoadResult:
     message: str = ""
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def ingest_files(
     con: duckdb.DuckDBPyConnection,
     files: list[tuple[Path, str]],
@@ -64,7 +56,7 @@ def ingest_files(
     """
     for path, _ in files:
         _check_file(path)
-    hashes = [sha256_of(path) for path, _ in files]
+    hashes = [sha256_file(path) for path, _ in files]
     results: list[LoadResult] = []
     with db.transaction(con):
         store.ensure_schemas(con)

@@ -23,7 +23,6 @@ loads skops files with an explicit list of trusted types.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
@@ -45,6 +44,7 @@ from leadscore import config, db
 # machine is free. Only a default: it must be set before the OpenMP runtime loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from leadscore.errors import LeadscoreError
+from leadscore.fileio import fsync_path, sha256_file
 from leadscore.features import Encoding, Feature
 
 REGISTRY_TABLE = "main.model_registry"
@@ -184,22 +184,6 @@ def dbt_invocation_id(con: duckdb.DuckDBPyConnection | None = None) -> str | Non
 # ------------------------------------------------------------------------------ publishing
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_checksums(folder: Path) -> str:
     """Write checksums.json for every file under `folder`; returns the sha256 of checksums.json."""
     sums = {
@@ -237,11 +221,11 @@ def publish_model(
         write_files(tmp)
         checksum = write_checksums(tmp)
         for p in sorted(tmp.rglob("*")):
-            _fsync_path(p)  # files and sub-folders
-        _fsync_path(tmp)
+            fsync_path(p)  # files and sub-folders
+        fsync_path(tmp)
         os.rename(tmp, final)
         renamed = True
-        _fsync_path(root)
+        fsync_path(root)
         values = dict(row() if callable(row) else row)
         values.update(
             model_version=version,

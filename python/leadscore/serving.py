@@ -22,6 +22,7 @@ from pathlib import Path
 import duckdb
 
 from leadscore import config, db, faults
+from leadscore.fileio import fsync_path
 
 SERVING_DB_NAME = "leadscore.duckdb"
 PARQUET_NAME = "scored_leads.parquet"
@@ -49,21 +50,7 @@ def serving_db_path() -> Path:
 
 def _relation_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
     schema, name = qualified.split(".")
-    return bool(
-        db.scalar(
-            con,
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-            [schema, name],
-        )
-    )
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    return db.table_exists(con, schema, name)  # information_schema.tables lists views too
 
 
 def publish(con: duckdb.DuckDBPyConnection) -> PublishResult:
@@ -90,8 +77,8 @@ def publish(con: duckdb.DuckDBPyConnection) -> PublishResult:
                 f"copy (select * from main.scored_leads) to {db.quote_literal(str(tmp_parquet))} "
                 "(format parquet)"
             )
-            _fsync(tmp_parquet)
-        _fsync(tmp_db)
+            fsync_path(tmp_parquet)
+        fsync_path(tmp_db)
         faults.pause_point("publish.before_swap")
         os.replace(tmp_db, folder / SERVING_DB_NAME)
         if tmp_parquet.exists():
