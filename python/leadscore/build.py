@@ -63,6 +63,11 @@ def run_dbt(args: list[str], quiet: bool = False) -> DbtResult:
     return result
 
 
+def format_counts(counts: dict[str, int]) -> str:
+    """'9 model success, 217 test pass, ...' for a one-line summary."""
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing run"
+
+
 def read_run_results(root: Path | None = None) -> DbtResult:
     """Counts and failures from dbt's run_results.json (the machine-readable record of a run)."""
     path = (root or config.project_root()) / "target" / "run_results.json"

@@ -82,16 +82,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from leadscore.build import run_dbt
+    from leadscore.build import format_counts, run_dbt
 
     extra = [a for a in args.dbt_args if a != "--"]
     result = run_dbt(["build", *extra])
-    _say(f"dbt build: {_format_counts(result.counts)} in {result.elapsed:.1f} s ({config.db_path()})")
+    _say(f"dbt build: {format_counts(result.counts)} in {result.elapsed:.1f} s ({config.db_path()})")
     return 0
-
-
-def _format_counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing run"
 
 
 def _progress_bar(description: str):

@@ -138,7 +138,7 @@ def run_nightly(
             dbt_result = build.run_dbt(["build", "--no-use-colors", "--quiet"], quiet=True)
             result.dbt_counts = dbt_result.counts
             result.seconds["dbt_build"] = time.perf_counter() - t0
-            say(f"dbt build: {_counts(dbt_result.counts)} in {result.seconds['dbt_build']:.1f} s")
+            say(f"dbt build: {build.format_counts(dbt_result.counts)} in {result.seconds['dbt_build']:.1f} s")
 
             con = db.connect()
             try:
@@ -174,7 +174,3 @@ def run_nightly(
             raise
         _record_end(result, "succeeded", None)
     return result
-
-
-def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing run"
