@@ -105,6 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export-submission", help="write id,is_converted for scored leads with an id")
     p.add_argument("--out", type=Path, required=True, help="output CSV path")
 
+    p = sub.add_parser("evaluate", help="measure a model's scores against outcomes learned later",
+                       description="Join a CSV of id,is_converted (other columns ignored) to the scores of "
+                       "the current (or given) model and report F1 at the model's cutoff, the best F1, AUC, "
+                       "average precision, log-loss, Brier score and the share flagged against the actual "
+                       "rate. Stored in ops.evaluations; report files under data/reports/evaluations/.")
+    p.add_argument("--labels", type=Path, required=True, help="CSV with id and is_converted (0/1/true/false)")
+    p.add_argument("--model", help="model version (default: the current one)")
+
     p = sub.add_parser("bench", help="time every stage at several sizes (see make bench)")
     p.add_argument("--sizes", default="64570,1000000",
                    help="comma-separated lead counts (default: 64570,1000000; 64570 = the real 59,299 + 5,271)")

@@ -216,6 +216,21 @@ def cmd_export_submission(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from leadscore.evaluate import evaluate_labels, summary_lines
+
+    con = db.connect()
+    try:
+        ev = evaluate_labels(con, args.labels, args.model)
+    finally:
+        con.close()
+    for note in ev.notes:
+        print(f"leadscore evaluate: warning: {note}", file=sys.stderr, flush=True)
+    for line in summary_lines(ev):
+        _say(line)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from leadscore.bench import run_bench
 

@@ -1,7 +1,7 @@
 """DDL of every table the Python job writes (dbt owns everything it builds).
 
 Two schemas: `raw` holds what came in (leads, the load log, rejected rows) and `ops` what the
-job did (score history, nightly runs). Both are dbt sources, so they are documented and tested
+job did (score history, nightly runs, evaluations). Both are dbt sources, so they are documented and tested
 beside the models that read them. `ensure_schemas` is idempotent and runs inside the caller's
 transaction.
 """
@@ -84,6 +84,34 @@ OPS_DDL = [
         model_version varchar,
         leads_scored bigint,
         error varchar
+    )
+    """,
+    # one row per `leadscore evaluate` (leadscore.evaluate): scores against outcomes known later
+    """
+    create table if not exists ops.evaluations (
+        evaluation_id varchar primary key,
+        evaluated_at timestamp not null,
+        model_version varchar not null,
+        cutoff double not null,
+        labels_path varchar not null,
+        labels_sha256 varchar not null,
+        label_rows bigint not null,
+        rows_matched bigint not null,
+        rows_unmatched bigint not null,
+        positives bigint not null,
+        actual_positive_rate double not null,
+        flagged bigint not null,
+        flagged_share double not null,
+        precision_at_cutoff double not null,
+        recall_at_cutoff double not null,
+        f1_at_cutoff double not null,
+        best_f1 double not null,
+        best_cutoff double not null,
+        auc double,
+        average_precision double,
+        log_loss double not null,
+        brier double not null,
+        report_path varchar
     )
     """,
 ]

@@ -1,0 +1,541 @@
+"""`leadscore evaluate`: how good were the scores, now that the outcomes are known?
+
+A CSV of `id,is_converted` (outcomes learned later; other columns are ignored) is joined on the
+input file's `id` to the scores a model wrote to `ops.score_history` (the latest score per lead
+from that model), and the usual figures are computed. Each evaluation is stored as one row of
+`ops.evaluations` and written as `evaluation-<stamp>.json` plus a precision-recall PNG under
+`config.data_dir() / "reports" / "evaluations"`. Never into the model's folder: that folder is
+checksummed at training time and verified on every load (registry.verify_checksums).
+
+The metric code is pure (`evaluate_scores`: arrays in, an EvaluationResult out, numpy only) so it
+can be checked against a hand-computed example. Definitions, for n leads with labels y in {0, 1}
+and probabilities p in [0, 1]:
+
+* F1 at the cutoff c: flagged = p >= c (as `predicted_converted`); F1 = 2 TP / (2 TP + FP + FN),
+  0 when that denominator is 0.
+* best F1: the largest F1 over every cutoff equal to one of the observed p (flag p >= t); ties
+  between cutoffs go to the highest. `best_cutoff` is that t.
+* AUC: area under the ROC curve, ties in p counted as one half (the Mann-Whitney statistic,
+  = sklearn.metrics.roc_auc_score). None when all labels are equal.
+* average precision: sum over distinct thresholds, highest first, of (R_k - R_{k-1}) * P_k, tied
+  scores forming one threshold (= sklearn.metrics.average_precision_score, no interpolation).
+  None when there is no positive.
+* log-loss: mean of -[y ln q + (1 - y) ln(1 - q)] with q = p clipped to [1e-15, 1 - 1e-15]
+  (natural log; a score of exactly 0 or 1 is finite but heavily penalised).
+* Brier score: mean of (p - y)^2.
+* flagged share: share of the evaluated leads with p >= c, to compare with the actual positive
+  rate (mean of y); `flagged_ratio` = flagged share / actual rate.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from leadscore import config, db, store
+from leadscore.errors import LeadscoreError
+from leadscore.fileio import sha256_file
+
+LOG_LOSS_EPS = 1e-15
+ID_COLUMN = "id"
+LABEL_COLUMN = "is_converted"
+TRUE_VALUES = {"1", "true"}
+FALSE_VALUES = {"0", "false"}
+EXAMPLES = 5
+
+
+# ------------------------------------------------------------------------------ the metrics
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    rows: int
+    positives: int
+    actual_positive_rate: float
+    cutoff: float
+    flagged: int
+    flagged_share: float
+    flagged_ratio: float | None          # flagged_share / actual_positive_rate (None: no positive)
+    true_positives: int
+    false_positives: int
+    false_negatives: int
+    precision: float                      # at the cutoff; 0 when nothing is flagged
+    recall: float                         # at the cutoff; 0 when there is no positive
+    f1: float                             # at the cutoff
+    best_f1: float
+    best_cutoff: float
+    auc: float | None
+    average_precision: float | None
+    log_loss: float
+    brier: float
+
+
+def _check_arrays(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y)
+    p = np.asarray(p, dtype=np.float64)
+    if y.ndim != 1 or p.ndim != 1 or len(y) != len(p):
+        raise LeadscoreError(f"labels and probabilities must be two 1-d arrays of one length, got {y.shape} and {p.shape}")
+    if len(y) == 0:
+        raise LeadscoreError("nothing to evaluate: no labeled lead with a score")
+    if not np.isin(y, (0, 1)).all():
+        raise LeadscoreError("labels must be 0 or 1")
+    if not (np.isfinite(p).all() and (p >= 0).all() and (p <= 1).all()):
+        raise LeadscoreError("probabilities must be finite and within 0..1")
+    return y.astype(np.int64), p
+
+
+def _threshold_counts(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct scores, highest first, with the TP and FP counts of flagging p >= each one."""
+    order = np.argsort(-p, kind="stable")
+    ps, ys = p[order], y[order]
+    last_of_group = np.r_[np.flatnonzero(np.diff(ps) != 0), len(ps) - 1]
+    tp = np.cumsum(ys)[last_of_group]
+    fp = (last_of_group + 1) - tp
+    return ps[last_of_group], tp.astype(np.float64), fp.astype(np.float64)
+
+
+def pr_curve(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(precision, recall, threshold) at every distinct score, highest threshold first."""
+    y, p = _check_arrays(y, p)
+    thr, tp, fp = _threshold_counts(y, p)
+    positives = float(y.sum())
+    precision = tp / (tp + fp)
+    recall = tp / positives if positives else np.zeros_like(tp)
+    return precision, recall, thr
+
+
+def evaluate_scores(y: Any, p: Any, cutoff: float) -> EvaluationResult:
+    """Every figure of an evaluation from labels `y` (0/1) and probabilities `p` (see module doc)."""
+    y, p = _check_arrays(y, p)
+    n = len(y)
+    pos = int(y.sum())
+    neg = n - pos
+
+    flagged = p >= cutoff
+    tp = int((flagged & (y == 1)).sum())
+    fp = int((flagged & (y == 0)).sum())
+    fn = pos - tp
+    f1 = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 0.0
+
+    thr, tps, fps = _threshold_counts(y, p)
+    f1s = 2 * tps / (tps + fps + pos)  # tps + fps >= 1 at every threshold
+    best = int(np.argmax(f1s))  # first maximum = highest cutoff among ties
+
+    if pos and neg:
+        tpr = np.r_[0.0, tps / pos]
+        fpr = np.r_[0.0, fps / neg]
+        auc: float | None = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+    else:
+        auc = None
+    if pos:
+        recall = tps / pos
+        average_precision: float | None = float(np.sum(np.diff(np.r_[0.0, recall]) * tps / (tps + fps)))
+    else:
+        average_precision = None
+
+    q = np.clip(p, LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
+    log_loss = float(-np.mean(y * np.log(q) + (1 - y) * np.log1p(-q)))
+    brier = float(np.mean((p - y) ** 2))
+    rate = pos / n
+    share = int(flagged.sum()) / n
+    return EvaluationResult(
+        rows=n,
+        positives=pos,
+        actual_positive_rate=rate,
+        cutoff=float(cutoff),
+        flagged=int(flagged.sum()),
+        flagged_share=share,
+        flagged_ratio=share / rate if pos else None,
+        true_positives=tp,
+        false_positives=fp,
+        false_negatives=fn,
+        precision=tp / (tp + fp) if tp + fp else 0.0,
+        recall=tp / pos if pos else 0.0,
+        f1=float(f1),
+        best_f1=float(f1s[best]),
+        best_cutoff=float(thr[best]),
+        auc=auc,
+        average_precision=average_precision,
+        log_loss=log_loss,
+        brier=brier,
+    )
+
+
+# ---------------------------------------------------------------------------- the labels file
+
+
+@dataclass
+class Labels:
+    path: Path
+    sha256: str
+    ids: np.ndarray       # int64, file order
+    labels: np.ndarray    # int8 0/1
+    lines: np.ndarray     # the file line of each row (header = line 1)
+
+
+def _parse_id(text: str) -> int | None:
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() else None
+
+
+def read_labels(path: Path) -> Labels:
+    """Read `id,is_converted` (any column order, other columns ignored); one-line errors name the
+    file, line and column of the first problem."""
+    path = Path(path)
+    if not path.exists():
+        raise LeadscoreError(f"{path}: no such file")
+    if not path.is_file():
+        raise LeadscoreError(f"{path}: not a regular file")
+    if path.stat().st_size == 0:
+        raise LeadscoreError(f"{path}: file is empty (expected a header row with {ID_COLUMN},{LABEL_COLUMN})")
+    ids: list[int] = []
+    labels: list[int] = []
+    lines: list[int] = []
+    first_line: dict[int, int] = {}
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            names = [h.strip() for h in (header or [])]
+            for col in (ID_COLUMN, LABEL_COLUMN):
+                if col not in names:
+                    raise LeadscoreError(
+                        f"{path}: no '{col}' column (header: {', '.join(names) or 'empty'}; "
+                        f"expected {ID_COLUMN},{LABEL_COLUMN})"
+                    )
+            id_at, label_at = names.index(ID_COLUMN), names.index(LABEL_COLUMN)
+            for record in reader:
+                line = reader.line_num
+                if not record or all(not v.strip() for v in record):
+                    continue  # blank line
+                raw_id = record[id_at] if id_at < len(record) else ""
+                raw_label = record[label_at] if label_at < len(record) else ""
+                value = _parse_id(raw_id)
+                if value is None:
+                    raise LeadscoreError(f"{path}: line {line}, column {ID_COLUMN}: {raw_id!r} is not an integer id")
+                text = raw_label.strip().lower()
+                if text in TRUE_VALUES:
+                    label = 1
+                elif text in FALSE_VALUES:
+                    label = 0
+                else:
+                    raise LeadscoreError(
+                        f"{path}: line {line}, column {LABEL_COLUMN}: {raw_label!r} is not a label "
+                        "(expected 0/1/true/false)"
+                    )
+                if value in first_line:
+                    raise LeadscoreError(
+                        f"{path}: line {line}, column {ID_COLUMN}: duplicate id {value} (first on line {first_line[value]})"
+                    )
+                first_line[value] = line
+                ids.append(value)
+                labels.append(label)
+                lines.append(line)
+    except UnicodeDecodeError as exc:
+        raise LeadscoreError(f"{path}: not valid UTF-8 (byte {exc.start} of a read block); save it as UTF-8") from exc
+    except csv.Error as exc:
+        raise LeadscoreError(f"{path}: cannot be read as CSV: {exc}") from exc
+    if not ids:
+        raise LeadscoreError(f"{path}: header only, no data rows")
+    return Labels(
+        path=path,
+        sha256=sha256_file(path),
+        ids=np.asarray(ids, dtype=np.int64),
+        labels=np.asarray(labels, dtype=np.int8),
+        lines=np.asarray(lines, dtype=np.int64),
+    )
+
+
+# ------------------------------------------------------------------------- the database side
+
+
+@dataclass
+class Evaluation:
+    evaluation_id: str
+    evaluated_at: datetime
+    model_version: str
+    labels_path: str
+    labels_sha256: str
+    label_rows: int
+    rows_matched: int
+    rows_unmatched: int
+    unknown_ids: int                      # of the unmatched: id not in raw.leads at all
+    unmatched_examples: list[int]
+    result: EvaluationResult
+    report_json: Path | None = None
+    report_png: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def reports_dir() -> Path:
+    """Evaluation reports: beside the models, never inside a (checksummed) model folder."""
+    return config.data_dir() / "reports" / "evaluations"
+
+
+def _model_cutoff(con: duckdb.DuckDBPyConnection, model_version: str | None) -> tuple[str, float]:
+    from leadscore import registry
+
+    version = model_version or registry.current_version(con)
+    if version is None:
+        raise LeadscoreError("no model is registered yet: run `leadscore train` and `leadscore score` first")
+    row = None
+    if db.table_exists(con, "main", "model_registry"):
+        row = db.fetch_one(con, f"select cutoff from {registry.REGISTRY_TABLE} where model_version = ?", [version])
+    if row is None:
+        raise LeadscoreError(f"model version {version} is not in {registry.REGISTRY_TABLE}")
+    return version, float(row[0])
+
+
+def match_scores(con: duckdb.DuckDBPyConnection, labels: Labels, model_version: str) -> dict[str, Any]:
+    """Join the labels to the latest score of `model_version` per lead, on raw.leads.id. When one
+    id belongs to several scored leads (the same id in two loaded files), the latest score wins."""
+    if not (db.table_exists(con, "ops", "score_history") and db.table_exists(con, "raw", "leads")):
+        raise LeadscoreError("the database holds no scores yet: run `leadscore score` first")
+    import pyarrow as pa
+
+    con.register("_evaluate_labels", pa.table({
+        "id": labels.ids, "is_converted": labels.labels, "line": labels.lines,
+    }))
+    try:
+        rows = db.fetch_all(
+            con,
+            """
+            with scored as (
+                select l.id, h.conversion_probability, count(*) over (partition by l.id) as leads_with_id
+                from ops.score_history as h
+                inner join raw.leads as l on h.lead_id = l.lead_id
+                where h.model_version = ? and l.id is not null
+                qualify row_number() over (
+                    partition by l.id order by h.scored_at desc, h.run_id desc, h.lead_id desc
+                ) = 1
+            )
+            select
+                t.id,
+                t.is_converted,
+                s.conversion_probability,
+                coalesce(s.leads_with_id, 0),
+                exists (select 1 from raw.leads as k where k.id = t.id) as known
+            from _evaluate_labels as t
+            left join scored as s on t.id = s.id
+            order by t.line
+            """,
+            [model_version],
+        )
+    finally:
+        con.unregister("_evaluate_labels")
+    matched = [r for r in rows if r[2] is not None]
+    unmatched = [r for r in rows if r[2] is None]
+    return {
+        "y": np.asarray([r[1] for r in matched], dtype=np.int64),
+        "p": np.asarray([r[2] for r in matched], dtype=np.float64),
+        "unmatched": len(unmatched),
+        "unknown": sum(1 for r in unmatched if not r[4]),
+        "examples": [int(r[0]) for r in unmatched[:EXAMPLES]],
+        "ambiguous": sum(1 for r in matched if r[3] > 1),
+    }
+
+
+def evaluate_labels(
+    con: duckdb.DuckDBPyConnection,
+    labels_path: Path,
+    model_version: str | None = None,
+    now: datetime | None = None,
+    write_report: bool = True,
+) -> Evaluation:
+    """Read the labels, join them to the model's scores, compute the figures, write the report
+    files and append one row to ops.evaluations (the row last, in one transaction; the report
+    files are removed again if it fails)."""
+    labels = read_labels(labels_path)
+    version, cutoff = _model_cutoff(con, model_version)
+    m = match_scores(con, labels, version)
+    if len(m["y"]) == 0:
+        raise LeadscoreError(
+            f"{labels.path}: none of its {len(labels.ids)} ids has a score from model {version} "
+            f"({m['unknown']} not in the database; e.g. {', '.join(map(str, m['examples']))}): "
+            "evaluate the scored leads' ids, or score them first with `leadscore score`"
+        )
+    result = evaluate_scores(m["y"], m["p"], cutoff)
+    now = now or datetime.now(UTC)
+    stamp = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    ev = Evaluation(
+        evaluation_id=f"e{stamp}",
+        evaluated_at=now,
+        model_version=version,
+        labels_path=str(labels.path.resolve()),
+        labels_sha256=labels.sha256,
+        label_rows=len(labels.ids),
+        rows_matched=result.rows,
+        rows_unmatched=m["unmatched"],
+        unknown_ids=m["unknown"],
+        unmatched_examples=m["examples"],
+        result=result,
+    )
+    if m["unmatched"]:
+        ev.notes.append(
+            f"{m['unmatched']} labeled id(s) have no score from model {version} "
+            f"({m['unknown']} not in the database, {m['unmatched'] - m['unknown']} not scored by this model; "
+            f"e.g. {', '.join(map(str, m['examples']))})"
+        )
+    if m["ambiguous"]:
+        ev.notes.append(f"{m['ambiguous']} id(s) belong to more than one scored lead: the latest score was used")
+    if result.auc is None:
+        ev.notes.append("every matched lead has the same outcome: AUC is undefined"
+                        + ("" if result.positives else " and so is average precision"))
+
+    if write_report:
+        folder = reports_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        ev.report_json = folder / f"evaluation-{stamp}.json"
+        ev.report_png = folder / f"evaluation-{stamp}.png"
+    try:
+        if write_report:
+            write_precision_recall_png(ev.report_png, m["y"], m["p"], ev)
+            ev.report_json.write_text(json.dumps(evaluation_json(ev), indent=2, sort_keys=True))
+        store_evaluation(con, ev)
+    except BaseException:
+        for path in (ev.report_json, ev.report_png):
+            if path is not None:
+                path.unlink(missing_ok=True)
+        raise
+    return ev
+
+
+def evaluation_json(ev: Evaluation) -> dict[str, Any]:
+    out = {k: v for k, v in asdict(ev).items() if k not in ("result", "report_json", "report_png")}
+    out["evaluated_at"] = ev.evaluated_at.isoformat()
+    out["metrics"] = asdict(ev.result)
+    out["report_png"] = None if ev.report_png is None else ev.report_png.name
+    out["definitions"] = (
+        "flagged = probability >= cutoff; F1 = 2TP/(2TP+FP+FN); best_f1 over cutoffs at observed scores; "
+        "AUC with ties as 1/2; average precision = sum (R_k - R_k-1) P_k; "
+        f"log-loss natural log, probabilities clipped to [{LOG_LOSS_EPS}, 1-{LOG_LOSS_EPS}]; Brier = mean (p - y)^2"
+    )
+    return out
+
+
+def row_values(ev: Evaluation) -> dict[str, Any]:
+    r = ev.result
+    return {
+        "evaluation_id": ev.evaluation_id,
+        "evaluated_at": ev.evaluated_at.replace(tzinfo=None),
+        "model_version": ev.model_version,
+        "cutoff": r.cutoff,
+        "labels_path": ev.labels_path,
+        "labels_sha256": ev.labels_sha256,
+        "label_rows": ev.label_rows,
+        "rows_matched": ev.rows_matched,
+        "rows_unmatched": ev.rows_unmatched,
+        "positives": r.positives,
+        "actual_positive_rate": r.actual_positive_rate,
+        "flagged": r.flagged,
+        "flagged_share": r.flagged_share,
+        "precision_at_cutoff": r.precision,
+        "recall_at_cutoff": r.recall,
+        "f1_at_cutoff": r.f1,
+        "best_f1": r.best_f1,
+        "best_cutoff": r.best_cutoff,
+        "auc": r.auc,
+        "average_precision": r.average_precision,
+        "log_loss": r.log_loss,
+        "brier": r.brier,
+        "report_path": None if ev.report_json is None else str(ev.report_json),
+    }
+
+
+def store_evaluation(con: duckdb.DuckDBPyConnection, ev: Evaluation) -> None:
+    values = row_values(ev)
+    cols = list(values)
+    with db.transaction(con):
+        store.ensure_schemas(con)
+        con.execute(
+            f"insert into ops.evaluations ({', '.join(db.quote_ident(c) for c in cols)}) "
+            f"values ({', '.join('?' for _ in cols)})",
+            [values[c] for c in cols],
+        )
+
+
+def latest_evaluation(con: duckdb.DuckDBPyConnection, model_version: str | None = None) -> dict[str, Any] | None:
+    """The newest ops.evaluations row (of `model_version` when given) as a dict, or None."""
+    if not db.table_exists(con, "ops", "evaluations"):
+        return None
+    sql = "select * from ops.evaluations"
+    params: list[Any] = []
+    if model_version is not None:
+        sql += " where model_version = ?"
+        params.append(model_version)
+    cur = con.execute(sql + " order by evaluated_at desc, evaluation_id desc limit 1", params)
+    cols = [d[0] for d in cur.description]
+    rows = cur.fetchall()
+    return dict(zip(cols, rows[0], strict=True)) if rows else None
+
+
+def write_precision_recall_png(path: Path, y: np.ndarray, p: np.ndarray, ev: Evaluation) -> None:
+    """Precision-recall curve of the evaluated leads with the model's cutoff and the best one."""
+    from leadscore.report import _plt
+
+    plt = _plt()
+    r = ev.result
+    fig, ax = plt.subplots(figsize=(7, 5.5))
+    if r.positives:
+        precision, recall, _ = pr_curve(y, p)
+        ax.step(np.r_[0.0, recall], np.r_[precision[0], precision], where="pre", lw=2.2, color="C3",
+                label=f"model {ev.model_version} (average precision {r.average_precision:.3f})")
+        best = evaluate_scores(y, p, r.best_cutoff)
+        ax.scatter([best.recall], [best.precision], s=70, marker="D", color="C2", zorder=5,
+                   label=f"best cutoff {r.best_cutoff:.3f}: F1 {r.best_f1:.3f}")
+    ax.axhline(r.actual_positive_rate, color="grey", ls="--", lw=1,
+               label=f"calling every lead ({r.actual_positive_rate:.1%} converted)")
+    ax.scatter([r.recall], [r.precision], s=90, color="black", zorder=6,
+               label=f"model cutoff {r.cutoff:.3f}: F1 {r.f1:.3f}, {r.flagged_share:.1%} flagged")
+    ax.set_xlabel("Recall: share of converted leads the model flagged")
+    ax.set_ylabel("Precision: share of flagged leads that converted")
+    ax.set_title(f"Scores against the outcomes learned later\n{Path(ev.labels_path).name}, "
+                 f"{r.rows} leads, {ev.evaluated_at:%Y-%m-%d %H:%M} UTC", fontsize=10.5)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def summary_lines(ev: Evaluation) -> list[str]:
+    """What the CLI prints."""
+    r = ev.result
+
+    def fmt(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.4f}"
+
+    ratio = "" if r.flagged_ratio is None else f" ({r.flagged_ratio:.2f}x the actual rate)"
+    lines = [
+        f"evaluation {ev.evaluation_id}: model {ev.model_version} on {ev.labels_path}",
+        f"  rows              {ev.rows_matched} matched, {ev.rows_unmatched} unmatched of {ev.label_rows} labeled",
+        f"  actual rate       {r.actual_positive_rate:.2%} ({r.positives} converted)",
+        f"  flagged           {r.flagged_share:.2%} at cutoff {r.cutoff:.4f}{ratio}",
+        f"  F1 at cutoff      {r.f1:.4f} (precision {r.precision:.4f}, recall {r.recall:.4f})",
+        f"  best F1           {r.best_f1:.4f} at cutoff {r.best_cutoff:.4f}",
+        f"  AUC               {fmt(r.auc)}",
+        f"  average precision {fmt(r.average_precision)}",
+        f"  log-loss          {r.log_loss:.4f}",
+        f"  Brier score       {r.brier:.4f}",
+    ]
+    if ev.report_json is not None:
+        lines.append(f"  report            {ev.report_json} (+ {ev.report_png.name})")
+    return lines

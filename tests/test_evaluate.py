@@ -1,0 +1,246 @@
+"""`leadscore evaluate`: the metrics against a hand-computed example, the labels reader's one-line
+errors, and the command end to end on a tiny generated data set (ingest, build, train, score)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from leadscore.errors import LeadscoreError
+from leadscore.evaluate import evaluate_scores, read_labels
+
+REPO = Path(__file__).resolve().parents[1]
+
+# ------------------------------------------------------------------------ hand-computed example
+
+# 10 leads, best score first; 4 converted, 6 did not.
+HAND_P = [0.9, 0.8, 0.7, 0.6, 0.55, 0.4, 0.3, 0.2, 0.1, 0.05]
+HAND_Y = [1, 1, 0, 1, 0, 0, 1, 0, 0, 0]
+
+
+def test_hand_computed_example():
+    r = evaluate_scores(np.array(HAND_Y), np.array(HAND_P), cutoff=0.5)
+    # cutoff 0.5 flags 0.9 0.8 0.7 0.6 0.55: TP = 3 (0.9 0.8 0.6), FP = 2 (0.7 0.55), FN = 1 (0.3)
+    assert (r.true_positives, r.false_positives, r.false_negatives, r.flagged) == (3, 2, 1, 5)
+    # F1 = 2TP / (2TP + FP + FN) = 6 / 9; precision 3/5, recall 3/4
+    assert r.f1 == pytest.approx(6 / 9)
+    assert r.precision == pytest.approx(0.6)
+    assert r.recall == pytest.approx(0.75)
+    # best cutoff: F1 at t = 0.9 .. 0.05 is 2/5, 4/6, 4/7, 6/8, 6/9, 6/10, 8/11, 8/12, 8/13, 8/14:
+    # the best is 6/8 = 0.75 at t = 0.6
+    assert r.best_f1 == pytest.approx(0.75)
+    assert r.best_cutoff == pytest.approx(0.6)
+    # AUC: (positive, negative) pairs ranked right, of 4 x 6 = 24:
+    # 0.9 -> 6, 0.8 -> 6, 0.6 -> 5 (all but 0.7), 0.3 -> 3 (0.2 0.1 0.05): 20 / 24
+    assert r.auc == pytest.approx(20 / 24)
+    # AP: precision where each positive is reached: 1/1, 2/2, 3/4, 4/7; mean = (2.75 + 4/7) / 4
+    assert r.average_precision == pytest.approx((1 + 1 + 3 / 4 + 4 / 7) / 4)  # 0.830357
+    # log-loss: -(2 ln .9 + 2 ln .8 + 2 ln .6 + 2 ln .3 + ln .45 + ln .95) / 10
+    #   = (2 * (0.1053605 + 0.2231436 + 0.5108256 + 1.2039728) + 0.7985077 + 0.0512933) / 10
+    #   = (4.0866050 + 0.8498010) / 10 = 0.4936406
+    assert r.log_loss == pytest.approx(0.4936406, abs=1e-6)
+    # Brier: (.01 + .04 + .49 + .16 + .3025 + .16 + .49 + .04 + .01 + .0025) / 10 = 1.705 / 10
+    assert r.brier == pytest.approx(0.1705)
+    # 5 of 10 flagged against 4 of 10 converted: 1.25x
+    assert r.flagged_share == pytest.approx(0.5)
+    assert r.actual_positive_rate == pytest.approx(0.4)
+    assert r.flagged_ratio == pytest.approx(1.25)
+    assert (r.rows, r.positives) == (10, 4)
+
+
+def test_metrics_agree_with_sklearn_with_tied_scores():
+    from sklearn.metrics import average_precision_score, brier_score_loss, f1_score, roc_auc_score
+
+    rng = np.random.default_rng(3)
+    p = np.round(rng.beta(0.6, 4.0, 500), 2)  # many ties
+    y = (rng.random(500) < p * 1.4).astype(int)
+    r = evaluate_scores(y, p, cutoff=0.2)
+    assert r.f1 == pytest.approx(f1_score(y, p >= 0.2))
+    assert r.auc == pytest.approx(roc_auc_score(y, p))
+    assert r.average_precision == pytest.approx(average_precision_score(y, p))
+    assert r.brier == pytest.approx(brier_score_loss(y, p))
+    q = np.clip(p, 1e-15, 1 - 1e-15)
+    assert r.log_loss == pytest.approx(-np.mean(y * np.log(q) + (1 - y) * np.log(1 - q)))
+    best = max(f1_score(y, p >= t) for t in np.unique(p))
+    assert r.best_f1 == pytest.approx(best)
+    assert f1_score(y, p >= r.best_cutoff) == pytest.approx(best)
+
+
+def test_edge_cases_one_class_and_clipped_log_loss():
+    r = evaluate_scores([0, 0, 0], [0.1, 0.2, 0.9], cutoff=0.5)
+    assert r.auc is None and r.average_precision is None and r.flagged_ratio is None
+    assert r.f1 == 0.0 and r.recall == 0.0 and r.precision == 0.0
+    # a converted lead scored exactly 0 costs -ln(1e-15) = 34.54, not infinity
+    r = evaluate_scores([1, 0], [0.0, 0.0], cutoff=0.5)
+    assert r.log_loss == pytest.approx(-math.log(1e-15) / 2)
+    assert r.flagged == 0 and r.f1 == 0.0 and r.auc == pytest.approx(0.5)
+    with pytest.raises(LeadscoreError):
+        evaluate_scores([], [], cutoff=0.5)
+
+
+# ------------------------------------------------------------------------------ labels reader
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_labels_accept_every_spelling_and_ignore_extra_columns(tmp_path):
+    f = write(tmp_path / "t.csv", "true_probability,is_converted,id\n0.2,True,1\n0.1,false,2\n.3,1,3\n0,0,4\n"
+                                 "0.9,TRUE,5\n0.4,False,6.0\n\n")
+    labels = read_labels(f)
+    assert labels.ids.tolist() == [1, 2, 3, 4, 5, 6]
+    assert labels.labels.tolist() == [1, 0, 1, 0, 1, 0]
+    assert len(labels.sha256) == 64
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "no such file"),
+        ("", "file is empty"),
+        ("lead,is_converted\n1,1\n", "no 'id' column"),
+        ("id,converted\n1,1\n", "no 'is_converted' column"),
+        ("id,is_converted\n", "header only"),
+        ("id,is_converted\n1,1\n2,yes\n", "line 3, column is_converted: 'yes' is not a label"),
+        ("id,is_converted\n1,1\n2\n", "line 3, column is_converted: '' is not a label"),
+        ("id,is_converted\n1,1\nabc,0\n", "line 3, column id: 'abc' is not an integer id"),
+        ("id,is_converted\n1,1\n1,0\n", "line 3, column id: duplicate id 1 (first on line 2)"),
+    ],
+)
+def test_bad_labels_file_fails_naming_file_line_and_column(tmp_path, content, expected):
+    f = tmp_path / "labels.csv"
+    if content is not None:
+        f.write_text(content)
+    with pytest.raises(LeadscoreError) as exc:
+        read_labels(f)
+    assert str(f) in str(exc.value)
+    assert expected in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+# ---------------------------------------------------------------------------- end to end, CLI
+
+
+def leadscore(data: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, LEADSCORE_DB=str(data / "leadscore.duckdb"), LEADSCORE_HOME=str(REPO))
+    return subprocess.run([sys.executable, "-m", "leadscore.cli", *args], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+
+
+def ok(run: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory) -> Path:
+    """generate 400 + 80 rows, ingest, dbt build, train (1 trial, 20 s), score."""
+    root = tmp_path_factory.mktemp("evaluate")
+    data, raw = root / "data", root / "raw"
+    data.mkdir()
+    ok(leadscore(data, "generate", "--out", str(raw), "--train-rows", "400", "--score-rows", "80",
+                 "--seed", "3", "--truth", str(raw / "truth.csv")))
+    ok(leadscore(data, "ingest", "--train", str(raw / "train.csv"), "--score", str(raw / "submission.csv")))
+    ok(leadscore(data, "build"))
+    ok(leadscore(data, "train", "--trials", "1", "--time-budget", "20"))
+    ok(leadscore(data, "score"))
+    return root
+
+
+def query(db_file: Path, sql: str, params: list | None = None) -> list[tuple]:
+    con = duckdb.connect(str(db_file), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def test_evaluate_end_to_end_stores_a_row_and_report(scored):
+    data, truth = scored / "data", scored / "raw" / "truth.csv"
+    run = ok(leadscore(data, "evaluate", "--labels", str(truth)))
+    assert "80 matched, 0 unmatched of 80 labeled" in run.stdout
+    db_file = data / "leadscore.duckdb"
+    rows = query(db_file, "select model_version, rows_matched, rows_unmatched, positives, label_rows, "
+                          "labels_sha256, cutoff, f1_at_cutoff, best_f1, auc, average_precision, log_loss, "
+                          "brier, flagged_share, actual_positive_rate, report_path from ops.evaluations")
+    assert len(rows) == 1
+    (version, matched, unmatched, positives, label_rows, sha, cutoff, f1, best_f1, auc, ap, ll, brier,
+     flagged, rate, report_path) = rows[0]
+    current, = query(db_file, "select model_version from main.model_registry where is_current")[0]
+    assert version == current
+    assert (matched, unmatched, label_rows) == (80, 0, 80)
+    import hashlib
+
+    assert sha == hashlib.sha256(truth.read_bytes()).hexdigest()
+
+    # the stored figures are evaluate_scores of (truth, the model's scores) joined on id
+    pairs = query(db_file, "select t.is_converted::int, s.conversion_probability from read_csv(?) as t "
+                           "join main.scored_leads as s on s.id = t.id", [str(truth)])
+    y = np.array([a for a, _ in pairs])
+    p = np.array([b for _, b in pairs])
+    expected = evaluate_scores(y, p, cutoff)
+    assert positives == int(y.sum()) and rate == pytest.approx(y.mean())
+    assert f1 == pytest.approx(expected.f1) and best_f1 == pytest.approx(expected.best_f1)
+    assert (auc, ap) == (pytest.approx(expected.auc), pytest.approx(expected.average_precision))
+    assert (ll, brier, flagged) == (pytest.approx(expected.log_loss), pytest.approx(expected.brier),
+                                    pytest.approx(expected.flagged_share))
+    assert best_f1 >= f1
+
+    # report files live under data/reports/evaluations, the model folder is untouched
+    report = Path(report_path)
+    assert report.parent == data / "reports" / "evaluations"
+    assert report.name.startswith("evaluation-") and report.suffix == ".json"
+    content = json.loads(report.read_text())
+    assert content["model_version"] == version and content["metrics"]["f1"] == pytest.approx(f1)
+    assert report.with_suffix(".png").stat().st_size > 0
+    from leadscore import registry
+
+    registry.verify_checksums(data / "models" / version)
+
+    # --model V names the same model explicitly; a second evaluation is a second row
+    ok(leadscore(data, "evaluate", "--labels", str(truth), "--model", version))
+    assert query(db_file, "select count(*) from ops.evaluations where model_version = ?", [version])[0][0] == 2
+
+
+def test_evaluate_reports_unmatched_ids(scored, tmp_path):
+    truth = (scored / "raw" / "truth.csv").read_text().splitlines()
+    labels = write(tmp_path / "more.csv", "\n".join([*truth[:11], "999999991,1", "999999992,false"]) + "\n")
+    run = ok(leadscore(scored / "data", "evaluate", "--labels", str(labels)))
+    assert "10 matched, 2 unmatched of 12 labeled" in run.stdout
+    assert "2 labeled id(s) have no score" in run.stderr and "999999991, 999999992" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("id,is_converted\n999999991,1\n999999992,0\n", "none of its 2 ids has a score from model"),
+        ("id,is_converted\n1,maybe\n", "line 2, column is_converted: 'maybe' is not a label"),
+        ("id,label\n1,1\n", "no 'is_converted' column"),
+    ],
+)
+def test_evaluate_bad_input_exits_1_with_one_line(scored, tmp_path, content, expected):
+    labels = write(tmp_path / "labels.csv", content)
+    before = query(scored / "data" / "leadscore.duckdb", "select count(*) from ops.evaluations")[0][0]
+    run = leadscore(scored / "data", "evaluate", "--labels", str(labels))
+    assert run.returncode == 1
+    assert run.stderr.startswith("leadscore evaluate: error: ") and expected in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+    after = query(scored / "data" / "leadscore.duckdb", "select count(*) from ops.evaluations")[0][0]
+    assert after == before
+
+
+def test_evaluate_missing_file_and_unknown_model(scored, tmp_path):
+    run = leadscore(scored / "data", "evaluate", "--labels", str(tmp_path / "nope.csv"))
+    assert run.returncode == 1 and "nope.csv: no such file" in run.stderr
+    run = leadscore(scored / "data", "evaluate", "--labels", str(scored / "raw" / "truth.csv"), "--model", "v0-none")
+    assert run.returncode == 1 and "model version v0-none is not in main.model_registry" in run.stderr
