@@ -58,8 +58,8 @@ def write_csv(path: Path, rows: list[dict], with_id: bool = False, label: bool =
     return path
 
 
-def train_rows(n: int = 5) -> list[dict]:
-    return [{"customer_idx": str(100 + i), "is_converted": "True" if i % 3 == 0 else "False"} for i in range(n)]
+def train_rows(n: int = 5, start: int = 100) -> list[dict]:
+    return [{"customer_idx": str(start + i), "is_converted": "True" if i % 3 == 0 else "False"} for i in range(n)]
 
 
 def score_rows(n: int = 4, start: int = 1001) -> list[dict]:
@@ -193,7 +193,7 @@ def test_a_failure_in_a_later_file_rolls_back_earlier_files(seeded, tmp_path, ca
 
 
 def test_unparseable_values_are_rejected_with_reason(seeded, tmp_path, capsys):
-    rows = train_rows(5)
+    rows = train_rows(5, start=200)  # other leads than the seeded ones (identical rows are one lead)
     rows[1]["bant_submit"] = "half"
     rows[3]["is_converted"] = "maybe"
     rows[4]["lead_owner"] = "7.5"
@@ -207,9 +207,9 @@ def test_unparseable_values_are_rejected_with_reason(seeded, tmp_path, capsys):
         "from raw.rejected_rows order by source_row"
     ).fetchall()
     assert rej == [
-        (2, "bant_submit", "half", "not a number", "101"),
-        (4, "is_converted", "maybe", "not a label (expected True/False or 1/0)", "103"),
-        (5, "lead_owner", "7.5", "not a whole number", "104"),
+        (2, "bant_submit", "half", "not a number", "201"),
+        (4, "is_converted", "maybe", "not a label (expected True/False or 1/0)", "203"),
+        (5, "lead_owner", "7.5", "not a whole number", "204"),
     ]
     assert con.execute("select list(source_row order by source_row) from raw.leads where load_id = 2").fetchall() == [([1, 3],)]
 

@@ -206,8 +206,8 @@ def test_concurrent_nightly_exits_at_once(pipeline):
         started = time.monotonic()
         second = leadscore(pipeline / "data", "nightly", "--input", str(pipeline / "incoming"))
         assert time.monotonic() - started < 30
-        assert second.returncode != 0
-        assert "another nightly run is in progress (pid" in second.stderr
+        assert second.returncode == 75, second.stderr
+        assert "busy: another leadscore command holds" in second.stderr and "leadscore nightly, pid" in second.stderr
     finally:
         proc.kill()
         proc.wait()

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from leadscore import config
+from leadscore import config, faults
 from leadscore.errors import LeadscoreError
 
 
@@ -32,24 +32,69 @@ def dbt_executable() -> str:
     return str(candidate) if candidate.exists() else "dbt"
 
 
+def target_path() -> Path:
+    """dbt's target folder for this database: beside it, named after it. A shared target/ made
+    `leadscore build` on database B report database A's results (run_results.json of another
+    run); per database, and emptied of run_results.json before each run, the result read back is
+    always this run's."""
+    db = config.db_path()
+    return db.with_name(f".{db.name}.dbt-target")
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """preexec_fn: ask the kernel to SIGKILL dbt when the leadscore process dies, however it
+    dies (a SIGKILL of the nightly job included), so dbt never outlives it holding the database."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: the process group kill below still covers every other way out
+
+
 def run_dbt(args: list[str], quiet: bool = False) -> DbtResult:
-    """Run `dbt <args>` from the project root; raise LeadscoreError if it fails."""
+    """Run `dbt <args>` from the project root; raise LeadscoreError if it fails.
+
+    dbt runs in its own process group with a parent-death signal: if leadscore is interrupted
+    the whole group is killed, and if leadscore is killed outright the kernel kills dbt."""
+    import signal
+
     root = config.project_root()
     env = dict(os.environ)
     env["LEADSCORE_DB"] = str(config.db_path())
     env.setdefault("DBT_PROFILES_DIR", str(root))
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    target = target_path()
+    env["DBT_TARGET_PATH"] = str(target)
+    env.setdefault("DBT_LOG_PATH", str(target / "logs"))
+    (target / "run_results.json").unlink(missing_ok=True)
     cmd = [dbt_executable(), *args]
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         cmd,
         cwd=root,
         env=env,
         stdout=subprocess.PIPE if quiet else None,
         stderr=subprocess.STDOUT if quiet else None,
         text=True,
-        check=False,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
     )
-    result = read_run_results(root)
+    try:
+        faults.pause_point("dbt.started", detail=str(proc.pid))
+        stdout, _ = proc.communicate()
+    except BaseException:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        raise
+    result = read_run_results(root, target)
     result.returncode = proc.returncode
     if proc.returncode != 0:
         if result.failures:
@@ -57,7 +102,7 @@ def run_dbt(args: list[str], quiet: bool = False) -> DbtResult:
             if len(result.failures) > 3:
                 detail += f"; and {len(result.failures) - 3} more"
         else:
-            tail = (proc.stdout or "").strip().splitlines()
+            tail = (stdout or "").strip().splitlines()
             detail = tail[-1] if tail else "see the dbt output above"
         raise LeadscoreError(f"dbt {' '.join(args)} failed (exit {proc.returncode}): {detail}")
     return result
@@ -68,9 +113,9 @@ def format_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing run"
 
 
-def read_run_results(root: Path | None = None) -> DbtResult:
+def read_run_results(root: Path | None = None, target: Path | None = None) -> DbtResult:
     """Counts and failures from dbt's run_results.json (the machine-readable record of a run)."""
-    path = (root or config.project_root()) / "target" / "run_results.json"
+    path = (target or (root or config.project_root()) / "target") / "run_results.json"
     if not path.exists():
         return DbtResult(0, {}, None, 0.0, [])
     data = json.loads(path.read_text())

@@ -6,11 +6,12 @@ Each step lives in its own module and is imported lazily so `leadscore --help` s
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from collections.abc import Sequence
 
-from leadscore.errors import LeadscoreError
+from leadscore.errors import EXIT_CODES_HELP, EXIT_FAILED, EXIT_INTERRUPTED, LeadscoreError
 
 
 def _prevalence(value: str) -> float | str:
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leadscore",
         description="SQL-first feature store and nightly batch scoring for B2B lead conversion.",
+        epilog=EXIT_CODES_HELP,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -60,12 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score rows from a 'later form version': new spellings, fewer easy leads")
 
     p = sub.add_parser("ingest", help="load competition-format CSV files into the database",
-                       description="Load CSV files into raw tables. Rows with a label become training "
-                       "rows, rows without one are to be scored. A file already loaded (same sha256) "
-                       "is skipped. Rows with unparseable values go to raw.rejected_rows with a reason.")
+                       description="Load CSV files into raw tables, all in one transaction (a refused file "
+                       "fails the command and nothing is written). In a --train file labeled rows train and "
+                       "unlabeled rows are scored; every row of a --score file is scored and any labels in it "
+                       "are set aside (raw.set_aside_labels), never trained on. A lead with an id already "
+                       "loaded is not loaded again. A file already loaded (same sha256) is skipped. Rows "
+                       "breaking a column rule go to raw.rejected_rows with a reason.",
+                       epilog=EXIT_CODES_HELP)
     p.add_argument("--train", type=Path, action="append", default=[], help="labeled file (repeatable)")
-    p.add_argument("--score", type=Path, action="append", default=[], help="unlabeled file (repeatable)")
-    p.add_argument("files", nargs="*", type=Path, help="more files of either kind")
+    p.add_argument("--score", type=Path, action="append", default=[], help="file to score (repeatable)")
+    p.add_argument("files", nargs="*", type=Path,
+                   help="more files; role from the file: an 'id' column means a score file, none a training file")
     p.add_argument("--strict", action="store_true", help="fail the whole load if any row is rejected")
 
     p = sub.add_parser("build", help="run dbt build (same as running it by hand)",
@@ -94,7 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("nightly", help="ingest, dbt build, train if needed, score, publish",
                        description="The nightly job: ingest new files in DIR, run dbt build, train if no "
-                       "model exists (or --retrain), score, publish the serving snapshot, record the run.")
+                       "model exists (or --retrain), score, publish the serving snapshot, record the run. "
+                       "Each file's role comes from the file (an 'id' column: score file; none: training "
+                       "file). A file that cannot be loaded is quarantined (raw.loads, status 'refused', "
+                       "with the reason; not retried until it changes), the rest of the run goes on and "
+                       "the exit code is 3.",
+                       epilog=EXIT_CODES_HELP)
     p.add_argument("--input", type=Path, default=None, help="folder with new CSV files (default: data/raw)")
     p.add_argument("--retrain", action="store_true", help="train a new model even if one exists")
     p.add_argument("--time-budget", type=float, default=120.0, help="training budget in seconds when training (default: 120)")
@@ -121,6 +133,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that write the database take the one lock (leadscore.runlock) before anything heavy
+# is imported, so a second writer is told "busy" (EXIT_BUSY) in milliseconds.
+WRITING_COMMANDS = frozenset({"ingest", "build", "train", "score", "publish", "nightly", "evaluate"})
+
+
+def _save_traceback(command: str) -> str:
+    """Append the traceback of an unexpected error to a log beside the database; return its path."""
+    import traceback
+    from datetime import datetime
+
+    from leadscore import config
+
+    try:
+        path = config.data_dir() / "leadscore-errors.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as fh:
+            fh.write(f"--- {datetime.now():%Y-%m-%d %H:%M:%S} leadscore {command}\n{traceback.format_exc()}\n")
+        return str(path)
+    except OSError:
+        return "nowhere (the log could not be written)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
@@ -129,16 +163,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         args.dbt_args = [*unknown, *args.dbt_args]  # `leadscore build --select x` passes through
     try:
+        if args.command in WRITING_COMMANDS:
+            from leadscore import runlock
+
+            with runlock.exclusive(args.command):
+                from leadscore import commands
+
+                return commands.dispatch(args)
         from leadscore import commands
 
         return commands.dispatch(args)
     except LeadscoreError as exc:
         message = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
         print(f"leadscore {args.command}: error: {message}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     except KeyboardInterrupt:
         print(f"leadscore {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: one line for the user, the traceback in the log
+        if os.environ.get("LEADSCORE_DEBUG"):
+            raise
+        where = _save_traceback(args.command)
+        message = " ".join(str(exc).split())[:300]
+        print(
+            f"leadscore {args.command}: error: unexpected {type(exc).__name__}: {message} "
+            f"(a bug, not your input; traceback in {where}; LEADSCORE_DEBUG=1 shows it)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

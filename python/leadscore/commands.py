@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from leadscore import config, db
-from leadscore.errors import LeadscoreError
+from leadscore.errors import EXIT_FILES_REFUSED, LeadscoreError
 
 
 def _say(message: str) -> None:
@@ -59,9 +59,13 @@ def report_loads(results: list) -> None:
         if r.status == "skipped":
             _say(f"{r.path}: skipped, {r.message}")
             continue
+        if r.status == "refused":
+            print(f"{r.path}: refused: {r.message}", file=sys.stderr, flush=True)
+            continue
         line = (
             f"{r.path}: loaded {r.rows_loaded} rows as load {r.load_id} "
             f"({r.train_rows} labeled, {r.score_rows} to score)"
+            + (f"; read as a {r.role} file: {r.role_reason}" if r.role_reason else "")
         )
         _say(line)
         if r.message:
@@ -72,11 +76,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from leadscore.ingest import ingest_files
 
     files = ingest_paths(args)
-    con = db.connect()
+    path = config.db_path()
+    existed = path.exists()
     try:
-        results = ingest_files(con, files, strict=args.strict)
-    finally:
-        con.close()
+        con = db.connect()
+        try:
+            results = ingest_files(con, files, strict=args.strict)
+        finally:
+            con.close()
+    except BaseException:
+        if not existed:  # a failed first ingest leaves no empty database file behind
+            for leftover in (path, path.with_name(path.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+        raise
     report_loads(results)
     return 0
 
@@ -175,6 +187,11 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     input_dir = args.input if args.input is not None else config.project_root() / "data" / "raw"
     result = run_nightly(input_dir, retrain=args.retrain, time_budget=args.time_budget, seed=args.seed, say=_say)
     print_summary(result)
+    if result.files_refused:
+        for r in result.loads:
+            if r.status == "refused":
+                print(f"leadscore nightly: warning: refused {r.path}: {r.message}", file=sys.stderr, flush=True)
+        return EXIT_FILES_REFUSED
     return 0
 
 
@@ -184,9 +201,10 @@ def print_summary(result) -> None:
     models = counts.get("model success", 0)
     tests = counts.get("test pass", 0) + counts.get("unit_test pass", 0)
     _say("")
-    _say(f"nightly run {result.run_id} succeeded")
+    refused = getattr(result, "files_refused", 0)
+    _say(f"nightly run {result.run_id} succeeded" + (f", with {refused} file(s) refused (exit code 3)" if refused else ""))
     _say(f"  rows ingested     {result.rows_ingested} ({result.rows_rejected} rejected, "
-         f"{result.files_skipped} file(s) already loaded)")
+         f"{result.files_skipped} file(s) already loaded, {refused} refused)")
     _say(f"  dbt               {models} models built, {tests} tests passed, {counts.get('seed success', 0)} seeds")
     _say(f"  model version     {result.model_version}" + (" (trained in this run)" if result.trained_model else ""))
     _say(f"  leads scored      {result.leads_scored}")

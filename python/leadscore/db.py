@@ -7,6 +7,8 @@ connection while a result is only partly fetched, and fetching whole is also wha
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,20 +17,34 @@ from typing import Any
 import duckdb
 
 from leadscore import config
-from leadscore.errors import LeadscoreError
+from leadscore.errors import Busy, LeadscoreError
 
 
-def connect(path: Path | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the leadscore database, creating its folder when writing."""
+def connect(path: Path | None = None, read_only: bool = False, wait: float | None = None) -> duckdb.DuckDBPyConnection:
+    """Open the leadscore database, creating its folder when writing.
+
+    leadscore's own writers never collide (they share leadscore.runlock), but a process outside
+    it (a plain `dbt build`, a DuckDB shell) can hold DuckDB's file lock: then wait up to `wait`
+    seconds (LEADSCORE_DB_WAIT, default 30) for it to let go, and report busy (EXIT_BUSY) after.
+    """
     path = path or config.db_path()
     if read_only and not path.exists():
         raise LeadscoreError(f"database {path} does not exist yet: run `leadscore ingest` first")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        return duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as exc:  # most often: another process holds the write lock
-        raise LeadscoreError(f"cannot open database {path}: {exc}") from exc
+    if wait is None:
+        wait = float(os.environ.get("LEADSCORE_DB_WAIT", "30"))
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            text = " ".join(str(exc).split())
+            if "lock" not in text.lower():
+                raise LeadscoreError(f"cannot open database {path}: {text}") from exc
+            if time.monotonic() >= deadline:
+                raise Busy(f"busy: database {path} is held by another process ({text}); try again when it ends") from exc
+            time.sleep(0.5)
 
 
 @contextmanager

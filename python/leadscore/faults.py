@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 
 
-def pause_point(name: str) -> None:
+def pause_point(name: str, detail: str = "") -> None:
+    """detail (e.g. a child's pid) goes on the marker's second line."""
     if os.environ.get("LEADSCORE_PAUSE_AT") != name:
         return
     folder = Path(os.environ.get("LEADSCORE_PAUSE_DIR", "."))
-    (folder / f"{name}.reached").write_text(str(os.getpid()))
+    (folder / f"{name}.reached").write_text(f"{os.getpid()}\n{detail}".strip())
     time.sleep(float(os.environ.get("LEADSCORE_PAUSE_SECONDS", "600")))

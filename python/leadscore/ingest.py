@@ -1,14 +1,27 @@
 """Load competition-format CSV files into the raw tables.
 
 Policy, in one place:
-- File-level problems (missing, empty, header only, a required column missing, not UTF-8,
-  malformed CSV) fail the whole command: nothing is written, the exit code is non-zero and
-  the message names the file (and line or column where there is one).
-- Row-level problems (an unparseable number or label, a duplicate `id`) do not stop the load:
-  the row is kept in `raw.rejected_rows` with the file, row number, column, raw value and
-  reason, and the command warns. `--strict` turns any rejected row into a failed load.
-- All files of one command load in one transaction, so a failure leaves the database exactly
-  as it was. A file whose sha256 is already in `raw.loads` is skipped and reported as such.
+- File-level problems (missing, empty, header only, a required column missing, a duplicated or
+  wrongly cased column name, not UTF-8, malformed CSV) refuse the file with a one-line message
+  naming the file (and line or column where there is one). `leadscore ingest` then fails and
+  writes nothing; the nightly job (`quarantine=True`) records the file in `raw.loads` with
+  status 'refused' and the reason, loads the other files, and does not retry the file until
+  its content changes.
+- Row-level problems (an unparseable number or label, a value outside its domain as declared in
+  `schema.LEAD_COLUMNS`, a duplicate `id`, a lead already loaded) do not stop the load: the row
+  is kept in `raw.rejected_rows` with the file, row number, column, raw value and reason, and
+  the command warns. `--strict` turns any rejected row into a refused file.
+- A file's role: `--train` / `--score` on the command line decide it; otherwise (`nightly`,
+  positional files) the file does: a file with an `id` column is a score file (the
+  competition's test file has one, its training file has none). In a score file every row is
+  scored; labels found there are set aside in `raw.set_aside_labels`, never trained on. In a
+  training file labeled rows train and unlabeled rows are scored.
+- A lead's identity: its `id` when it has one; a row with an id already in `raw.leads` is
+  rejected ("already loaded"), so a lead is loaded, scored and exported once. A row without an
+  id is known by its content: an identical row already loaded by an earlier file (a re-exported
+  file) is rejected the same way; identical rows within one file are all kept.
+- `ingest` loads all its files in one transaction (a failure leaves the database as it was); the
+  nightly job loads each file in its own. A file whose sha256 is already loaded is skipped.
 
 The CSV is parsed by DuckDB's reader as text, then validated and cast in SQL: no Python row
 loops, so 1M rows load in seconds.
@@ -16,6 +29,10 @@ loops, so 1M rows load in seconds.
 
 from __future__ import annotations
 
+import csv
+import gzip
+import io
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,9 +41,20 @@ import duckdb
 from leadscore import db, store
 from leadscore.errors import LeadscoreError
 from leadscore.fileio import sha256_file
-from leadscore.schema import FALSE_LABELS, ID_COLUMN, LABEL_COLUMN, LEAD_COLUMNS, TRUE_LABELS
+from leadscore.schema import (
+    FALSE_LABELS,
+    ID_COLUMN,
+    ID_RULE,
+    LABEL_COLUMN,
+    LEAD_COLUMNS,
+    TRUE_LABELS,
+    Column,
+)
 
 _CSV_OPTIONS = "header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"'"
+_GZIP_MAGIC = b"\x1f\x8b"
+# DuckDB's CSV reader refuses lines longer than this (its max_line_size default).
+_MAX_LINE_BYTES = 2_000_000
 
 
 @dataclass
@@ -34,7 +62,7 @@ class LoadResult:
     """What happened to one file; the CLI prints one line per result."""
 
     path: Path
-    status: str  # "loaded" or "skipped"
+    status: str  # "loaded", "skipped" (same content loaded before) or "refused" (quarantined)
     load_id: int | None = None
     rows_loaded: int = 0
     rows_rejected: int = 0
@@ -42,61 +70,133 @@ class LoadResult:
     score_rows: int = 0
     extra_columns: list[str] = field(default_factory=list)
     message: str = ""
+    role: str = ""
+    role_reason: str = ""
+    labels_set_aside: int = 0
+
+
+class FileRefused(LeadscoreError):
+    """A file-level problem: the file cannot be loaded at all."""
 
 
 def ingest_files(
     con: duckdb.DuckDBPyConnection,
     files: list[tuple[Path, str]],
     strict: bool = False,
+    quarantine: bool = False,
 ) -> list[LoadResult]:
-    """Load each (path, declared_kind) in one transaction; declared_kind is train, score or auto.
+    """Load each (path, declared_kind); declared_kind is train, score or auto (role from the file).
 
-    The declared kind only adds checks (a train file must have labels); whether a row trains or
-    is scored is decided by the row itself: labeled rows train, unlabeled rows are scored.
+    quarantine=False: one transaction for all files; any refused file fails the whole call.
+    quarantine=True: one transaction per file; a refused file is recorded in raw.loads with
+    status 'refused' and its reason, and the call goes on with the next file.
     """
-    for path, _ in files:
-        _check_file(path)
-    hashes = [sha256_file(path) for path, _ in files]
     results: list[LoadResult] = []
+    if not quarantine:
+        for path, _ in files:
+            _check_file(path)
+        hashes = [sha256_file(path) for path, _ in files]
+        with db.transaction(con):
+            store.ensure_schemas(con)
+            seen: dict[str, Path] = {}
+            for (path, kind), sha in zip(files, hashes):
+                results.append(_load_or_skip(con, path, kind, sha, strict, seen, retry_refused=True))
+        return results
+
     with db.transaction(con):
         store.ensure_schemas(con)
-        seen_in_this_call: dict[str, Path] = {}
-        for (path, kind), sha in zip(files, hashes):
-            previous = db.fetch_one(
-                con, "select load_id, file_name, loaded_at from raw.loads where sha256 = ?", [sha]
-            )
-            if previous is not None or sha in seen_in_this_call:
-                where = (
-                    f"load {previous[0]} ({previous[1]}, {previous[2]:%Y-%m-%d %H:%M})"
-                    if previous
-                    else f"{seen_in_this_call[sha]} in this command"
-                )
-                results.append(
-                    LoadResult(path, "skipped", message=f"already loaded as {where}; nothing to do")
-                )
-                continue
-            seen_in_this_call[sha] = path
-            results.append(_load_one(con, path, kind, sha, strict))
+    seen = {}
+    for path, kind in files:
+        try:
+            _check_file(path)
+            sha = sha256_file(path)
+        except (LeadscoreError, OSError) as exc:
+            results.append(LoadResult(path, "refused", message=_one_line(exc)))
+            continue  # nothing to key a record on (unreadable); reported every run
+        try:
+            with db.transaction(con):
+                results.append(_load_or_skip(con, path, kind, sha, strict, seen, retry_refused=False))
+        except LeadscoreError as exc:
+            reason = _one_line(exc)
+            with db.transaction(con):
+                load_id = _record_refusal(con, path, kind, sha, reason)
+            results.append(LoadResult(path, "refused", load_id=load_id, message=reason))
     return results
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+
+
+def _load_or_skip(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    kind: str,
+    sha: str,
+    strict: bool,
+    seen: dict[str, Path],
+    retry_refused: bool,
+) -> LoadResult:
+    previous = db.fetch_one(
+        con,
+        "select load_id, file_name, loaded_at, coalesce(status, 'loaded'), reason from raw.loads where sha256 = ?",
+        [sha],
+    )
+    if sha in seen:
+        return LoadResult(path, "skipped", message=f"same content as {seen[sha]} in this run; nothing to do")
+    if previous is not None and previous[3] == "refused" and not retry_refused:
+        return LoadResult(
+            path, "refused", load_id=previous[0],
+            message=f"refused on {previous[2]:%Y-%m-%d %H:%M} ({previous[4]}); not retried until the file changes",
+        )
+    if previous is not None and previous[3] != "refused":
+        where = f"load {previous[0]} ({previous[1]}, {previous[2]:%Y-%m-%d %H:%M})"
+        return LoadResult(path, "skipped", message=f"already loaded as {where}; nothing to do")
+    seen[sha] = path
+    result = _load_one(con, path, kind, sha, strict)
+    if previous is not None:  # refused before, loaded now (given explicitly): the refusal is history
+        con.execute("delete from raw.loads where load_id = ?", [previous[0]])
+    return result
+
+
+def _record_refusal(con: duckdb.DuckDBPyConnection, path: Path, kind: str, sha: str, reason: str) -> int:
+    load_id = int(db.scalar(con, "select coalesce(max(load_id), 0) + 1 from raw.loads"))
+    con.execute(
+        "insert into raw.loads (load_id, file_name, file_path, sha256, declared_kind, rows_loaded, "
+        "rows_rejected, train_rows, score_rows, extra_columns, loaded_at, status, reason) "
+        "values (?, ?, ?, ?, ?, 0, 0, 0, 0, null, now()::timestamp, 'refused', ?)",
+        [load_id, path.name, str(path.resolve()), sha, kind, reason],
+    )
+    return load_id
 
 
 def _check_file(path: Path) -> None:
     if not path.exists():
-        raise LeadscoreError(f"{path}: no such file")
+        raise FileRefused(f"{path}: no such file")
     if not path.is_file():
-        raise LeadscoreError(f"{path}: not a regular file")
+        raise FileRefused(f"{path}: not a regular file")
     if path.stat().st_size == 0:
-        raise LeadscoreError(f"{path}: file is empty (expected a header row and data rows)")
+        raise FileRefused(f"{path}: file is empty (expected a header row and data rows)")
 
 
-def _first_invalid_utf8(path: Path) -> tuple[int, int] | None:
+def _is_gzip(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(2) == _GZIP_MAGIC
+
+
+def _open_text(path: Path, gz: bool) -> io.TextIOBase:
+    raw = gzip.open(path, "rb") if gz else path.open("rb")
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+
+
+def _first_invalid_utf8(path: Path, gz: bool = False) -> tuple[int, int] | None:
     """(line, byte offset) of the first invalid UTF-8 sequence, or None. Only called after
     DuckDB has refused the file, to name the exact line."""
     import codecs
 
     decoder = codecs.getincrementaldecoder("utf-8")()
     line, offset = 1, 0
-    with path.open("rb") as fh:
+    with (gzip.open(path, "rb") if gz else path.open("rb")) as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             try:
                 decoder.decode(chunk)
@@ -107,61 +207,158 @@ def _first_invalid_utf8(path: Path) -> tuple[int, int] | None:
     return None
 
 
-def _read_header(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
-    try:
-        rows = db.fetch_all(con, f"describe select * from read_csv(?, {_CSV_OPTIONS})", [str(path)])
-    except duckdb.Error as exc:
-        raise _csv_error(path, exc) from exc
-    return [r[0] for r in rows]
+def _diagnose_csv(path: Path, gz: bool) -> str | None:
+    """The first structural problem, found by Python's CSV reader, for when DuckDB's sniffer
+    gives up without saying why: 'line N: expected X fields, found Y', an unterminated quote,
+    a line over DuckDB's size limit. Only runs on a file DuckDB refused."""
+    where = _first_invalid_utf8(path, gz)
+    if where:
+        return f"not valid UTF-8 at line {where[0]} (byte {where[1]}); save the file as UTF-8 and load it again"
+    csv.field_size_limit(sys.maxsize)
+    with _open_text(path, gz) as fh:
+        reader = csv.reader(fh, strict=True)
+        width = None
+        start = 1
+        try:
+            for row in reader:
+                size = sum(len(f.encode("utf-8", "replace")) + 1 for f in row)
+                if size > _MAX_LINE_BYTES:
+                    return (
+                        f"line {start}: a row of {size:,} bytes, over the CSV reader's limit of "
+                        f"{_MAX_LINE_BYTES:,} (a field this long is almost always a broken quote or a pasted blob)"
+                    )
+                if width is None:
+                    width = len(row)
+                elif len(row) != width and row:
+                    return f"line {start}: expected {width} fields like the header, found {len(row)}"
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            return f"line {start}: {exc} (a quote opened there is never closed?)"
+    return None
 
 
-def _csv_error(path: Path, exc: duckdb.Error) -> LeadscoreError:
+def _csv_error(path: Path, exc: duckdb.Error, gz: bool) -> FileRefused:
+    """One line: the file, the line and DuckDB's reason (or ours, when DuckDB gives none)."""
     text = str(exc)
     if "unicode" in text.lower() or "utf-8" in text.lower():
-        where = _first_invalid_utf8(path)
+        where = _first_invalid_utf8(path, gz)
         if where:
-            return LeadscoreError(
+            return FileRefused(
                 f"{path}: not valid UTF-8 at line {where[0]} (byte {where[1]}); "
                 "save the file as UTF-8 and load it again"
             )
-    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), text)
-    return LeadscoreError(f"{path}: cannot be read as CSV: {first}")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    first = lines[0] if lines else text
+    reason = ""
+    if "CSV Error on Line" in first:
+        # DuckDB: "CSV Error on Line: N", "Original Line: ...", then the reason, then fixes.
+        for ln in lines[1:]:
+            if ln.startswith(("Original Line", "Possible")) or ln.startswith("*"):
+                if ln.startswith("Possible"):
+                    break
+                continue
+            if "=" in ln and ln.split("=")[0].strip().replace("_", "").isalpha():
+                break  # the reader's option dump
+            reason = ln
+            break
+    # DuckDB's sniffer gives no reason, and its line number for an over-long line is the
+    # chunk's, not the file's: find the line ourselves then.
+    diagnosis = _diagnose_csv(path, gz) if not reason or "line size" in reason.lower() else None
+    first = first.replace("Invalid Input Error: ", "")
+    if diagnosis:
+        return FileRefused(f"{path}: cannot be read as CSV: {diagnosis}")
+    return FileRefused(f"{path}: cannot be read as CSV: {first}" + (f": {reason}" if reason else ""))
+
+
+def _header_problem(path: Path, header: list[str]) -> str | None:
+    """File-level header checks, before any row is read."""
+    known = [c.name for c in LEAD_COLUMNS]
+    if len(header) == 1 and header[0].count(";") >= 2:
+        return (
+            "the header has one column with ';' in it: the file looks ';'-separated; "
+            "save it comma-separated (CSV) and load it again"
+        )
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        return f"duplicated column name{'s' if len(dupes) > 1 else ''} in the header: {', '.join(dupes)}"
+    missing = [c for c in known if c not in header]
+    if missing:
+        lower = {h.strip().lower(): h for h in header}
+        cased = [f"'{lower[m.lower()]}' should be '{m}'" for m in missing if m.lower() in lower]
+        if cased:
+            return "column names differ only in case or spaces (names are case-sensitive): " + ", ".join(cased)
+        if len(header) <= 1:
+            return "no header row found (expected the competition columns)"
+        return f"required column{'s' if len(missing) > 1 else ''} missing: {', '.join(missing)}"
+    for special in (ID_COLUMN, LABEL_COLUMN):
+        if special not in header and any(h.strip().lower() == special for h in header):
+            wrong = next(h for h in header if h.strip().lower() == special)
+            return f"column names differ only in case or spaces (names are case-sensitive): '{wrong}' should be '{special}'"
+    return None
+
+
+def _read_header(path: Path, gz: bool) -> list[str]:
+    try:
+        with (gzip.open(path, "rb") if gz else path.open("rb")) as fh:
+            first = fh.readline(1 << 20).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise FileRefused(f"{path}: not valid UTF-8 at line 1; save the file as UTF-8 and load it again") from None
+    except (OSError, EOFError) as exc:
+        raise FileRefused(f"{path}: cannot be read: {exc}") from None
+    if not first.strip():
+        raise FileRefused(f"{path}: no header row found (the first line is empty)")
+    try:
+        return next(csv.reader([first]))
+    except csv.Error as exc:
+        raise FileRefused(f"{path}: line 1: the header cannot be parsed: {exc}") from None
+
+
+def _resolve_role(path: Path, kind: str, has_id: bool) -> tuple[str, str]:
+    if kind == "train":
+        return "train", "given with --train"
+    if kind == "score":
+        return "score", "given with --score"
+    if has_id:
+        return "score", f"has an '{ID_COLUMN}' column, like the competition's score file"
+    return "train", f"no '{ID_COLUMN}' column, like the competition's training file"
 
 
 def _load_one(
     con: duckdb.DuckDBPyConnection, path: Path, kind: str, sha: str, strict: bool
 ) -> LoadResult:
-    header = _read_header(con, path)
-    missing = [c.name for c in LEAD_COLUMNS if c.name not in header]
-    if missing:
-        if header == ["column0"]:
-            raise LeadscoreError(f"{path}: no header row found (expected the competition columns)")
-        raise LeadscoreError(
-            f"{path}: required column{'s' if len(missing) > 1 else ''} missing: {', '.join(missing)}"
-        )
+    gz = _is_gzip(path)
+    header = _read_header(path, gz)
+    problem = _header_problem(path, header)
+    if problem:
+        raise FileRefused(f"{path}: {problem}")
     has_id = ID_COLUMN in header
     has_label = LABEL_COLUMN in header
-    if kind == "train" and not has_label:
-        raise LeadscoreError(f"{path}: a training file needs an '{LABEL_COLUMN}' column")
+    role, role_reason = _resolve_role(path, kind, has_id)
+    if role == "train" and not has_label:
+        raise FileRefused(
+            f"{path}: a training file needs an '{LABEL_COLUMN}' column"
+            + ("" if kind == "train" else f" (read as training data: {role_reason})")
+        )
     known = {c.name for c in LEAD_COLUMNS} | {ID_COLUMN, LABEL_COLUMN}
     extra = [h for h in header if h not in known]
+    options = _CSV_OPTIONS + (", compression = 'gzip'" if gz else "")
 
     con.execute("drop table if exists _ingest_src")
     try:
         # CTAS keeps file order (preserve_insertion_order), so rowids are in file order. Inside a
         # transaction they start at a large offset, hence the subtraction of the first rowid.
-        con.execute(
-            f"create temp table _ingest_src as select * from read_csv(?, {_CSV_OPTIONS})", [str(path)]
-        )
+        con.execute(f"create temp table _ingest_src as select * from read_csv(?, {options})", [str(path)])
     except duckdb.Error as exc:
-        raise _csv_error(path, exc) from exc
+        raise _csv_error(path, exc, gz) from exc
     total, first_rowid = db.fetch_one(con, "select count(*), min(rowid) from _ingest_src")
     if total == 0:
-        raise LeadscoreError(f"{path}: header only, no data rows")
+        raise FileRefused(f"{path}: header only, no data rows")
 
     load_id = int(db.scalar(con, "select coalesce(max(load_id), 0) + 1 from raw.loads"))
     row = f"(s.rowid - {int(first_rowid)} + 1)"
-    _write_rejections(con, path, load_id, has_id, has_label, row)
+    _write_rejections(con, path, load_id, has_id, has_label and role == "train", row)
+    if has_id:
+        _reject_known_ids(con, path, load_id, row)
     rejected = int(
         db.scalar(con, "select count(distinct source_row) from raw.rejected_rows where load_id = ?", [load_id])
     )
@@ -172,25 +369,26 @@ def _load_one(
             "where load_id = ? order by source_row limit 1",
             [load_id],
         )
-        raise LeadscoreError(
+        raise FileRefused(
             f"{path}: {rejected} row(s) rejected (--strict); first: data row {first[0]}, "
             f"column {first[1]}: {first[3]} (value {first[2]!r})"
         )
 
     select_cols = ",\n".join(f"    {_cast_expr(c.name, c.sql_type)}" for c in LEAD_COLUMNS)
-    label_expr = _label_expr() if has_label else "null::boolean"
+    label_expr = _label_expr() if has_label and role == "train" else "null::boolean"
     id_expr = f"{_int_expr(ID_COLUMN)}" if has_id else "null::bigint"
     extra_expr = (
         "to_json({" + ", ".join(f"{db.quote_literal(e)}: {db.quote_ident(e)}" for e in extra) + "})"
         if extra
         else "null::json"
     )
+    con.execute("drop table if exists _ingest_typed")
     con.execute(
         f"""
-        insert into raw.leads
+        create temp table _ingest_typed as
         select
             substr(md5(? || ':' || {row}::varchar), 1, 16) as lead_id,
-            ? as load_id,
+            ?::integer as load_id,
             {row} as source_row,
             {id_expr} as id,
         {select_cols},
@@ -205,6 +403,39 @@ def _load_one(
         """,
         [sha, load_id, load_id],
     )
+    if not has_id:
+        _reject_known_rows(con, path, load_id, int(first_rowid))
+        rejected = int(
+            db.scalar(con, "select count(distinct source_row) from raw.rejected_rows where load_id = ?", [load_id])
+        )
+    columns = ", ".join(
+        ["lead_id", "load_id", "source_row", "id", *(db.quote_ident(c.name) for c in LEAD_COLUMNS),
+         "is_converted", "extra_columns", "loaded_at"]
+    )
+    con.execute(
+        f"insert into raw.leads ({columns}) select {columns} from _ingest_typed "
+        "where source_row not in (select source_row from raw.rejected_rows where load_id = ?) "
+        "order by source_row",
+        [load_id],
+    )
+    set_aside = 0
+    if has_label and role == "score":
+        v = f"lower(trim({_col(LABEL_COLUMN)}))"
+        trues = ", ".join(db.quote_literal(x) for x in TRUE_LABELS)
+        falses = ", ".join(db.quote_literal(x) for x in FALSE_LABELS)
+        con.execute(
+            f"""
+            insert into raw.set_aside_labels
+            select l.load_id, l.lead_id, l.id, l.source_row, {_col(LABEL_COLUMN)},
+                case when {v} in ({trues}) then true when {v} in ({falses}) then false end,
+                now()::timestamp
+            from raw.leads as l
+            inner join _ingest_src as s on l.source_row = {row}
+            where l.load_id = ? and nullif(trim({_col(LABEL_COLUMN)}), '') is not null
+            """,
+            [load_id],
+        )
+        set_aside = int(db.scalar(con, "select count(*) from raw.set_aside_labels where load_id = ?", [load_id]))
     counts = db.fetch_one(
         con,
         "select count(*), count(is_converted), count(*) - count(is_converted) "
@@ -213,28 +444,40 @@ def _load_one(
     )
     loaded, train_rows, score_rows = (int(x) for x in counts)
     con.execute(
-        "insert into raw.loads values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::timestamp)",
-        [load_id, path.name, str(path.resolve()), sha, kind, loaded, rejected, train_rows, score_rows, extra],
+        "insert into raw.loads (load_id, file_name, file_path, sha256, declared_kind, rows_loaded, "
+        "rows_rejected, train_rows, score_rows, extra_columns, loaded_at, status, reason) "
+        "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::timestamp, 'loaded', ?)",
+        [load_id, path.name, str(path.resolve()), sha, role, loaded, rejected, train_rows, score_rows,
+         extra, f"role {role}: {role_reason}"],
     )
     con.execute("drop table _ingest_src")
+    con.execute("drop table _ingest_typed")
     notes = []
+    if gz and not path.name.lower().endswith(".gz"):
+        notes.append("the file is gzip-compressed (named as plain CSV); read it decompressed")
     if rejected:
         first = db.fetch_one(
             con,
             "select source_row, column_name, reason from raw.rejected_rows "
-            "where load_id = ? order by source_row limit 1",
+            "where load_id = ? order by source_row, column_name limit 1",
             [load_id],
         )
         notes.append(
             f"{rejected} row(s) rejected, kept in raw.rejected_rows "
             f"(first: data row {first[0]}, column {first[1]}: {first[2]})"
         )
+    if set_aside:
+        notes.append(
+            f"{set_aside} label(s) in a file loaded as a score file set aside in raw.set_aside_labels, "
+            "never trained on; its rows are scored"
+        )
     if extra:
         notes.append(f"extra column(s) kept in extra_columns: {', '.join(extra)}")
-    if kind == "train" and score_rows:
+    if role == "train" and score_rows:
         notes.append(f"{score_rows} row(s) without a label will be scored, not trained on")
     return LoadResult(
-        path, "loaded", load_id, loaded, rejected, train_rows, score_rows, extra, "; ".join(notes)
+        path, "loaded", load_id, loaded, rejected, train_rows, score_rows, extra, "; ".join(notes),
+        role, role_reason, set_aside,
     )
 
 
@@ -263,31 +506,49 @@ def _label_expr() -> str:
     return f"case when {v} in ({trues}) then true when {v} in ({falses}) then false else null end"
 
 
-def _number_problem(name: str, integer: bool) -> str:
-    """SQL for the reason a non-empty cell is not a usable number, or null when it is."""
-    raw = f"trim({_col(name)})"
-    as_double = f"try_cast({raw} as double)"
+def _num(v: float) -> str:
+    return repr(float(v))
+
+
+def rule_problem(column: Column) -> str | None:
+    """SQL for the reason a cell breaks its column's rules (schema.LEAD_COLUMNS), or null."""
+    raw = f"trim({_col(column.name)})"
+    empty = f"nullif({raw}, '') is null"
+    missing = "'required value missing'" if column.required else "null"
+    if column.sql_type not in ("BIGINT", "DOUBLE"):
+        return f"case when {empty} then {missing} else null end" if column.required else None
+    d = f"try_cast({raw} as double)"
     checks = [
-        f"when {as_double} is null then 'not a number'",
-        f"when not isfinite({as_double}) then 'not a finite number'",
+        f"when {empty} then {missing}",
+        f"when {d} is null then 'not a number'",
+        f"when not isfinite({d}) then 'not a finite number'",
     ]
-    if integer:
-        checks.append(f"when {as_double} <> round({as_double}) then 'not a whole number'")
-        checks.append(f"when abs({as_double}) > 9.0e18 then 'integer out of range'")
-    return f"case when nullif({raw}, '') is null then null {' '.join(checks)} else null end"
+    if column.sql_type == "BIGINT":
+        checks.append(f"when {d} <> round({d}) then 'not a whole number'")
+        checks.append(f"when abs({d}) > 9.0e18 then 'integer out of range'")
+    if column.allowed is not None:
+        values = ", ".join(_num(v) for v in column.allowed)
+        checks.append(f"when {d} not in ({values}) then {db.quote_literal('not ' + column.rule_text())}")
+    if column.min_value is not None:
+        checks.append(
+            f"when {d} < {_num(column.min_value)} or {d} > {_num(column.max_value)} "
+            f"then {db.quote_literal('out of range: must be ' + column.rule_text().removeprefix('required; '))}"
+        )
+    return f"case {' '.join(checks)} else null end"
 
 
 def _write_rejections(
-    con: duckdb.DuckDBPyConnection, path: Path, load_id: int, has_id: bool, has_label: bool, row: str
+    con: duckdb.DuckDBPyConnection, path: Path, load_id: int, has_id: bool, check_label: bool, row: str
 ) -> None:
     """One row per (data row, column) problem, with the whole raw record, so nothing is lost."""
     problems: list[tuple[str, str]] = []
     for c in LEAD_COLUMNS:
-        if c.sql_type in ("BIGINT", "DOUBLE"):
-            problems.append((c.name, _number_problem(c.name, c.sql_type == "BIGINT")))
+        reason = rule_problem(c)
+        if reason:
+            problems.append((c.name, reason))
     if has_id:
-        problems.append((ID_COLUMN, _number_problem(ID_COLUMN, True)))
-    if has_label:
+        problems.append((ID_COLUMN, rule_problem(ID_RULE)))
+    if check_label:
         allowed = ", ".join(db.quote_literal(v) for v in (*TRUE_LABELS, *FALSE_LABELS))
         raw = f"lower(trim({_col(LABEL_COLUMN)}))"
         problems.append(
@@ -334,11 +595,74 @@ def _write_rejections(
         )
 
 
+def _reject_known_ids(con: duckdb.DuckDBPyConnection, path: Path, load_id: int, row: str) -> None:
+    """A lead is its id: an id already in raw.leads (an earlier file, or an earlier file of this
+    run) is not loaded again, so it is never scored or exported twice."""
+    con.execute(
+        f"""
+        insert into raw.rejected_rows
+        select ?, ?, {row}, 'id', {_col(ID_COLUMN)},
+            'id ' || l.id || ' already loaded (load ' || l.load_id || ', data row ' || l.source_row
+                || '); a lead is loaded once',
+            to_json(s), now()::timestamp
+        from _ingest_src as s
+        inner join raw.leads as l on l.id = {_int_expr(ID_COLUMN)}
+        where {row} not in (select source_row from raw.rejected_rows where load_id = ?)
+        """,
+        [load_id, str(path.resolve()), load_id],
+    )
+
+
+_CONTENT_COLUMNS = [c.name for c in LEAD_COLUMNS] + ["is_converted"]
+
+
+def _content_key(alias: str) -> str:
+    parts = ", ".join(f"coalesce({alias}.{db.quote_ident(c)}::varchar, chr(0))" for c in _CONTENT_COLUMNS)
+    return f"md5(concat_ws(chr(31), {parts}))"
+
+
+def _reject_known_rows(con: duckdb.DuckDBPyConnection, path: Path, load_id: int, first_rowid: int) -> None:
+    """Rows without an id are known by their content: the k-th copy of a row in this file is
+    rejected when earlier loads already hold at least k copies (a re-exported file loads only
+    its new rows; identical rows within one file all stay)."""
+    if not db.scalar(con, "select count(*) from raw.leads where id is null"):
+        return
+    con.execute(
+        f"""
+        insert into raw.rejected_rows
+        select ?, ?, t.source_row, 'row', null,
+            'identical row already loaded (load ' || k.first_load || '); a lead without an id is '
+                || 'known by its content, so a re-sent row is not loaded twice',
+            to_json(s), now()::timestamp
+        from (
+            select source_row, {_content_key('t')} as key,
+                row_number() over (partition by {_content_key('t')} order by source_row) as copy
+            from _ingest_typed as t
+        ) as t
+        inner join (
+            select {_content_key('l')} as key, count(*) as copies, min(l.load_id) as first_load
+            from raw.leads as l
+            where l.id is null
+            group by 1
+        ) as k on t.key = k.key and t.copy <= k.copies
+        inner join _ingest_src as s on s.rowid = t.source_row + {first_rowid} - 1
+        """,
+        [load_id, str(path.resolve())],
+    )
+
+
+def is_input_file(path: Path) -> bool:
+    name = path.name.lower()
+    return path.is_file() and not name.startswith(".") and (name.endswith(".csv") or name.endswith(".csv.gz"))
+
+
 def discover_inputs(folder: Path) -> list[tuple[Path, str]]:
-    """CSV files in a folder, in name order, each loaded with declared kind 'auto'."""
-    if not folder.is_dir():
+    """CSV files (*.csv, *.CSV, *.csv.gz) in a folder, in name order, each with role 'auto'."""
+    if not folder.exists():
         raise LeadscoreError(f"{folder}: no such folder")
-    return [(p, "auto") for p in sorted(folder.glob("*.csv")) if p.is_file()]
+    if not folder.is_dir():
+        raise LeadscoreError(f"{folder}: is a file, not a folder (--input takes the folder the CSV files are in)")
+    return [(p, "auto") for p in sorted(folder.iterdir()) if is_input_file(p)]
 
 
 def summarize(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -348,3 +672,4 @@ def summarize(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     leads, train = db.fetch_one(con, "select count(*), count(is_converted) from raw.leads")
     rejected = db.scalar(con, "select count(distinct (load_id, source_row)) from raw.rejected_rows")
     return {"leads": int(leads), "train": int(train), "score": int(leads - train), "rejected": int(rejected)}
+

@@ -3,15 +3,15 @@
 Each step either completes or changes nothing (ingest and scoring are single transactions,
 dbt rebuilds idempotently, a model becomes current only when fully written, the serving
 snapshot is swapped by rename), so a run killed at any point is repaired by simply running
-again. A file lock makes a second concurrent run exit at once instead of queueing behind
-DuckDB's file lock.
+again. The lock every writing command shares (leadscore.runlock) makes a second concurrent run exit at
+once with EXIT_BUSY instead of queueing behind DuckDB's file lock. A bad input file is
+quarantined (raw.loads, status 'refused') and the run goes on; the CLI then exits with
+EXIT_FILES_REFUSED.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,6 +29,7 @@ class NightlyResult:
     run_id: str
     files_loaded: int = 0
     files_skipped: int = 0
+    files_refused: int = 0
     rows_ingested: int = 0
     rows_rejected: int = 0
     dbt_counts: dict[str, int] = field(default_factory=dict)
@@ -41,26 +42,19 @@ class NightlyResult:
 
 
 def lock_path() -> Path:
-    return config.data_dir() / ".nightly.lock"
+    from leadscore import runlock
+
+    return runlock.lock_path()
 
 
 @contextmanager
 def exclusive_run_lock() -> Iterator[None]:
-    """Non-blocking exclusive lock; the holder's pid and start time are in the file."""
-    path = lock_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown process"
-            raise LeadscoreError(f"another nightly run is in progress ({holder}); try again when it ends") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} since {datetime.now():%Y-%m-%d %H:%M:%S}".encode(), 0)
+    """The lock every writing command shares (leadscore.runlock); re-entrant, so the CLI may
+    already hold it."""
+    from leadscore import runlock
+
+    with runlock.exclusive("nightly"):
         yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 def _record_start(run_id: str, input_dir: Path | None) -> None:
@@ -122,17 +116,26 @@ def run_nightly(
                 files = ingest.discover_inputs(input_dir)
                 con = db.connect()
                 try:
-                    loads = ingest.ingest_files(con, files) if files else []
+                    # one transaction per file: a bad file is quarantined, the others load
+                    loads = ingest.ingest_files(con, files, quarantine=True) if files else []
                 finally:
                     con.close()
                 result.loads = loads
+                for r in loads:
+                    if r.status == "loaded":
+                        say(f"ingest: {r.path.name}: {r.rows_loaded} rows as a {r.role} file ({r.role_reason})"
+                            + (f"; {r.message}" if r.message else ""))
+                    elif r.status == "refused":
+                        say(f"ingest: {r.path.name}: REFUSED: {r.message}")
                 result.files_loaded = sum(r.status == "loaded" for r in loads)
                 result.files_skipped = sum(r.status == "skipped" for r in loads)
+                result.files_refused = sum(r.status == "refused" for r in loads)
                 result.rows_ingested = sum(r.rows_loaded for r in loads)
                 result.rows_rejected = sum(r.rows_rejected for r in loads)
                 result.seconds["ingest"] = time.perf_counter() - t0
                 say(f"ingest: {result.rows_ingested} rows from {result.files_loaded} new file(s), "
-                    f"{result.files_skipped} already loaded, {result.rows_rejected} rejected")
+                    f"{result.files_skipped} already loaded, {result.files_refused} refused, "
+                    f"{result.rows_rejected} rejected")
 
             t0 = time.perf_counter()
             dbt_result = build.run_dbt(["build", "--no-use-colors", "--quiet"], quiet=True)
@@ -172,5 +175,6 @@ def run_nightly(
             except Exception:  # the database may be what failed; the original error matters more
                 pass
             raise
-        _record_end(result, "succeeded", None)
+        refused = [f"{r.path.name}: {r.message}" for r in result.loads if r.status == "refused"]
+        _record_end(result, "succeeded", ("files refused: " + " | ".join(refused)) if refused else None)
     return result

@@ -11,27 +11,56 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Column:
+    """One input column and its domain rules.
+
+    The rules are the single source of truth for what a value may be: ingestion rejects a row
+    that breaks one (raw.rejected_rows, with the reason), the dbt source tests on raw.leads
+    mirror them (tests/test_reliability.py checks the mirror), so a dbt test can never fail on
+    input that got past the door.
+    """
+
     name: str
     sql_type: str  # DuckDB type the raw table stores
     description: str
+    required: bool = False  # an empty cell is rejected ("required value missing")
+    min_value: float | None = None  # inclusive bounds for numbers
+    max_value: float | None = None
+    allowed: tuple[float, ...] | None = None  # the only values a number may take
 
+    def rule_text(self) -> str:
+        """The rule in words, for documentation and rejection reasons."""
+        parts = []
+        if self.required:
+            parts.append("required")
+        if self.allowed is not None:
+            parts.append("one of " + ", ".join(f"{v:g}" for v in self.allowed))
+        elif self.min_value is not None or self.max_value is not None:
+            parts.append(f"between {self.min_value:g} and {self.max_value:g}")
+        return "; ".join(parts)
+
+
+# Sane ranges at the door: ids fit in a BIGINT and in a float64 exactly; counts and lengths far
+# above anything real (historical_existing_cnt tops out near 2,200, lead_desc_length near 1,100)
+# but small enough that no float32 feature overflows downstream.
+MAX_ID = 2**53
+MAX_COUNT = 1_000_000
 
 # The 28 lead columns in file order (spec/input_schema.md). Types are what the raw table holds:
 # integer-valued ids and flags as BIGINT, rates as DOUBLE, everything textual as VARCHAR.
 LEAD_COLUMNS: tuple[Column, ...] = (
-    Column("bant_submit", "DOUBLE", "Share of Budget, Title, Needs, Timeline answered (0..1 in quarters)"),
+    Column("bant_submit", "DOUBLE", "Share of Budget, Title, Needs, Timeline answered (0..1 in quarters)", allowed=(0.0, 0.25, 0.5, 0.75, 1.0)),
     Column("customer_country", "VARCHAR", "Free text ADDRESS / CITY / COUNTRY"),
     Column("business_unit", "VARCHAR", "Business unit of the requested product"),
-    Column("com_reg_ver_win_rate", "DOUBLE", "Opportunity rate by vertical, business unit and region"),
-    Column("customer_idx", "BIGINT", "Customer company id"),
+    Column("com_reg_ver_win_rate", "DOUBLE", "Opportunity rate by vertical, business unit and region", min_value=0.0, max_value=1.0),
+    Column("customer_idx", "BIGINT", "Customer company id", required=True, min_value=0, max_value=MAX_ID),
     Column("customer_type", "VARCHAR", "Customer type"),
     Column("enterprise", "VARCHAR", "Enterprise or SMB"),
-    Column("historical_existing_cnt", "DOUBLE", "Earlier conversions of this customer"),
-    Column("id_strategic_ver", "DOUBLE", "Strategic weight, ID business unit (1 or missing)"),
-    Column("it_strategic_ver", "DOUBLE", "Strategic weight, IT business unit (1 or missing)"),
-    Column("idit_strategic_ver", "DOUBLE", "1 if either strategic flag is 1"),
+    Column("historical_existing_cnt", "DOUBLE", "Earlier conversions of this customer", min_value=0.0, max_value=MAX_COUNT),
+    Column("id_strategic_ver", "DOUBLE", "Strategic weight, ID business unit (1 or missing)", allowed=(0.0, 1.0)),
+    Column("it_strategic_ver", "DOUBLE", "Strategic weight, IT business unit (1 or missing)", allowed=(0.0, 1.0)),
+    Column("idit_strategic_ver", "DOUBLE", "1 if either strategic flag is 1", allowed=(0.0, 1.0)),
     Column("customer_job", "VARCHAR", "Job family of the contact"),
-    Column("lead_desc_length", "BIGINT", "Length of the lead's free-text description"),
+    Column("lead_desc_length", "BIGINT", "Length of the lead's free-text description", min_value=0, max_value=MAX_COUNT),
     Column("inquiry_type", "VARCHAR", "Inquiry type"),
     Column("product_category", "VARCHAR", "Requested product category"),
     Column("product_subcategory", "VARCHAR", "Requested product subcategory"),
@@ -40,17 +69,18 @@ LEAD_COLUMNS: tuple[Column, ...] = (
     Column("customer_position", "VARCHAR", "Position of the contact"),
     Column("response_corporate", "VARCHAR", "Responding LG subsidiary code"),
     Column("expected_timeline", "VARCHAR", "Requested timeline"),
-    Column("ver_cus", "BIGINT", "Weight: certain verticals with end-customer type (0/1)"),
-    Column("ver_pro", "BIGINT", "Weight: certain vertical x product category pairs (0/1)"),
-    Column("ver_win_rate_x", "DOUBLE", "Vertical share x vertical conversion rate"),
-    Column("ver_win_ratio_per_bu", "DOUBLE", "Conversion ratio of the vertical per business unit"),
+    Column("ver_cus", "BIGINT", "Weight: certain verticals with end-customer type (0/1)", allowed=(0.0, 1.0)),
+    Column("ver_pro", "BIGINT", "Weight: certain vertical x product category pairs (0/1)", allowed=(0.0, 1.0)),
+    Column("ver_win_rate_x", "DOUBLE", "Vertical share x vertical conversion rate", min_value=0.0, max_value=1.0),
+    Column("ver_win_ratio_per_bu", "DOUBLE", "Conversion ratio of the vertical per business unit", min_value=0.0, max_value=1.0),
     Column("business_area", "VARCHAR", "Customer's vertical"),
     Column("business_subarea", "VARCHAR", "Customer's sub-vertical"),
-    Column("lead_owner", "BIGINT", "Sales owner id"),
+    Column("lead_owner", "BIGINT", "Sales owner id", required=True, min_value=0, max_value=MAX_ID),
 )
 
 LEAD_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in LEAD_COLUMNS)
 ID_COLUMN = "id"
+ID_RULE = Column(ID_COLUMN, "BIGINT", "The score file's lead id", min_value=0, max_value=MAX_ID)
 LABEL_COLUMN = "is_converted"
 
 # Text accepted as a label; anything else in a non-empty label cell is rejected with a reason.

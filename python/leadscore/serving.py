@@ -53,10 +53,41 @@ def _relation_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
     return db.table_exists(con, schema, name)  # information_schema.tables lists views too
 
 
+def _clean_leftovers(folder: Path) -> list[Path]:
+    """Temp files of a publish that was killed before its cleanup ran (we hold the writer lock,
+    so no other publish is in flight)."""
+    removed = []
+    for leftover in folder.glob(".*.tmp*"):
+        if leftover.name.startswith((f".{SERVING_DB_NAME}.", f".{PARQUET_NAME}.")):
+            leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+    return removed
+
+
+def _drop_stale_wal(db_file: Path) -> None:
+    """A WAL beside the snapshot can only come from someone who opened it read-write (and was
+    killed before a checkpoint): DuckDB would replay it over whatever file has that name, so it
+    must never outlive a publish."""
+    Path(f"{db_file}.wal").unlink(missing_ok=True)
+
+
 def publish(con: duckdb.DuckDBPyConnection) -> PublishResult:
-    """Write a fresh snapshot beside the live one, then rename it into place."""
+    """Write a fresh snapshot beside the live one, then rename it into place.
+
+    The new file is checkpointed (no WAL of its own) and made read-only (0444) before the
+    rename, and any WAL left beside the live name is removed, so nothing can be replayed over
+    the snapshot.
+    """
+    if not _relation_exists(con, "main.scored_leads"):
+        from leadscore.errors import LeadscoreError
+
+        raise LeadscoreError(
+            "nothing to publish: main.scored_leads does not exist yet "
+            "(run `leadscore build` and `leadscore score` first); the snapshot is unchanged"
+        )
     folder = config.serving_dir()
     folder.mkdir(parents=True, exist_ok=True)
+    _clean_leftovers(folder)
     tag = uuid.uuid4().hex[:8]
     tmp_db = folder / f".{SERVING_DB_NAME}.{tag}.tmp"
     tmp_parquet = folder / f".{PARQUET_NAME}.{tag}.tmp"
@@ -78,9 +109,16 @@ def publish(con: duckdb.DuckDBPyConnection) -> PublishResult:
                 "(format parquet)"
             )
             fsync_path(tmp_parquet)
+        Path(f"{tmp_db}.wal").unlink(missing_ok=True)  # detach checkpointed: nothing left in it
+        os.chmod(tmp_db, 0o444)
+        if tmp_parquet.exists():
+            os.chmod(tmp_parquet, 0o444)
         fsync_path(tmp_db)
         faults.pause_point("publish.before_swap")
-        os.replace(tmp_db, folder / SERVING_DB_NAME)
+        live = folder / SERVING_DB_NAME
+        _drop_stale_wal(live)
+        os.replace(tmp_db, live)
+        _drop_stale_wal(live)  # a read-write open of the old file during the swap
         if tmp_parquet.exists():
             os.replace(tmp_parquet, folder / PARQUET_NAME)
     finally:
@@ -95,14 +133,25 @@ def export_submission(con: duckdb.DuckDBPyConnection, out: Path) -> int:
         from leadscore.errors import LeadscoreError
 
         raise LeadscoreError("main.scored_leads does not exist: run `leadscore build` and `leadscore score` first")
+    # Each id once: ingestion loads an id once, and should an older database hold an id twice,
+    # the lead scored most recently speaks for it.
+    rows = (
+        "select id, predicted_converted::integer as is_converted from main.scored_leads "
+        "where id is not null qualify row_number() over (partition by id order by scored_at desc, lead_id) = 1"
+    )
+    n = int(db.scalar(con, f"select count(*) from ({rows})"))
+    if n == 0:
+        from leadscore.errors import LeadscoreError
+
+        raise LeadscoreError(
+            f"nothing to export: no scored lead has an id (ids come from score files such as "
+            f"submission.csv; run `leadscore score` after loading one); {out} not written"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        con.execute(
-            "copy (select id, predicted_converted::integer as is_converted from main.scored_leads "
-            f"where id is not null order by id) to {db.quote_literal(str(tmp))} (header, delimiter ',')"
-        )
+        con.execute(f"copy ({rows} order by id) to {db.quote_literal(str(tmp))} (header, delimiter ',')")
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-    return int(db.scalar(con, "select count(*) from main.scored_leads where id is not null"))
+    return n

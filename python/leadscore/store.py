@@ -40,6 +40,23 @@ RAW_DDL = [
     "    extra_columns json,\n"
     "    loaded_at timestamp not null\n"
     ")",
+    # Files are known by content. status 'refused': the nightly job quarantined a bad file
+    # (reason says why); it is not retried until its content changes.
+    "alter table raw.loads add column if not exists status varchar default 'loaded'",
+    "alter table raw.loads add column if not exists reason varchar",
+    # Labels found in a file loaded as a score file (e.g. an earlier export, or the competition's
+    # test file after a submission): kept here, never trained on; the lead itself is scored.
+    """
+    create table if not exists raw.set_aside_labels (
+        load_id integer not null,
+        lead_id varchar not null,
+        id bigint,
+        source_row bigint not null,
+        raw_value varchar,
+        is_converted boolean,
+        set_aside_at timestamp not null
+    )
+    """,
     """
     create table if not exists raw.rejected_rows (
         load_id integer not null,
