@@ -7,6 +7,7 @@ once per session; each test works on its own copy of that data folder.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import shutil
 import signal
@@ -105,7 +106,10 @@ def test_a_new_file_gets_only_its_own_leads_scored(pipeline):
     gen = leadscore(pipeline / "data", "generate", "--out", str(pipeline / "gen2"), "--train-rows", "50",
                     "--score-rows", "37", "--seed", "99")
     assert gen.returncode == 0, gen.stderr
-    shutil.copy(pipeline / "gen2" / "submission.csv", new)
+    header, rows = _read_rows(pipeline / "gen2" / "submission.csv")
+    for i, r in enumerate(rows):  # ids of their own: an id already loaded is the same lead
+        r["id"] = str(40_000_000 + i)
+    _write_rows(new, header, rows)
     before = {r[0] for r in query(main_db(pipeline), "select lead_id from ops.score_history")}
     run = leadscore(pipeline / "data", "nightly", "--input", str(pipeline / "incoming"))
     assert run.returncode == 0, run.stderr
@@ -256,3 +260,208 @@ def test_score_refuses_a_feature_table_that_changed(pipeline):
     run = leadscore(pipeline / "data", "score", "--all")
     assert run.returncode != 0
     assert f"{victim} is missing" in run.stderr and "retrain" in run.stderr
+
+
+# -- issue 10 (reliability), pipeline halves ------------------------------------------------------
+# One bad night, built once for the module: on top of the session's pipeline, the real-file case
+# (a score file with labels given with --score), a training file with rows that break column
+# rules (named .CSV), the original score file re-exported with five more leads (gzip), and three
+# files that cannot be loaded. Then one nightly run over the folder.
+
+RULE_BREAKERS = [
+    ("lead_owner", "", "required value missing"),
+    ("customer_idx", "", "required value missing"),
+    ("bant_submit", "2", "not one of 0, 0.25, 0.5, 0.75, 1"),
+    ("com_reg_ver_win_rate", "1.5", "out of range: must be between 0 and 1"),
+    ("ver_win_rate_x", "-0.1", "out of range: must be between 0 and 1"),
+    ("historical_existing_cnt", "1e300", "out of range: must be between 0 and 1e+06"),
+]
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[dict]]:
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def _write_rows(path: Path, header: list[str], rows: list[dict]) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=header, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+@pytest.fixture(scope="module")
+def bad_night(pipeline_template, tmp_path_factory) -> dict:
+    import gzip
+
+    root = tmp_path_factory.mktemp("bad_night")
+    shutil.copytree(pipeline_template / "data", root / "data")
+    shutil.copytree(pipeline_template / "incoming", root / "incoming")
+    data, incoming = root / "data", root / "incoming"
+    gen = leadscore(data, "generate", "--out", str(root / "gen"), "--train-rows", "60", "--score-rows", "50", "--seed", "77")
+    assert gen.returncode == 0, gen.stderr
+
+    # the real-file case: a score file whose is_converted holds someone's predictions
+    header, rows = _read_rows(root / "gen" / "submission.csv")
+    for i, r in enumerate(rows):
+        r["id"], r["is_converted"] = str(20_000_000 + i), ("1" if i % 3 == 0 else "0")
+    filled = root / "submission_filled.csv"
+    _write_rows(filled, header, rows)
+    given = leadscore(data, "ingest", "--score", str(filled))
+    assert given.returncode == 0, given.stderr
+
+    # rows breaking the column rules, in a file named .CSV
+    header, rows = _read_rows(root / "gen" / "train.csv")
+    for r, (column, value, _) in zip(rows, RULE_BREAKERS):
+        r[column] = value
+    _write_rows(incoming / "day2_train.CSV", header, rows)
+
+    # the score file already loaded, re-exported with five more leads, gzip-compressed
+    header, rows = _read_rows(incoming / "submission.csv")
+    extra = [dict(rows[i], id=str(30_000_000 + i)) for i in range(5)]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows + extra)
+    (incoming / "submission_v2.csv.gz").write_bytes(gzip.compress(buf.getvalue().encode()))
+
+    # files that cannot be loaded
+    (incoming / "empty.csv").write_bytes(b"")
+    (incoming / "header_only.csv").write_text(",".join(header) + "\n")
+    (incoming / "junk.csv").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
+
+    run = leadscore(data, "nightly", "--input", str(incoming))
+    out = root / "export.csv"
+    export = leadscore(data, "export-submission", "--out", str(out))
+    return {"root": root, "run": run, "given": given, "filled_ids": [20_000_000 + i for i in range(50)],
+            "extra_ids": [30_000_000 + i for i in range(5)], "export": export, "export_path": out}
+
+
+def test_reliability_1_rule_breaking_rows_never_fail_a_later_dbt_build(bad_night):
+    run, db = bad_night["run"], main_db(bad_night["root"])
+    assert run.returncode == 3, run.stdout + run.stderr  # finished; 3 only for the refused files
+    assert "dbt build:" in run.stdout and " fail" not in run.stdout.split("dbt build:")[1].splitlines()[0]
+    got = query(db, "select r.source_row, r.column_name, r.reason from raw.rejected_rows as r "
+                    "join raw.loads as l using (load_id) where l.file_name = 'day2_train.CSV' order by 1")
+    assert got == [(i + 1, c, reason) for i, (c, _, reason) in enumerate(RULE_BREAKERS)]
+    assert query(db, "select status from ops.nightly_runs order by started_at desc limit 1") == [("succeeded",)]
+
+
+def test_reliability_2_a_score_file_with_labels_is_scored_in_full(bad_night):
+    db = main_db(bad_night["root"])
+    assert "50 label(s) in a file loaded as a score file set aside" in bad_night["given"].stderr
+    ids = ", ".join(map(str, bad_night["filled_ids"]))
+    assert query(db, f"select count(*), count(is_converted) from raw.leads where id in ({ids})") == [(50, 0)]
+    assert query(db, f"select count(distinct id) from main.scored_leads where id in ({ids})") == [(50,)]
+    assert query(db, "select count(*) from raw.set_aside_labels") == [(50,)]
+    # nightly decided each file's role from the file and said so
+    out = bad_night["run"].stdout
+    assert "day2_train.CSV: 60 rows" not in out  # 6 of them were rejected
+    assert "day2_train.CSV: 54 rows as a train file (no 'id' column" in out
+    assert "submission_v2.csv.gz: 5 rows as a score file (has an 'id' column" in out
+
+
+def test_reliability_3_export_writes_each_id_once(bad_night):
+    export = bad_night["export"]
+    assert export.returncode == 0, export.stderr
+    with bad_night["export_path"].open() as fh:
+        ids = [int(r["id"]) for r in csv.DictReader(fh)]
+    assert len(ids) == len(set(ids)) == 400 + 50 + 5
+    assert set(bad_night["filled_ids"]) <= set(ids) and set(bad_night["extra_ids"]) <= set(ids)
+    db = main_db(bad_night["root"])
+    assert query(db, "select rows_loaded, rows_rejected from raw.loads where file_name = 'submission_v2.csv.gz'") == [(5, 400)]
+
+
+def test_reliability_4_bad_files_are_quarantined_and_the_run_finishes(bad_night):
+    run, db = bad_night["run"], main_db(bad_night["root"])
+    assert run.returncode == 3
+    assert "with 3 file(s) refused (exit code 3)" in run.stdout
+    refused = query(db, "select file_name, reason from raw.loads where status = 'refused' order by 1")
+    assert [r[0] for r in refused] == ["header_only.csv", "junk.csv"]  # a 0-byte file has no content to record
+    assert "header only, no data rows" in refused[0][1] and "not valid UTF-8 at line 1" in refused[1][1]
+    assert "empty.csv: file is empty" in run.stderr
+    assert query(db, "select count(*) from raw.loads where status = 'loaded' and file_name in "
+                     "('day2_train.CSV', 'submission_v2.csv.gz')") == [(2,)]
+
+
+def test_reliability_7_sigkill_during_dbt_build_takes_dbt_with_it(pipeline):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "leadscore.cli", "nightly", "--input", str(pipeline / "incoming")],
+        env=env_for(pipeline / "data", LEADSCORE_PAUSE_AT="dbt.started", LEADSCORE_PAUSE_DIR=str(pipeline)),
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    marker = pipeline / "dbt.started.reached"
+    deadline = time.monotonic() + 120
+    while not marker.exists() or len(marker.read_text().split()) < 2:
+        assert proc.poll() is None, "the job ended before starting dbt"
+        assert time.monotonic() < deadline, "dbt never started"
+        time.sleep(0.05)
+    dbt_pid = int(marker.read_text().split()[1])
+    results = pipeline / "data" / ".leadscore.duckdb.dbt-target" / "run_results.json"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    def alive(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+
+    deadline = time.monotonic() + 60
+    while alive(dbt_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(dbt_pid), "dbt outlived the nightly job"
+    assert not results.exists(), "dbt ran to the end instead of dying with the job"
+    # the next run recovers: the killed run is marked abandoned, this one succeeds
+    run = leadscore(pipeline / "data", "nightly", "--input", str(pipeline / "incoming"))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert query(main_db(pipeline), "select status from ops.nightly_runs order by started_at") == [
+        ("succeeded",), ("abandoned",), ("succeeded",)]
+
+
+def test_reliability_8_publish_leaves_no_replayable_wal(pipeline):
+    snapshot_file = serving_db(pipeline)
+    assert snapshot_file.stat().st_mode & 0o777 == 0o444
+    # someone opens the snapshot read-write, changes rows and is killed before a checkpoint
+    tamper = (
+        "import duckdb, os, signal, sys; con = duckdb.connect(sys.argv[1]); "
+        "con.execute('delete from scored_leads where rank_in_run > 41'); os.kill(os.getpid(), signal.SIGKILL)"
+    )
+    subprocess.run([sys.executable, "-c", tamper, str(snapshot_file)], check=False)
+    assert Path(f"{snapshot_file}.wal").exists()
+    # ... and a publish was killed before its cleanup
+    leftovers = [snapshot_file.parent / ".leadscore.duckdb.dead0001.tmp",
+                 snapshot_file.parent / ".leadscore.duckdb.dead0001.tmp.wal",
+                 snapshot_file.parent / ".scored_leads.parquet.dead0001.tmp"]
+    for f in leftovers:
+        f.write_bytes(b"partial")
+    run = leadscore(pipeline / "data", "publish")
+    assert run.returncode == 0, run.stderr
+    assert not Path(f"{snapshot_file}.wal").exists()
+    assert not any(f.exists() for f in leftovers)
+    assert snapshot_file.stat().st_mode & 0o777 == 0o444
+    assert query(serving_db(pipeline), "select count(*) from scored_leads") == [(400,)]
+
+
+def test_reliability_10_build_reports_its_own_run(tmp_path):
+    """A stale run_results.json (another database's failed test) is never reported as this run's."""
+    home = tmp_path / "project"
+    home.mkdir()
+    for name in ("dbt_project.yml", "profiles.yml"):
+        shutil.copy(REPO / name, home / name)
+    for name in ("models_sql", "dbt_project"):
+        shutil.copytree(REPO / name, home / name)
+    stale = {"metadata": {"invocation_id": "from-database-a"}, "elapsed_time": 1.0, "results": [
+        {"unique_id": "test.leadscore.stale_failure_from_database_a", "status": "fail", "message": "Got 3 results"}]}
+    data = tmp_path / "data"
+    for target in (home / "target", data / ".leadscore.duckdb.dbt-target"):
+        target.mkdir(parents=True)
+        (target / "run_results.json").write_text(__import__("json").dumps(stale))
+    run = subprocess.run(
+        [sys.executable, "-m", "leadscore.cli", "build", "--no-such-dbt-flag"],
+        env={**env_for(data), "LEADSCORE_HOME": str(home)}, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 1
+    assert "dbt build --no-such-dbt-flag failed" in run.stderr
+    assert "stale_failure_from_database_a" not in run.stderr

@@ -64,6 +64,12 @@ def run_dbt(args: list[str], quiet: bool = False) -> DbtResult:
     the whole group is killed, and if leadscore is killed outright the kernel kills dbt."""
     import signal
 
+    from leadscore import db
+
+    # Open the database once ourselves first: a file that is not a DuckDB database, or one held
+    # by a process outside leadscore, is then a one-line error (or a wait) instead of a dbt
+    # traceback.
+    db.connect().close()
     root = config.project_root()
     env = dict(os.environ)
     env["LEADSCORE_DB"] = str(config.db_path())
