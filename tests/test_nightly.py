@@ -378,9 +378,10 @@ def test_reliability_4_bad_files_are_quarantined_and_the_run_finishes(bad_night)
     assert run.returncode == 3
     assert "with 3 file(s) refused (exit code 3)" in run.stdout
     refused = query(db, "select file_name, reason from raw.loads where status = 'refused' order by 1")
-    assert [r[0] for r in refused] == ["header_only.csv", "junk.csv"]  # a 0-byte file has no content to record
-    assert "header only, no data rows" in refused[0][1] and "not valid UTF-8 at line 1" in refused[1][1]
-    assert "empty.csv: file is empty" in run.stderr
+    assert [r[0] for r in refused] == ["empty.csv", "header_only.csv", "junk.csv"]
+    assert "file is empty" in refused[0][1] and "header only, no data rows" in refused[1][1]
+    assert "not valid UTF-8 at line 1" in refused[2][1]
+    assert "refused" in run.stderr and "junk.csv" in run.stderr
     assert query(db, "select count(*) from raw.loads where status = 'loaded' and file_name in "
                      "('day2_train.CSV', 'submission_v2.csv.gz')") == [(2,)]
 

@@ -156,12 +156,12 @@ def test_4_quarantine_records_and_does_not_retry(db_file, tmp_path):
         assert "file is empty" in results[1].message and "header only" in results[2].message
         assert "not valid UTF-8" in results[3].message
         recorded = con.execute("select file_name, status from raw.loads order by file_name").fetchall()
-        # the 0-byte file has no content to key on: it is reported each run, not recorded
-        assert recorded == [("a_good.csv", "loaded"), ("c_header_only.csv", "refused"), ("d_junk.csv", "refused")]
+        assert recorded == [("a_good.csv", "loaded"), ("b_empty.csv", "refused"), ("c_header_only.csv", "refused"),
+                            ("d_junk.csv", "refused")]
         again = ingest.ingest_files(con, files, quarantine=True)
         assert [r.status for r in again] == ["skipped", "refused", "refused", "refused"]
-        assert "not retried until the file changes" in again[2].message
-        assert con.execute("select count(*) from raw.loads").fetchall() == [(3,)]
+        assert all("not retried until the file changes" in r.message for r in again[1:])
+        assert con.execute("select count(*) from raw.loads").fetchall() == [(4,)]
         write_csv(folder / "c_header_only.csv", train_rows(2, start=700))  # fixed: loads next time
         third = ingest.ingest_files(con, ingest.discover_inputs(folder), quarantine=True)
         assert third[2].status == "loaded"
@@ -330,3 +330,23 @@ def seeded_db(db_file, tmp_path, capsys):
     assert run(capsys, "ingest", "--train", str(t))[0] == 0
     return db_file
 
+
+
+def test_1_rows_let_in_by_an_earlier_version_are_moved_out(db_file, tmp_path, capsys):
+    assert run(capsys, "ingest", "--train", str(write_csv(tmp_path / "t.csv", train_rows(3, start=650))))[0] == 0
+    con = duckdb.connect(str(db_file))
+    con.execute("update raw.leads set bant_submit = 2 where customer_idx = 651")  # as the old door allowed
+    con.close()
+    assert run(capsys, "ingest", "--train", str(write_csv(tmp_path / "u.csv", train_rows(1, start=660))))[0] == 0
+    assert rows_of(db_file, "select count(*) from raw.leads where customer_idx = 651") == [(0,)]
+    assert rows_of(db_file, "select column_name, reason from raw.rejected_rows") == [
+        ("bant_submit", "not one of 0, 0.25, 0.5, 0.75, 1 (loaded before this rule was enforced; moved out of raw.leads)")]
+
+
+def test_6_ragged_row_past_the_sniffer_keeps_duckdbs_line_and_reason(seeded_db, tmp_path, capsys):
+    p = write_csv(tmp_path / "long.csv", train_rows(25_002, start=10_000))
+    lines = _lines(p)
+    lines[25_001] = lines[25_001].rsplit(",", 1)[0]  # data row 25,001 (line 25,002) loses its label field
+    p.write_text("\n".join(lines) + "\n")
+    assert_fails_unchanged(seeded_db, capsys, ["ingest", "--train", str(p)], "long.csv", "Line: 25002",
+                           "Expected Number of Columns: 29 Found: 28")

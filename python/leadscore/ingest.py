@@ -98,6 +98,7 @@ def ingest_files(
         hashes = [sha256_file(path) for path, _ in files]
         with db.transaction(con):
             store.ensure_schemas(con)
+            quarantine_loaded_rows(con)
             seen: dict[str, Path] = {}
             for (path, kind), sha in zip(files, hashes):
                 results.append(_load_or_skip(con, path, kind, sha, strict, seen, retry_refused=True))
@@ -105,13 +106,13 @@ def ingest_files(
 
     with db.transaction(con):
         store.ensure_schemas(con)
+        quarantine_loaded_rows(con)
     seen = {}
     for path, kind in files:
         try:
-            _check_file(path)
             sha = sha256_file(path)
-        except (LeadscoreError, OSError) as exc:
-            results.append(LoadResult(path, "refused", message=_one_line(exc)))
+        except OSError as exc:
+            results.append(LoadResult(path, "refused", message=f"{path}: cannot be read: {exc.strerror or exc}"))
             continue  # nothing to key a record on (unreadable); reported every run
         try:
             with db.transaction(con):
@@ -152,8 +153,9 @@ def _load_or_skip(
     if previous is not None and previous[3] != "refused":
         where = f"load {previous[0]} ({previous[1]}, {previous[2]:%Y-%m-%d %H:%M})"
         return LoadResult(path, "skipped", message=f"already loaded as {where}; nothing to do")
-    seen[sha] = path
+    _check_file(path)
     result = _load_one(con, path, kind, sha, strict)
+    seen[sha] = path
     if previous is not None:  # refused before, loaded now (given explicitly): the refusal is history
         con.execute("delete from raw.loads where load_id = ?", [previous[0]])
     return result
@@ -273,11 +275,13 @@ def _csv_error(path: Path, exc: duckdb.Error, gz: bool) -> FileRefused:
 def _header_problem(path: Path, header: list[str]) -> str | None:
     """File-level header checks, before any row is read."""
     known = [c.name for c in LEAD_COLUMNS]
-    if len(header) == 1 and header[0].count(";") >= 2:
-        return (
-            "the header has one column with ';' in it: the file looks ';'-separated; "
-            "save it comma-separated (CSV) and load it again"
-        )
+    if len(header) == 1:
+        for sep, name in ((";", "';'"), ("\t", "tab"), ("|", "'|'")):
+            if header[0].count(sep) >= 2:
+                return (
+                    f"the header has one column with {name} in it: the file looks {name}-separated; "
+                    "save it comma-separated (CSV) and load it again"
+                )
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
         return f"duplicated column name{'s' if len(dupes) > 1 else ''} in the header: {', '.join(dupes)}"
@@ -649,6 +653,54 @@ def _reject_known_rows(con: duckdb.DuckDBPyConnection, path: Path, load_id: int,
         """,
         [load_id, str(path.resolve())],
     )
+
+
+def quarantine_loaded_rows(con: duckdb.DuckDBPyConnection) -> int:
+    """Move rows that an earlier version let in but that break a column rule today out of
+    raw.leads into raw.rejected_rows (with the reason and the whole record), so a row accepted
+    once can never fail the dbt tests of every later night. Runs inside the caller's
+    transaction; returns the number of leads moved."""
+    if not db.table_exists(con, "raw", "leads"):
+        return 0
+    checks = []
+    for c in LEAD_COLUMNS:
+        v = f"l.{db.quote_ident(c.name)}"
+        if c.required:
+            checks.append((c.name, f"{v} is null", "required value missing"))
+        if c.allowed is not None:
+            values = ", ".join(_num(x) for x in c.allowed)
+            checks.append((c.name, f"{v} not in ({values})", "not " + c.rule_text()))
+        elif c.min_value is not None:
+            checks.append((
+                c.name, f"({v} < {_num(c.min_value)} or {v} > {_num(c.max_value)})",
+                "out of range: must be " + c.rule_text().removeprefix("required; "),
+            ))
+    any_bad = " or ".join(f"coalesce({cond}, false)" for _, cond, _ in checks)
+    if not db.scalar(con, f"select count(*) from raw.leads as l where {any_bad}"):
+        return 0  # the usual case: one scan, nothing to move
+    union = "\nunion all\n".join(
+        f"select l.lead_id, l.load_id, l.source_row, {db.quote_literal(name)} as column_name, "
+        f"{'l.' + db.quote_ident(name)}::varchar as raw_value, "
+        f"{db.quote_literal(reason + ' (loaded before this rule was enforced; moved out of raw.leads)')} as reason, "
+        "to_json(l) as raw_record from raw.leads as l "
+        f"where {cond}"
+        for name, cond, reason in checks
+    )
+    con.execute(f"create or replace temp table _bad_loaded as {union}")
+    moved = int(db.scalar(con, "select count(distinct lead_id) from _bad_loaded"))
+    if moved:
+        con.execute(
+            """
+            insert into raw.rejected_rows
+            select b.load_id, coalesce(ld.file_path, ''), b.source_row, b.column_name, b.raw_value, b.reason,
+                b.raw_record, now()::timestamp
+            from _bad_loaded as b
+            left join raw.loads as ld on b.load_id = ld.load_id
+            """
+        )
+        con.execute("delete from raw.leads where lead_id in (select lead_id from _bad_loaded)")
+    con.execute("drop table _bad_loaded")
+    return moved
 
 
 def is_input_file(path: Path) -> bool:

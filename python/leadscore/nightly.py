@@ -117,7 +117,7 @@ def run_nightly(
                 con = db.connect()
                 try:
                     # one transaction per file: a bad file is quarantined, the others load
-                    loads = ingest.ingest_files(con, files, quarantine=True) if files else []
+                    loads = ingest.ingest_files(con, files, quarantine=True)
                 finally:
                     con.close()
                 result.loads = loads
