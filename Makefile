@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 RAW_DIR := data/raw
 export DBT_PROFILES_DIR := $(CURDIR)
 
-.PHONY: venv run test pytest test-dbt lint docs bench clean help
+.PHONY: venv run test pytest test-dbt lint docs bench bench-quality clean help
 
 help:
 	@echo "make run    - set up .venv, generate demo data if data/raw has no CSV, run the nightly job"
@@ -16,6 +16,7 @@ help:
 	@echo "make lint   - sqlfluff lint models_sql dbt_project"
 	@echo "make docs   - dbt docs generate (the feature catalog)"
 	@echo "make bench  - time every stage at 60k and 1M leads (BENCH_SIZES to change)"
+	@echo "make bench-quality - model quality on five worlds via the CLI (about 40 min on 2 cores; QUALITY_ARGS for options)"
 
 # The virtualenv is created once and reused; it is refreshed when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -55,6 +56,10 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/leadscore bench $(if $(BENCH_SIZES),--sizes $(BENCH_SIZES),)
+
+# bench/quality.py --help for the options, e.g. QUALITY_ARGS="--worlds a,c --skip-long --no-ablation"
+bench-quality: $(STAMP)
+	$(BIN)/python bench/quality.py $(QUALITY_ARGS)
 
 clean:
 	rm -rf target logs .pytest_cache
