@@ -203,9 +203,9 @@ def test_evaluate_end_to_end_stores_a_row_and_report(scored):
     content = json.loads(report.read_text())
     assert content["model_version"] == version and content["metrics"]["f1"] == pytest.approx(f1)
     assert report.with_suffix(".png").stat().st_size > 0
-    from leadscore import registry
+    from leadscore import model as model_mod
 
-    registry.verify_checksums(data / "models" / version)
+    model_mod.verify_checksums(data / "models" / version)
 
     # --model V names the same model explicitly; a second evaluation is a second row
     ok(leadscore(data, "evaluate", "--labels", str(truth), "--model", version))

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadscore import config, registry, train
+from leadscore import config, estimators, registry, train
+from leadscore import model as model_mod
 from leadscore import features as feat
 from leadscore.errors import LeadscoreError
 from test_train import make_feature_table
@@ -45,12 +46,13 @@ def test_exactly_one_current_model(db_file: Path, trained: train.TrainResult) ->
         assert [m["model_version"] for m in models] == [second.model_version, trained.model_version]
         m = models[0]
         assert m["cv_f1"] == pytest.approx(second.cv_f1) and m["cutoff"] == second.cutoff
-        assert m["train_rows"] == 600 and m["seed"] == 1 and m["ensemble"] == "voting"
-        assert [tuple(x) for x in json.loads(m["feature_list"])] == registry.load_model(con).features
-        assert set(json.loads(m["params"])) == {"lightgbm", "random_forest"}
+        assert m["train_rows"] == 600 and m["seed"] == 1 and m["ensemble"] in ("voting", "single")
+        assert [tuple(x) for x in json.loads(m["feature_list"])] == model_mod.load_model(con).features
+        assert set(json.loads(m["params"])) == {"lightgbm_baseline", "lightgbm", "random_forest"}
+        assert json.loads(m["selection"])["chosen"] in ("lightgbm_baseline", "lightgbm", "random_forest", "ensemble")
         assert m["train_seconds"] > 0 and Path(m["artifact_dir"]).is_dir()
         # an older version stays loadable by name
-        old = registry.load_model(con, trained.model_version)
+        old = model_mod.load_model(con, trained.model_version)
         assert old.version == trained.model_version and old.cutoff == trained.cutoff
     finally:
         con.close()
@@ -60,21 +62,21 @@ def test_failure_while_writing_artifacts_changes_nothing(db_file: Path, trained:
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     before = _registry_rows(db_file)
     folders_before = sorted(p.name for p in config.models_dir().iterdir())
-    real_save = train._save_base_model
+    real_save = train.save_base_model
 
-    def save_then_fail(result, path):
-        real_save(result, path)
-        if result.name == "random_forest":  # the second file: half the model is on disk
+    def save_then_fail(kind, estimator, path):
+        real_save(kind, estimator, path)
+        if path.name == "lightgbm.txt":  # the second file: half the model is on disk
             raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(train, "_save_base_model", save_then_fail)
+    monkeypatch.setattr(train, "save_base_model", save_then_fail)
     with pytest.raises(OSError, match="simulated"):
         train.train_model(db_file, seed=2, **FAST)
     assert _registry_rows(db_file) == before
     assert sorted(p.name for p in config.models_dir().iterdir()) == folders_before  # no tmp or half folder
     con = duckdb.connect(str(db_file))
     try:
-        assert registry.load_model(con).version == trained.model_version
+        assert model_mod.load_model(con).version == trained.model_version
     finally:
         con.close()
 
@@ -105,7 +107,7 @@ def test_tampered_artifact_fails_to_load_naming_the_file(db_file: Path, trained:
     con = duckdb.connect(str(db_file))
     try:
         with pytest.raises(LeadscoreError, match=victim.split("/")[-1]) as err:
-            registry.load_model(con)
+            model_mod.load_model(con)
         assert "sha256" in str(err.value)
     finally:
         con.close()
@@ -118,7 +120,7 @@ def test_rewritten_checksums_are_caught_by_the_registry(db_file: Path, trained: 
     con = duckdb.connect(str(db_file))
     try:
         with pytest.raises(LeadscoreError, match="checksums.json"):
-            registry.load_model(con)
+            model_mod.load_model(con)
     finally:
         con.close()
 
@@ -137,23 +139,23 @@ def test_skops_refuses_untrusted_types(tmp_path: Path) -> None:
     evil = tmp_path / "random_forest.skops"
     sio.dump({"model": Payload()}, str(evil))
     with pytest.raises(LeadscoreError, match="untrusted") as err:
-        registry.load_skops(evil)
+        estimators.load_skops(evil)
     assert "Payload" in str(err.value) and "random_forest.skops" in str(err.value)
     # a trusted file of the wrong estimator is refused too
     forest = tmp_path / "forest.skops"
     X = np.random.default_rng(0).random((50, 3))
     sio.dump(RandomForestClassifier(n_estimators=2, random_state=0).fit(X, X[:, 0] > 0.5), str(forest))
-    assert isinstance(registry.load_skops(forest, (RandomForestClassifier,)), RandomForestClassifier)
+    assert isinstance(estimators.load_skops(forest, (RandomForestClassifier,)), RandomForestClassifier)
     from sklearn.ensemble import ExtraTreesClassifier
 
     with pytest.raises(LeadscoreError, match="expected ExtraTreesClassifier"):
-        registry.load_skops(forest, (ExtraTreesClassifier,))
+        estimators.load_skops(forest, (ExtraTreesClassifier,))
 
 
 def test_loaded_model_scores_like_training_and_unseen_categories(db_file: Path, trained: train.TrainResult) -> None:
     con = duckdb.connect(str(db_file))
     try:
-        model = registry.load_model(con)
+        model = model_mod.load_model(con)
         score = pd.concat(feat.iter_score_batches(con), ignore_index=True)
         assert model.feature_hash == feat.feature_hash(feat.read_features(con))
     finally:
@@ -177,6 +179,6 @@ def test_no_model_yet(db_file: Path) -> None:
         assert registry.current_version(con) is None
         assert registry.list_models(con) == []
         with pytest.raises(LeadscoreError, match="no model"):
-            registry.load_model(con)
+            model_mod.load_model(con)
     finally:
         con.close()

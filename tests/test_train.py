@@ -3,6 +3,7 @@ time budget, prevalence handling. Small synthetic data and tiny budgets keep it 
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from leadscore import features as feat
 from leadscore import registry, train
+from leadscore import model as model_mod
 
 SMALL = {"trials": 2, "folds": 3, "progress": False}
 
@@ -69,7 +71,7 @@ def make_feature_table(path: Path, n_train: int = 1500, n_score: int = 500, seed
 def _score_rows(db_file: Path) -> pd.DataFrame:
     con = duckdb.connect(str(db_file))
     try:
-        model = registry.load_model(con)
+        model = model_mod.load_model(con)
         batches = list(feat.iter_score_batches(con, batch_size=170))
     finally:
         con.close()
@@ -100,22 +102,33 @@ def test_features_schema_encoding_and_batches(db_file: Path) -> None:
     j = [f.name for f in flist].index("cat_a")
     unseen = (score["cat_a"] == "never seen in training").to_numpy()
     assert unseen.any() and (X[unseen, j] == feat.OTHER_CODE).all()
-    assert "x1__missing" in enc.column_names
+    # missing flags are the SQL's: the encoding adds no columns, a missing number sits below the minimum
+    assert enc.column_names == [f.name for f in flist]
+    i = [f.name for f in flist].index("x1")
+    assert (X[score["x1"].isna().to_numpy(), i] < np.nanmin(score["x1"])).all()
+    # every training level keeps its code (no second rare-value threshold in Python)
+    assert set(enc.categories["cat_b"]) == set(train_df["cat_b"].dropna())
     assert feat.Encoding.from_json(enc.to_json()).transform(score).tobytes() == X.tobytes()
     # hash changes with a type change
     assert feat.feature_hash(flist) != feat.feature_hash([(f.name, "VARCHAR") for f in flist])
 
 
 @pytest.mark.slow
-def test_ensemble_at_least_as_good_as_best_single_model(db_file: Path) -> None:
+def test_candidates_replace_the_baseline_only_beyond_fold_noise(db_file: Path) -> None:
     truth = make_feature_table(db_file, n_train=2000, n_score=1500, seed=1, signal=1.8, intercept=-4.8)
     res = train.train_model(db_file, time_budget=60, seed=0, **SMALL)
-    best_single = max(m["oof_f1"] for m in res.per_model.values())
-    assert set(res.per_model) == set(train.MODEL_NAMES)
-    assert res.cv_f1 >= best_single - 1e-12
+    assert train.BASELINE in res.per_model and "lightgbm" in res.per_model
+    sel = res.selection
+    base_ll = res.per_model[train.BASELINE]["oof_log_loss"]
+    assert sel["baseline_oof_log_loss"] == pytest.approx(base_ll)
+    if sel["chosen"] == train.BASELINE:
+        assert not any(c["wins"] for c in sel["candidates"].values())
+    else:
+        assert sel["gain"] > sel["noise"] > 0
+        assert sel["chosen_oof_log_loss"] < base_ll
     assert 0.05 < res.train_positive_rate < 0.15
     assert res.cv_f1 > 0.4  # real signal is found
-    assert 0 < res.cutoff < 1 and abs(sum(res.weights.values()) - 1) < 1e-9
+    assert 0 < res.cutoff < 1
     scored = _score_rows(db_file).merge(truth, on="lead_id")
     tp = (scored.pred & scored.is_converted).sum()
     f1 = 2 * tp / (scored.pred.sum() + scored.is_converted.sum())
@@ -124,6 +137,26 @@ def test_ensemble_at_least_as_good_as_best_single_model(db_file: Path) -> None:
     for name in ("metrics.json", "precision_recall.png", "f1_by_cutoff.png", "calibration.png", "lift_gain.png",
                  "feature_importance.png"):
         assert (report / name).is_file(), name
+    con = duckdb.connect(str(db_file))
+    try:
+        row = json.loads(con.execute("select selection from main.model_registry where is_current").fetchone()[0])
+    finally:
+        con.close()
+    assert row["chosen"] == sel["chosen"] and "reason" in row
+
+
+def test_select_model_needs_more_than_fold_noise() -> None:
+    rng = np.random.default_rng(0)
+    y = (rng.random(5000) < 0.1).astype(int)
+    folds = [(np.setdiff1d(np.arange(5000), va), va) for va in np.array_split(rng.permutation(5000), 5)]
+    z = 2.0 * y + rng.normal(0, 1, y.size) - 2.5
+    baseline = 1 / (1 + np.exp(-z))
+    jitter = np.clip(baseline * np.exp(rng.normal(0, 0.02, y.size)), 1e-6, 1 - 1e-6)
+    better = 1 / (1 + np.exp(-(z + 1.5 * y - 0.3)))
+    sel = train.select_model(y, folds, baseline, {"same_but_noisy": jitter})
+    assert sel["chosen"] == train.BASELINE and "no candidate" in sel["reason"]
+    sel = train.select_model(y, folds, baseline, {"same_but_noisy": jitter, "better": better})
+    assert sel["chosen"] == "better" and sel["gain"] > sel["noise"] > 0
 
 
 @pytest.mark.slow
@@ -179,14 +212,14 @@ def test_time_budget_is_honoured(db_file: Path) -> None:
     wall = time.monotonic() - start
     assert wall < 22, wall  # contract: within 110% of the budget, everything included
     assert res.seconds <= wall
-    assert sum(m["trials_this_run"] for m in res.per_model.values()) > 4  # time was used, not wasted
+    assert sum(m["trials_this_run"] for m in res.per_model.values()) > 2  # time was used, not wasted
 
 
 @pytest.mark.slow
 def test_tiny_budget_still_gives_a_valid_model(db_file: Path) -> None:
     make_feature_table(db_file, n_train=600, n_score=100, seed=6)
     res = train.train_model(db_file, time_budget=1, seed=0, folds=3, progress=False)
-    assert "lightgbm" in res.per_model
+    assert train.BASELINE in res.per_model
     con = duckdb.connect(str(db_file))
     try:
         assert registry.current_version(con) == res.model_version
@@ -205,8 +238,8 @@ def test_target_prevalence_given_and_auto(db_file: Path) -> None:
     # a richer population: more leads flagged, the model says so through its probabilities
     con = duckdb.connect(str(db_file))
     try:
-        m_given = registry.load_model(con, given.model_version)
-        m_base = registry.load_model(con, base.model_version)
+        m_given = model_mod.load_model(con, given.model_version)
+        m_base = model_mod.load_model(con, base.model_version)
         score = pd.concat(feat.iter_score_batches(con), ignore_index=True)
     finally:
         con.close()
@@ -218,27 +251,47 @@ def test_target_prevalence_given_and_auto(db_file: Path) -> None:
     assert 0.02 < auto.target_prevalence < 0.25  # score rows convert like training rows here
 
 
-def test_em_prevalence_estimate_recovers_a_shifted_rate() -> None:
-    rng = np.random.default_rng(0)
-    pi, target = 0.08, 0.33
-    # calibrated posteriors at pi for a population whose true rate is `target`
-    y = rng.random(20000) < target
-    score = np.where(y, rng.normal(1.5, 1, y.size), rng.normal(-1.5, 1, y.size))
-    # p(y|s) at prior pi: likelihood ratio of two unit normals times the prior odds
-    lr = np.exp(3 * score)
-    p = lr * pi / (lr * pi + (1 - pi))
-    est = train.estimate_prevalence_em(p, pi)
-    assert abs(est - target) < 0.02
+@pytest.mark.slow
+def test_x_then_y_in_one_models_folder_equals_y_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A study measured on data set X is never resumed (nor warm-started) on data set Y."""
+    shared = tmp_path / "shared" / "leadscore.duckdb"
+    alone = tmp_path / "alone" / "leadscore.duckdb"
+    for p in (shared, alone):
+        p.parent.mkdir()
+    monkeypatch.setenv("LEADSCORE_DB", str(shared))
+    make_feature_table(shared, n_train=900, n_score=200, seed=11)  # X
+    train.train_model(shared, time_budget=60, seed=3, models=("lightgbm",), **SMALL)
+    make_feature_table(shared, n_train=900, n_score=200, seed=12)  # Y replaces X, same columns
+    after_x = train.train_model(shared, time_budget=60, seed=3, models=("lightgbm",), **SMALL)
+    scores_after_x = _score_rows(shared)
+    monkeypatch.setenv("LEADSCORE_DB", str(alone))
+    make_feature_table(alone, n_train=900, n_score=200, seed=12)  # Y in a fresh models folder
+    y_alone = train.train_model(alone, time_budget=60, seed=3, models=("lightgbm",), **SMALL)
+    assert after_x.per_model["lightgbm"]["trials_this_run"] == 2  # a new study, not X's resumed
+    assert after_x.cutoff == y_alone.cutoff and after_x.cv_f1 == y_alone.cv_f1
+    assert after_x.per_model["lightgbm"]["oof_log_loss"] == y_alone.per_model["lightgbm"]["oof_log_loss"]
+    np.testing.assert_array_equal(scores_after_x["p"].to_numpy(), _score_rows(alone)["p"].to_numpy())
 
 
-def test_f1_optimal_cutoff_matches_brute_force() -> None:
-    rng = np.random.default_rng(1)
-    y = rng.random(3000) < 0.1
-    p = np.clip(0.1 + 0.3 * y + rng.normal(0, 0.15, y.size), 0, 1)
-    cutoff, f1, _, _ = train.f1_optimal_cutoff(y, p)
-    brute = max(train.f1_at(y, p, t) for t in np.unique(p))
-    assert f1 == pytest.approx(brute)
-    assert train.f1_at(y, p, cutoff) == pytest.approx(f1)
+@pytest.mark.slow
+@pytest.mark.parametrize("content", [
+    '{"op_code": 0, "worker_id": "x", "study_name": "s", "directions": [1]}\n{"op_code": 4, "trunc',  # killed mid-write
+    "not a journal at all\n\x00\x01\n",  # garbage
+])
+def test_unreadable_journal_is_moved_aside_not_fatal(db_file: Path, capsys: pytest.CaptureFixture[str],
+                                                     content: str) -> None:
+    from leadscore import tuning
+
+    make_feature_table(db_file, n_train=600, n_score=100, seed=13)
+    journal = tuning.journal_path()
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    journal.write_text(content)
+    for resume in (True, False):  # --no-resume used to fail on a corrupt journal too
+        res = train.train_model(db_file, time_budget=30, seed=0, models=("lightgbm",), resume=resume, **SMALL)
+        assert res.per_model["lightgbm"]["trials_this_run"] == 2
+    err = capsys.readouterr().err
+    assert "unreadable" in err and "moved aside" in err
+    assert list(journal.parent.glob("optuna-journal.log.unreadable-*"))
 
 
 def test_bad_arguments_raise_leadscore_errors(db_file: Path) -> None:

@@ -1,4 +1,4 @@
--- Leakage-safe target-rate categories for the high-cardinality columns (macro
+-- Leakage-safe target-rate categories for the high-cardinality columns (var
 -- target_rate_columns). For each (column, value) a smoothed conversion rate, the m-estimate
 --     rate = (positives + m * prior) / (rows + m),   m = var('target_rate_smoothing'),
 -- shrunk toward the training prior, and the prior itself when the value has fewer than
@@ -10,12 +10,23 @@
 --   * score rows: all training rows. A value never seen in training gets the prior.
 -- Plus a tier by rate / prior: very_low, low, medium, high, very_high (thresholds are vars),
 -- and 'unknown' when the value has too few rows behind it.
+-- Evidence counts (var evidence_count_columns, switched by var use_evidence_counts): the rows
+-- and conversions behind the rate, on the same out-of-fold basis. A rate of 0.15 from 2 leads
+-- and from 200 leads are different facts; the counts let the model tell them apart.
 -- One generic pass: the training rows are UNPIVOTed to (column, value) and aggregated once into
 -- totals and per-fold lists; each column then needs one equality join against that small table,
 -- and "out of fold" is total minus the row's own fold element.
-{%- set columns = target_rate_columns() %}
+{%- set columns = var('target_rate_columns') %}
+{%- set evidence_columns = var('evidence_count_columns') if var('use_evidence_counts') else [] %}
+{%- set use_rates = var('use_target_rates') %}
 {%- set m = var('target_rate_smoothing') %}
 {%- set min_rows = var('target_rate_min_count') %}
+{%- set tiers = [
+    ('very_low', var('target_rate_tier_very_low')),
+    ('low', var('target_rate_tier_low')),
+    ('medium', var('target_rate_tier_high')),
+    ('high', var('target_rate_tier_very_high')),
+] %}
 
 with leads as (
 
@@ -25,7 +36,9 @@ with leads as (
         cast(is_converted as integer) as is_positive,
         -- score rows get fold -1: they hold nothing out
         case when split = 'train' then {{ stable_fold('lead_id') }} else -1 end as fold_id,
-        {{ column_list(columns, 'cast({c} as varchar) as {c}') }}
+        {% for column in columns %}
+            cast({{ column }} as varchar) as {{ column }}{{ "," if not loop.last }}
+        {% endfor %}
     from {{ ref('int_leads_filled') }}
 
 ),
@@ -83,15 +96,24 @@ evidence as (
                     / nullif(overall.rows_total - overall.rows_by_fold[leads.fold_id + 1], 0)
             else overall.positives_total / nullif(overall.rows_total, 0)
         end as prior_rate,
-        {{ column_list(
-            columns,
-            "coalesce(case when leads.split = 'train' then stats_{c}.rows_total - stats_{c}.rows_by_fold[leads.fold_id + 1]"
-            ~ " else stats_{c}.rows_total end, 0) as {c}_rows,\n        "
-            ~ "coalesce(case when leads.split = 'train'"
-            ~ " then stats_{c}.positives_total - stats_{c}.positives_by_fold[leads.fold_id + 1]"
-            ~ " else stats_{c}.positives_total end, 0) as {c}_positives",
-            ',\n        '
-        ) }}
+        {% for column in columns %}
+            coalesce(
+                case
+                    when leads.split = 'train'
+                        then stats_{{ column }}.rows_total - stats_{{ column }}.rows_by_fold[leads.fold_id + 1]
+                    else stats_{{ column }}.rows_total
+                end,
+                0
+            ) as {{ column }}_rows,
+            coalesce(
+                case
+                    when leads.split = 'train'
+                        then stats_{{ column }}.positives_total - stats_{{ column }}.positives_by_fold[leads.fold_id + 1]
+                    else stats_{{ column }}.positives_total
+                end,
+                0
+            ) as {{ column }}_positives{{ "," if not loop.last }}
+        {% endfor %}
     from leads
     cross join overall
     {% for column in columns %}
@@ -106,31 +128,50 @@ evidence as (
 rated as (
 
     select
-        lead_id,
-        prior_rate,
-        {{ column_list(
-            columns,
-            "{c}_rows,\n        "
-            ~ "case when {c}_rows < " ~ min_rows ~ " then prior_rate"
-            ~ " else ({c}_positives + " ~ m ~ " * prior_rate) / ({c}_rows + " ~ m ~ ") end as {c}_target_rate",
-            ',\n        '
-        ) }}
+        evidence.*,
+        {% for column in columns %}
+            case
+                when {{ column }}_rows < {{ min_rows }} then prior_rate
+                else ({{ column }}_positives + {{ m }} * prior_rate) / ({{ column }}_rows + {{ m }})
+            end as {{ column }}_target_rate{{ "," if not loop.last }}
+        {% endfor %}
     from evidence
+
+),
+
+final as (
+
+    select
+        lead_id,
+        {% for column in columns %}
+            {% if use_rates %}
+                coalesce({{ column }}_target_rate, 0) as {{ column }}_target_rate,
+                case
+                    when {{ column }}_rows < {{ min_rows }} or coalesce(prior_rate, 0) <= 0 then 'unknown'
+                    {% for tier, ratio in tiers %}
+                        when {{ column }}_target_rate < {{ ratio }} * prior_rate then '{{ tier }}'
+                    {% endfor %}
+                    else 'very_high'
+                end as {{ column }}_rate_tier,
+            {% else %}
+                -- family switched off (var use_target_rates): same columns, no information
+                cast(0 as double) as {{ column }}_target_rate,
+                'unknown' as {{ column }}_rate_tier,
+            {% endif %}
+        {% endfor %}
+        {% for column in var('evidence_count_columns') %}
+            {% if column in evidence_columns %}
+                cast({{ column }}_rows as double) as {{ column }}_evidence_rows,
+                cast({{ column }}_positives as double) as {{ column }}_evidence_conversions
+            {% else %}
+                -- family switched off (var use_evidence_counts): same columns, no information
+                cast(0 as double) as {{ column }}_evidence_rows,
+                cast(0 as double) as {{ column }}_evidence_conversions
+            {% endif %}
+            {{ "," if not loop.last }}
+        {% endfor %}
+    from rated
 
 )
 
-select
-    lead_id,
-    {{ column_list(
-        columns,
-        "coalesce({c}_target_rate, 0) as {c}_target_rate,\n    "
-        ~ "case"
-        ~ " when {c}_rows < " ~ min_rows ~ " or coalesce(prior_rate, 0) <= 0 then 'unknown'"
-        ~ " when {c}_target_rate < " ~ var('target_rate_tier_very_low') ~ " * prior_rate then 'very_low'"
-        ~ " when {c}_target_rate < " ~ var('target_rate_tier_low') ~ " * prior_rate then 'low'"
-        ~ " when {c}_target_rate < " ~ var('target_rate_tier_high') ~ " * prior_rate then 'medium'"
-        ~ " when {c}_target_rate < " ~ var('target_rate_tier_very_high') ~ " * prior_rate then 'high'"
-        ~ " else 'very_high' end as {c}_rate_tier",
-        ',\n    '
-    ) }}
-from rated
+select * from final

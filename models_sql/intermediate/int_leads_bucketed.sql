@@ -2,7 +2,12 @@
 -- var('rare_min_count') TRAINING rows, or never seen in training (a new value at scoring time),
 -- becomes 'other'. Counts come from training rows only, so scoring rows never change the levels.
 -- One long count table (UNPIVOT) serves every column; one equality join per column applies it.
-{%- set columns = bucketed_columns() %}
+{%- set columns = [
+    'business_unit', 'customer_type', 'enterprise', 'customer_job', 'inquiry_type',
+    'product_category', 'product_subcategory', 'product_modelname', 'customer_position',
+    'expected_timeline', 'business_area', 'business_subarea', 'country', 'region',
+    'response_corporate'
+] %}
 
 with leads as (
 

@@ -44,11 +44,19 @@ select
         as strategic_flag_count,
     ln(1 + greatest(leads.lead_desc_length, 0)) as log_desc_length,
     leads.lead_desc_length = 3 as is_placeholder_desc,
-    count(*) over (partition by leads.customer_idx) as leads_per_customer,
-    count(*) over (partition by leads.lead_owner) as leads_per_owner,
-    count(*) over (partition by leads.customer_idx, leads.lead_owner) as leads_per_customer_owner,
-    cast(count(*) over (partition by leads.customer_idx, leads.lead_owner) as double)
-    / count(*) over (partition by leads.lead_owner) as customer_share_of_owner,
+    {% if var('use_history_counts') %}
+        count(*) over (partition by leads.customer_idx) as leads_per_customer,
+        count(*) over (partition by leads.lead_owner) as leads_per_owner,
+        count(*) over (partition by leads.customer_idx, leads.lead_owner) as leads_per_customer_owner,
+        cast(count(*) over (partition by leads.customer_idx, leads.lead_owner) as double)
+        / count(*) over (partition by leads.lead_owner) as customer_share_of_owner,
+    {% else %}
+        -- family switched off (var use_history_counts): same columns, no information
+        cast(0 as bigint) as leads_per_customer,
+        cast(0 as bigint) as leads_per_owner,
+        cast(0 as bigint) as leads_per_customer_owner,
+        cast(0 as double) as customer_share_of_owner,
+    {% endif %}
     case
         when leads.product_category = 'missing' then 0
         else len(string_split(leads.product_category, ','))

@@ -3,7 +3,11 @@
 -- punctuation, whitespace), the key is looked up in the seed spelling_synonyms (column-specific
 -- rows win over the '*' rows that apply to every column) and a key without a synonym is kept as
 -- is. Work happens on distinct values, then one equality join per column brings them back.
-{%- set text_columns = normalised_text_columns() %}
+{%- set text_columns = [
+    'business_unit', 'customer_type', 'enterprise', 'customer_job', 'inquiry_type',
+    'product_category', 'product_subcategory', 'product_modelname', 'customer_position',
+    'expected_timeline', 'business_area', 'business_subarea'
+] %}
 
 with leads as materialized (
 

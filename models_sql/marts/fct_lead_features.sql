@@ -1,7 +1,7 @@
 -- One row per lead (training and scoring) with every feature the training job uses.
 -- Contract enforced: the Python job treats every column but lead_id, id, split and is_converted
 -- as a feature (numeric types numeric, VARCHAR categorical), so only features belong here.
-{%- set rate_columns = target_rate_columns() %}
+{%- set rate_columns = var('target_rate_columns') %}
 
 with bucketed as (
 
@@ -78,11 +78,14 @@ final as (
         derived.country_matches_subsidiary,
         derived.strategic_flag_count,
         derived.missing_field_count,
-        {{ column_list(
-            rate_columns,
-            'target_rates.{c}_target_rate,\n        target_rates.{c}_rate_tier',
-            ',\n        '
-        ) }}
+        {% for column in rate_columns %}
+            target_rates.{{ column }}_target_rate,
+            target_rates.{{ column }}_rate_tier,
+        {% endfor %}
+        {% for column in var('evidence_count_columns') %}
+            target_rates.{{ column }}_evidence_rows,
+            target_rates.{{ column }}_evidence_conversions{{ "," if not loop.last }}
+        {% endfor %}
     from bucketed
     inner join target_rates on bucketed.lead_id = target_rates.lead_id
     inner join derived on bucketed.lead_id = derived.lead_id

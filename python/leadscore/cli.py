@@ -79,10 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run `dbt build` on the leadscore dbt project; extra arguments are passed to dbt.")
     p.add_argument("dbt_args", nargs=argparse.REMAINDER, help="extra dbt arguments, e.g. --select staging")
 
-    p = sub.add_parser("train", help="tune and train the ensemble, register a new model version",
-                       description="Tune (Optuna) and train LightGBM, XGBoost, RandomForest and ExtraTrees on "
-                       "split = 'train' rows of fct_lead_features, combine them, choose the F1-optimal "
-                       "cutoff out of fold and register the model.")
+    p = sub.add_parser("train", help="train the baseline and the candidates that must beat it, register a model",
+                       description="Cross-validate a fixed-parameter LightGBM baseline on split = 'train' rows of "
+                       "fct_lead_features, then tune LightGBM, XGBoost, ExtraTrees and RandomForest (Optuna) "
+                       "and a soft-voting ensemble; a candidate replaces the baseline only when it beats it on "
+                       "out-of-fold log-loss by more than the fold noise. The F1-optimal cutoff is chosen out "
+                       "of fold and the model is registered as the current one.")
     p.add_argument("--time-budget", type=float, default=300.0, help="seconds for tuning and the final fit (default: 300)")
     p.add_argument("--trials", type=_positive_int, default=None, help="cap on Optuna trials per model")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -91,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-prevalence", type=_prevalence, default=None,
                    help="positive rate of the scoring population (e.g. 0.33), or 'auto' to estimate it")
     p.add_argument("--no-resume", action="store_true", help="start the Optuna studies afresh")
+    p.add_argument("--baseline-only", action="store_true",
+                   help="train only the fixed-parameter LightGBM baseline (fast, deterministic)")
 
     p = sub.add_parser("score", help="score unlabeled leads with the current model",
                        description="Score unlabeled leads not yet scored by the model and append the "

@@ -135,14 +135,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             target_prevalence=args.target_prevalence,
             resume=not args.no_resume,
             progress=sys.stderr.isatty(),
+            baseline_only=args.baseline_only,
         )
     finally:
         con.close()
-    _say(
-        f"model {result.model_version}: out-of-fold F1 {result.cv_f1:.4f}, AUC {result.cv_auc:.4f}, "
-        f"cutoff {result.cutoff:.4f}, trained in {result.seconds:.0f} s"
-    )
-    _say(f"artifacts: {result.artifact_dir}")
+    _say(result.summary())
     return 0
 
 

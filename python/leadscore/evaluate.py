@@ -5,7 +5,7 @@ input file's `id` to the scores a model wrote to `ops.score_history` (the latest
 from that model), and the usual figures are computed. Each evaluation is stored as one row of
 `ops.evaluations` and written as `evaluation-<stamp>.json` plus a precision-recall PNG under
 `config.data_dir() / "reports" / "evaluations"`. Never into the model's folder: that folder is
-checksummed at training time and verified on every load (registry.verify_checksums).
+checksummed at training time and verified on every load (model.verify_checksums).
 
 The metric code is pure (`evaluate_scores`: arrays in, an EvaluationResult out, numpy only) so it
 can be checked against a hand-computed example. Definitions, for n leads with labels y in {0, 1}

@@ -12,11 +12,12 @@ connection that still has an unfinished result).
 
 The encoding (`Encoding`) is learned from training rows only and saved as JSON inside the model:
 
-* numeric feature: float; a missing value becomes a fill value below the training minimum and,
-  when the feature had missing values in training, an extra 0/1 "<name>__missing" column;
-* categorical feature: integer code. 0 = missing, 1 = "other" (rare in training or never seen
-  in training), 2.. = the kept training categories, most frequent first (ties by value), so the
-  codes are deterministic. Unseen categories at scoring time get code 1: they score, not fail.
+* numeric feature: float; a missing value becomes a fill value below the training minimum (the
+  SQL owns missing flags: int_leads_filled's is_missing_* columns);
+* categorical feature: integer code. 0 = missing, 1 = never seen in training, 2.. = every
+  training level, most frequent first (ties by value), so the codes are deterministic. The SQL
+  has already bucketed rare levels (int_leads_bucketed); this only freezes the levels. Unseen
+  categories at scoring time get code 1: they score, not fail.
 
 The matrix has no NaN, so every model and every resampler (SMOTE/SMOTENC) takes the same input.
 """
@@ -157,7 +158,7 @@ def iter_score_batches(
     rescore: bool = False,
     features: Sequence[Feature] | None = None,
     table: str = FEATURE_TABLE,
-    history_table: str = "main.lead_scores",
+    history_table: str = "ops.score_history",
 ) -> Iterator[pd.DataFrame]:
     """Yield the unlabeled rows (split = 'score') as pandas DataFrames of at most `batch_size`
     rows: `lead_id`, `id` and the raw feature columns (give them to `LoadedModel.predict_proba`).
@@ -211,35 +212,30 @@ class Encoding:
     features: list[Feature]
     categories: dict[str, list[str]] = field(default_factory=dict)  # categorical -> kept values
     fill: dict[str, float] = field(default_factory=dict)  # numeric -> fill value for missing
-    indicators: list[str] = field(default_factory=list)  # numeric features with a __missing column
+    indicators: list[str] = field(default_factory=list)  # format-1 models only: numerics with a __missing column
 
     @classmethod
-    def fit(
-        cls,
-        df: pd.DataFrame,
-        features: Sequence[Feature],
-        min_count: int = 5,
-        max_categories: int = 200,
-    ) -> Encoding:
-        """Learn category lists and fill values from (training) rows. A category needs
-        `min_count` rows to keep its own code; at most `max_categories` per feature are kept."""
+    def fit(cls, df: pd.DataFrame, features: Sequence[Feature]) -> Encoding:
+        """Freeze the category levels and fill values of (training) rows.
+
+        Rare-value bucketing, fills and missing flags are the SQL's (int_leads_bucketed,
+        int_leads_filled): every level the training rows carry keeps its own code here, and a
+        level never seen in training maps to 'other'."""
         enc = cls(features=list(features))
         for f in features:
             col = df[f.name]
             if f.kind == "categorical":
                 counts = col.dropna().astype(str).value_counts()
-                kept = counts[counts >= min_count]
                 # most frequent first, ties broken by the value itself: deterministic
-                order = sorted(kept.items(), key=lambda kv: (-int(kv[1]), kv[0]))[:max_categories]
+                order = sorted(counts.items(), key=lambda kv: (-int(kv[1]), kv[0]))
                 enc.categories[f.name] = [k for k, _ in order]
             else:
                 values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
                 finite = values[np.isfinite(values)]
                 lo = float(finite.min()) if finite.size else 0.0
                 hi = float(finite.max()) if finite.size else 0.0
+                # below every training value: a tree separates "not known" with one split
                 enc.fill[f.name] = lo - 1.0 - 0.01 * (hi - lo)
-                if finite.size < values.size:
-                    enc.indicators.append(f.name)
         return enc
 
     @property

@@ -81,10 +81,10 @@ def score_leads(
     progress: Callable[[int, int], None] | None = None,
 ) -> ScoreResult:
     """Score unlabeled leads with the current (or given) model and append to the history."""
-    from leadscore import registry
+    from leadscore.model import load_model
 
     started = datetime.now(timezone.utc)
-    model = registry.load_model(con, model_version)
+    model = load_model(con, model_version)
     check_features(list(model.features), table_features(con))
     store.ensure_schemas(con)
     total = count_to_score(con, model.version, rescore)

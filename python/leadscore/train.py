@@ -1,143 +1,108 @@
-"""`leadscore train`: tune, train, combine and register the lead-conversion ensemble.
+"""`leadscore train`: the baseline first, then the candidates that must beat it, then register.
 
 What one call does (`train_model`):
 
-1. Reads the `split = 'train'` rows of `main.fct_lead_features` (features.py: every column but
-   lead_id/id/split/is_converted is a feature) and learns the categorical encoding.
-2. For each of LightGBM, XGBoost, RandomForest and ExtraTrees: an Optuna study (TPE sampler
-   seeded by `seed`, median pruner on per-fold intermediate values) over the model's
-   hyper-parameters AND the imbalance treatment: none, class weights, SMOTE,
-   RandomUnderSampler, or SMOTE followed by undersampling, with their ratios. Resamplers live
-   inside imbalanced-learn Pipelines, so they only ever touch the training folds. The objective
-   is the mean per-fold average precision (PR AUC) of stratified K-fold CV; the same folds are
-   used for every model so their out-of-fold (OOF) predictions can be combined.
-   Each base model's probabilities are mapped back to the training positive rate (a resampled /
-   class-weighted model believes in a higher rate; the odds are corrected by the ratio of the
-   rates), so the four models and the ensemble speak the same probability scale.
-3. Final fit of each model with its best parameters on all training rows.
-4. Ensemble: `voting` (default) = weighted average of the corrected probabilities with weights
-   minimising the OOF log-loss over the simplex (SLSQP); as a guard, if equal weights or the best
-   single model has a higher OOF F1 than the optimised blend, that candidate is used (the result
-   says which). `stacking` = logistic regression on the models' OOF logits; the meta-model is
-   itself cross-validated on the same folds, so its OOF F1 is honest.
-5. Cutoff: the threshold maximising F1 on the ensemble's OOF probabilities, read off
-   scikit-learn's `precision_recall_curve` (every distinct score is a candidate threshold).
+1. Reads the `split = 'train'` rows of `main.fct_lead_features` and freezes the categorical
+   encoding (features.Encoding: the SQL already bucketed rare values; this only maps levels).
+2. **Baseline.** A LightGBM of fixed textbook parameters (estimators.BASELINE_PARAMS) is
+   cross-validated on stratified K folds. It is always trained and is the model that ships
+   unless something beats it.
+3. **Candidates, budget where it pays.** LightGBM, XGBoost, ExtraTrees and RandomForest are
+   tuned with Optuna (tuning.py) in turn, each in a slot of the time left. A family whose first
+   trial is more than `DROP_MARGIN` behind the leader on out-of-fold log-loss is dropped at once
+   and its time goes to the families after it (a one-rung successive halving). Then a soft-voting
+   ensemble of everything trained (ensemble.py).
+4. **Selection.** Each candidate's per-fold log-loss is paired with the baseline's on the same
+   folds; it replaces the baseline only when its mean gain exceeds `NOISE_SE` standard errors
+   of those paired differences (the fold-to-fold noise). The registry's `selection` records what
+   won, the gain and the noise.
+5. **Operating point** (operating_point.py). The cutoff maximises out-of-fold F1 of the chosen
+   model. With `target_prevalence` P the probabilities are prior-shifted and the cutoff
+   maximises the expected F1 at P; with `"auto"` P is estimated from the score rows by
+   black-box shift estimation (BBSE) with a bootstrap standard error.
 
 Operating point / `target_prevalence` (which to use when):
 
-* `None` (default): the scoring population converts like the training rows (pi, ~8%). Scores
-  are calibrated to pi and the cutoff maximises OOF F1 at pi. Use this for the nightly job, where
-  new leads come from the same funnel.
+* `None` (default): the scoring population converts like the training rows (~8%). Use this for
+  the nightly job, where new leads come from the same funnel.
 * a float `P`: the scoring population is known to convert at rate P (the competition's test file
-  was rebalanced to ~1:2, P ~ 0.33). Probabilities are prior-shifted (odds x odds(P)/odds(pi),
-  Saerens et al. 2002) and the cutoff maximises the *expected* F1 at prevalence P, computed on
-  OOF predictions with positives reweighted by P/pi and negatives by (1-P)/(1-pi). cv_f1 is then
-  that expected F1. Use it when the rate is known from the business or the task statement.
-* `"auto"`: P is estimated from the unlabeled leads (split = 'score') with the EM procedure of
-  Saerens, Latinne & Decaestecker (2002) applied to the ensemble's probabilities, then as above.
-  Use it when the scoring batch is believed to differ from training but its rate is unknown; it
-  relies on calibrated probabilities and on the score rows being one population, and it is noisy
-  for a few hundred rows.
-  The model stores train prevalence, target prevalence and cutoff; `registry.LoadedModel` applies
-  the same adjustment when scoring.
+  was rebalanced to ~1:2, P ~ 0.33).
+* `"auto"`: P is estimated from the unlabeled leads (split = 'score'); use it when the scoring
+  batch is believed to differ in its positive rate but the rate is unknown. The estimate, its
+  standard error and the EM estimate beside it are stored in model.json and the registry.
 
-Time budget: `time_budget` seconds is the budget of the WHOLE call (data loading, tuning, final
-fits, artifacts and report): the remaining time is split among the models still to do, each
-model stops tuning when its next trial or fold would no longer leave room for its final fit
-(estimated from its tuning fits), and a reserve is kept for writing. A trial cut short by time is
-recorded as FAIL (not used by the sampler). If even the default parameters cannot be
-cross-validated in time, a model is left out of the ensemble; LightGBM with defaults is always
-trained, so a tiny budget still yields a valid model (and may overrun it by that much).
+Time budget: `time_budget` seconds is the budget of the WHOLE call. The baseline is always
+trained, so a tiny budget still yields a valid model (and may overrun by that much).
 
-Reproducibility: same data + same seed + same thread count (LEADSCORE_THREADS) -> identical
-cutoff and scores, *provided the number of trials is fixed by `trials` and the budget does not
-bind* (time-based stopping makes the trial count depend on machine speed). LightGBM runs with
-`deterministic=True, force_row_wise=True`, every estimator and sampler is seeded, folds are
-seeded and rows are read in lead_id order.
-
-Studies are stored in an Optuna journal file `models_dir()/optuna-journal.log` under the name
-`leadscore-<model>-<feature hash>-s<seed>-k<folds>-<search space version>`; a later run resumes
-them (`trials` caps the total number of finished trials in the study, earlier runs included);
-`resume=False` deletes and restarts them. Trials of earlier runs may have been measured on older
-data: the best parameters are always re-cross-validated on the current rows before use.
+Reproducibility: same rows + same seed + same thread count (LEADSCORE_THREADS) -> identical
+model and scores, provided the trial count is fixed by `trials` and the budget does not bind.
+Studies are keyed by a fingerprint of the training rows (tuning.study_name), so training on
+data set X and then Y in one models folder gives the model that training on Y alone gives.
+Warm start from the current model's parameters happens only when most of its training rows are
+among today's (a nightly retrain on grown data), never across data sets.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
-import warnings
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import numpy as np
-from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+import pandas as pd
+from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from leadscore import config, db, registry
+from leadscore import config, db, ensemble, registry
 from leadscore import features as feat
 from leadscore.errors import LeadscoreError
+from leadscore.estimators import (
+    BASELINE,
+    BASELINE_PARAMS,
+    KINDS,
+    MODEL_FILES,
+    MODEL_NAMES,
+    predict_base,
+    save_base_model,
+    threads,
+)
+from leadscore.operating_point import (
+    PrevalenceEstimate,
+    estimate_prevalence,
+    f1_at,
+    f1_optimal_cutoff,
+    fold_log_losses,
+    prevalence_weights,
+    shift_prior,
+)
+from leadscore.tuning import (
+    Clock,
+    Data,
+    ModelResult,
+    Progress,
+    cross_validate,
+    data_fingerprint,
+    fit_final,
+    open_storage,
+    study_name,
+    tune_model,
+)
 
-MODEL_NAMES = ("lightgbm", "xgboost", "random_forest", "extra_trees")
-MODEL_FILES = {
-    "lightgbm": "lightgbm.txt",
-    "xgboost": "xgboost.ubj",
-    "random_forest": "random_forest.skops",
-    "extra_trees": "extra_trees.skops",
-}
-IMBALANCE_CHOICES = ("none", "class_weight", "smote", "under", "smote_under")
-SEARCH_SPACE_VERSION = "ss3"
-ENSEMBLE_KINDS = ("voting", "stacking")
-# Relative cost of one fold with default parameters (measured on the generated 60k leads), used
-# to guess whether a model's first cross-validation fits in the time left before trying it.
-COST_FACTOR = {"lightgbm": 1.0, "xgboost": 2.2, "random_forest": 1.4, "extra_trees": 0.8}
-
-DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
-    "lightgbm": {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20,
-                 "subsample": 0.8, "colsample_bytree": 0.8, "reg_lambda": 1.0, "imbalance": "none"},
-    "xgboost": {"n_estimators": 200, "learning_rate": 0.08, "max_depth": 5, "min_child_weight": 1.0,
-                "subsample": 0.8, "colsample_bytree": 0.8, "reg_lambda": 1.0, "imbalance": "none"},
-    "random_forest": {"n_estimators": 150, "max_leaf_nodes": 256, "min_samples_leaf": 3, "max_features": "sqrt",
-                      "max_samples": 0.5, "imbalance": "none"},
-    "extra_trees": {"n_estimators": 150, "max_leaf_nodes": 256, "min_samples_leaf": 3, "max_features": "sqrt",
-                    "max_samples": 0.5, "imbalance": "none"},
-}
-
-
-# ---------------------------------------------------------------------------- results
-
-
-@dataclass
-class ModelResult:
-    name: str
-    params: dict[str, Any]
-    effective_prior: float
-    oof_f1: float
-    oof_auc: float
-    oof_ap: float
-    trials_total: int  # finished (complete or pruned) trials in the study, earlier runs included
-    trials_this_run: int  # finished trials of this run
-    trials_stopped_for_time: int
-    best_trial: int | None
-    fold_seconds: float
-    fit_seconds: float
-    oof: np.ndarray = field(repr=False)  # corrected to the training prior
-    estimator: Any = field(repr=False)
-
-    def metrics(self) -> dict[str, Any]:
-        return {
-            "oof_f1": self.oof_f1, "oof_auc": self.oof_auc, "oof_average_precision": self.oof_ap,
-            "imbalance": self.params.get("imbalance"), "effective_prior": self.effective_prior,
-            "trials_total": self.trials_total, "trials_this_run": self.trials_this_run,
-            "trials_stopped_for_time": self.trials_stopped_for_time,
-            "best_trial": self.best_trial, "fold_seconds": round(self.fold_seconds, 3),
-            "fit_seconds": round(self.fit_seconds, 3),
-        }
+ENSEMBLE_KINDS = ensemble.ENSEMBLE_KINDS
+# A candidate replaces the baseline only when its mean per-fold log-loss gain exceeds this many
+# standard errors of the paired per-fold differences.
+NOISE_SE = 2.0
+# A family whose first trial is this much (relative log-loss) behind the leader is dropped.
+DROP_MARGIN = 0.03
+# Warm start from the current model only when this share of its training rows is still here.
+WARM_START_MIN_OVERLAP = 0.5
+SKETCH_SIZE = 256
 
 
 @dataclass
@@ -153,30 +118,41 @@ class TrainResult:
     weights: dict[str, float]
     weights_source: str
     per_model: dict[str, dict[str, Any]]
+    selection: dict[str, Any]
     train_rows: int
     train_positive_rate: float
     target_prevalence: float | None
     target_prevalence_mode: str
+    prevalence_estimate: dict[str, Any] | None
     seconds: float
     time_budget: float
     artifact_dir: Path
     report_dir: Path
 
     def summary(self) -> str:
+        sel = self.selection
         lines = [
-            f"model {self.model_version} ({self.ensemble}, {self.train_rows} training rows, "
+            f"model {self.model_version} ({sel['chosen']}, {self.train_rows} training rows, "
             f"positive rate {self.train_positive_rate:.3%})",
             f"  out-of-fold F1 {self.cv_f1:.4f}  AUC {self.cv_auc:.4f}  PR-AUC {self.cv_average_precision:.4f}  "
             f"cutoff {self.cutoff:.4f}",
+            f"  selection: {sel['reason']}",
         ]
         if self.target_prevalence is not None:
             lines.append(f"  probabilities adjusted to a target prevalence of {self.target_prevalence:.3%} "
                          f"({self.target_prevalence_mode}); F1 is the expected F1 at that prevalence")
+        if self.prevalence_estimate:
+            pe = self.prevalence_estimate
+            lines.append(f"  prevalence estimate {pe['estimate']:.4f} +/- {pe['stderr']:.4f} "
+                         f"(95% {pe['ci_low']:.4f}..{pe['ci_high']:.4f}, {pe['method']}; EM {pe['em_estimate']:.4f})")
         for name, m in self.per_model.items():
             w = self.weights.get(name)
-            lines.append(f"  {name:<14} OOF F1 {m['oof_f1']:.4f}  AUC {m['oof_auc']:.4f}  "
-                         f"imbalance {m['imbalance']:<12} trials {m['trials_this_run']} (study {m['trials_total']})"
-                         + (f"  weight {w:.3f}" if w is not None else ""))
+            extra = f"imbalance {m['imbalance']:<12} trials {m['trials_this_run']} (study {m['trials_total']})" \
+                if name != BASELINE else "fixed parameters"
+            lines.append(f"  {name:<18} OOF log-loss {m['oof_log_loss']:.5f}  F1 {m['oof_f1']:.4f}  "
+                         f"AUC {m['oof_auc']:.4f}  {extra}" + (f"  weight {w:.3f}" if w else ""))
+        for name, note in sel.get("dropped", {}).items():
+            lines.append(f"  {name:<18} {note}")
         lines.append(f"  trained in {self.seconds:.1f}s of a {self.time_budget:.0f}s budget; "
                      f"artifacts {self.artifact_dir}; report {self.report_dir}")
         return "\n".join(lines)
@@ -191,551 +167,92 @@ class TrainResult:
         return self.summary()
 
 
-# ----------------------------------------------------------------------- metric helpers
+# ----------------------------------------------------------------------------- selection
 
 
-def f1_optimal_cutoff(y: np.ndarray, p: np.ndarray, sample_weight: np.ndarray | None = None) -> tuple[float, float, float, float]:
-    """(cutoff, f1, precision, recall) maximising F1 for the rule `p >= cutoff`.
+def select_model(y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]], baseline: np.ndarray,
+                 candidates: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Which candidate replaces the baseline, if any: the one with the largest mean per-fold
+    log-loss gain over it, provided that gain exceeds NOISE_SE standard errors of the paired
+    per-fold differences. Returns the record stored in the registry."""
+    base_folds = fold_log_losses(y, baseline, folds)
+    k = len(folds)
+    table: dict[str, dict[str, float]] = {}
+    for name, oof in candidates.items():
+        cand_folds = fold_log_losses(y, oof, folds)
+        d = base_folds - cand_folds  # > 0: the candidate is better
+        gain = float(d.mean())
+        noise = float(NOISE_SE * d.std(ddof=1) / np.sqrt(k)) if k > 1 else float("inf")
+        table[name] = {"oof_log_loss": float(cand_folds.mean()), "gain": gain, "noise": noise,
+                       "wins": bool(gain > noise and gain > 0)}
+    winners = {n: t for n, t in table.items() if t["wins"]}
+    base_ll = float(base_folds.mean())
+    if winners:
+        chosen = max(winners, key=lambda n: (winners[n]["gain"], n))
+        t = winners[chosen]
+        reason = (f"{chosen} beats {BASELINE} by {t['gain']:.5f} log-loss per fold "
+                  f"(noise {t['noise']:.5f} = {NOISE_SE:g} s.e. of the paired fold differences)")
+    else:
+        chosen = BASELINE
+        best = min(table, key=lambda n: table[n]["oof_log_loss"]) if table else None
+        reason = (f"no candidate beats {BASELINE} by more than the fold noise" +
+                  (f" (best: {best}, gain {table[best]['gain']:.5f} vs noise {table[best]['noise']:.5f})" if best else
+                   " (no candidate trained)"))
+    return {"chosen": chosen, "baseline_oof_log_loss": base_ll,
+            "chosen_oof_log_loss": table[chosen]["oof_log_loss"] if chosen in table else base_ll,
+            "gain": table[chosen]["gain"] if chosen in table else 0.0,
+            "noise": table[chosen]["noise"] if chosen in table else 0.0,
+            "noise_standard_errors": NOISE_SE, "reason": reason, "candidates": table}
 
-    Candidates are the distinct scores (scikit-learn's precision_recall_curve). The returned
-    cutoff lies halfway between the chosen score and the next lower one, so it does not sit on a
-    training score; the F1 on these rows is the same."""
-    y = np.asarray(y).astype(int)
-    p = np.asarray(p, dtype=np.float64)
-    prec, rec, thr = precision_recall_curve(y, p, sample_weight=sample_weight)
-    prec, rec = prec[:-1], rec[:-1]
-    denom = prec + rec
-    f1 = np.divide(2 * prec * rec, denom, out=np.zeros_like(denom), where=denom > 0)
-    i = int(np.argmax(f1))
-    t = float(thr[i])
-    below = p[p < t]
-    cutoff = (t + float(below.max())) / 2 if below.size else t
-    return cutoff, float(f1[i]), float(prec[i]), float(rec[i])
+
+# ----------------------------------------------------------------------------- warm start
 
 
-def f1_at(y: np.ndarray, p: np.ndarray, cutoff: float, sample_weight: np.ndarray | None = None) -> float:
-    y = np.asarray(y).astype(bool)
-    pred = np.asarray(p) >= cutoff
-    w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
-    tp = float(w[pred & y].sum())
-    fp = float(w[pred & ~y].sum())
-    fn = float(w[~pred & y].sum())
-    return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
+def lead_sketch(lead_ids: pd.Series | np.ndarray, size: int = SKETCH_SIZE) -> list[str]:
+    """The `size` smallest md5 digests of the lead ids: a bottom-k sketch that estimates how many
+    of one model's training rows are among another's without storing them all."""
+    digests = sorted(hashlib.md5(str(x).encode()).hexdigest() for x in lead_ids)
+    return digests[:size]
 
 
-def best_f1(y: np.ndarray, p: np.ndarray) -> float:
-    return f1_optimal_cutoff(y, p)[1]
+def sketch_containment(old_sketch: list[str], lead_ids: pd.Series | np.ndarray) -> float:
+    """Share of an earlier training set (its sketch) that is among `lead_ids`."""
+    if not old_sketch:
+        return 0.0
+    now = {hashlib.md5(str(x).encode()).hexdigest() for x in lead_ids}
+    return sum(d in now for d in old_sketch) / len(old_sketch)
 
 
-def prevalence_weights(y: np.ndarray, pi: float, target: float | None) -> np.ndarray | None:
-    """Sample weights that turn training rows at rate pi into an expected population at `target`."""
-    if target is None:
+def current_model_meta(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
+    """model.json of the current model (checksums verified), or None."""
+    from leadscore import model as model_mod
+
+    version = registry.current_version(con)
+    if version is None:
         return None
-    y = np.asarray(y).astype(bool)
-    return np.where(y, target / pi, (1 - target) / (1 - pi))
-
-
-def estimate_prevalence_em(p: np.ndarray, pi: float, tol: float = 1e-7, max_iter: int = 10_000) -> float:
-    """Saerens, Latinne & Decaestecker (2002): EM estimate of the positive rate of an unlabeled
-    population from posteriors `p` calibrated at training rate `pi`."""
-    p = np.asarray(p, dtype=np.float64)
-    prior = pi
-    for _ in range(max_iter):
-        new = float(np.mean(registry.shift_prior(p, pi, prior)))
-        if abs(new - prior) < tol:
-            prior = new
-            break
-        prior = new
-    return float(np.clip(prior, 1e-4, 1 - 1e-4))
-
-
-# ----------------------------------------------------------------------- estimators
-
-
-def _ratio(pi: float) -> float:
-    return pi / (1 - pi)
-
-
-def imbalance_plan(params: dict[str, Any], pi: float) -> tuple[float | None, float | None, bool, float]:
-    """(smote ratio, undersample ratio, class weights?, effective prior) for one parameter set.
-
-    Ratios are minority/majority after resampling; one at or below the natural ratio is a no-op."""
-    natural = _ratio(pi)
-    imb = params.get("imbalance", "none")
-    smote = under = None
-    weighted = False
-    if imb == "class_weight":
-        weighted = True
-    if imb in ("smote", "smote_under"):
-        smote = float(params["smote_ratio"])
-    if imb in ("under", "smote_under"):
-        under = float(params["under_ratio"])
-    if smote is not None and under is not None:
-        smote = min(smote, under)
-    if smote is not None and smote <= natural * 1.05:
-        smote = None
-    if under is not None and under <= max(natural, smote or 0) * 1.05:
-        under = None
-    final_ratio = natural
-    if smote is not None:
-        final_ratio = smote
-    if under is not None:
-        final_ratio = under
-    effective = 0.5 if weighted else final_ratio / (1 + final_ratio)
-    return smote, under, weighted, effective
-
-
-def build_pipeline(name: str, params: dict[str, Any], pi: float, cat_idx: list[int], code_idx: list[int],
-                   seed: int, n_threads: int, smotenc: bool = False):
-    """An imbalanced-learn Pipeline: [SMOTE/SMOTENC] -> [RandomUnderSampler] -> model.
-    Returns (pipeline, fit kwargs, effective prior)."""
-    from imblearn.over_sampling import SMOTE, SMOTENC
-    from imblearn.pipeline import Pipeline
-    from imblearn.under_sampling import RandomUnderSampler
-
-    smote, under, weighted, effective = imbalance_plan(params, pi)
-    steps: list[tuple[str, Any]] = []
-    if smote is not None:
-        # Plain SMOTE on the encoded matrix: categorical codes and missing indicators are
-        # interpolated like numbers, which tree models split like their nearest code. SMOTENC
-        # (`smotenc=True`) treats them properly but took 17 s instead of 0.4 s per fold on the
-        # 60k generated leads (its one-hot inverse transform), a third of a 300 s budget's trial.
-        if smotenc and cat_idx:
-            steps.append(("smote", SMOTENC(categorical_features=cat_idx, sampling_strategy=smote, random_state=seed)))
-        else:
-            steps.append(("smote", SMOTE(sampling_strategy=smote, random_state=seed)))
-    if under is not None:
-        steps.append(("under", RandomUnderSampler(sampling_strategy=under, random_state=seed)))
-    p = {k: v for k, v in params.items() if k not in ("imbalance", "smote_ratio", "under_ratio")}
-    fit_kwargs: dict[str, Any] = {}
-    if name == "lightgbm":
-        import lightgbm as lgb
-
-        model = lgb.LGBMClassifier(
-            **p, subsample_freq=1, class_weight="balanced" if weighted else None, random_state=seed,
-            n_jobs=n_threads, deterministic=True, force_row_wise=True, verbose=-1,
-        )
-        if code_idx:
-            fit_kwargs["model__categorical_feature"] = code_idx
-    elif name == "xgboost":
-        import xgboost as xgb
-
-        model = xgb.XGBClassifier(
-            **p, tree_method="hist", objective="binary:logistic", eval_metric="logloss",
-            scale_pos_weight=(1 - pi) / pi if weighted else 1.0, random_state=seed, n_jobs=n_threads,
-        )
-    elif name in ("random_forest", "extra_trees"):
-        from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
-
-        cls = RandomForestClassifier if name == "random_forest" else ExtraTreesClassifier
-        model = cls(**p, bootstrap=True, class_weight="balanced_subsample" if weighted else None,
-                    random_state=seed, n_jobs=n_threads)
-    else:
-        raise LeadscoreError(f"unknown model {name}")
-    steps.append(("model", model))
-    return Pipeline(steps), fit_kwargs, effective
-
-
-def suggest_params(name: str, trial) -> dict[str, Any]:
-    """The search space of one model (imbalance treatment included)."""
-    s: dict[str, Any] = {}
-    if name == "lightgbm":
-        s["n_estimators"] = trial.suggest_int("n_estimators", 50, 800, log=True)
-        s["learning_rate"] = trial.suggest_float("learning_rate", 0.01, 0.3, log=True)
-        s["num_leaves"] = trial.suggest_int("num_leaves", 7, 127, log=True)
-        s["min_child_samples"] = trial.suggest_int("min_child_samples", 5, 200, log=True)
-        s["subsample"] = trial.suggest_float("subsample", 0.5, 1.0)
-        s["colsample_bytree"] = trial.suggest_float("colsample_bytree", 0.3, 1.0)
-        s["reg_lambda"] = trial.suggest_float("reg_lambda", 1e-3, 30.0, log=True)
-    elif name == "xgboost":
-        s["n_estimators"] = trial.suggest_int("n_estimators", 50, 800, log=True)
-        s["learning_rate"] = trial.suggest_float("learning_rate", 0.01, 0.3, log=True)
-        s["max_depth"] = trial.suggest_int("max_depth", 2, 10)
-        s["min_child_weight"] = trial.suggest_float("min_child_weight", 0.5, 30.0, log=True)
-        s["subsample"] = trial.suggest_float("subsample", 0.5, 1.0)
-        s["colsample_bytree"] = trial.suggest_float("colsample_bytree", 0.3, 1.0)
-        s["reg_lambda"] = trial.suggest_float("reg_lambda", 1e-3, 30.0, log=True)
-    else:
-        s["n_estimators"] = trial.suggest_int("n_estimators", 50, 300, log=True)
-        # leaves, not depth, bound the size of the saved forest (<= 2k nodes a tree)
-        s["max_leaf_nodes"] = trial.suggest_int("max_leaf_nodes", 32, 1024, log=True)
-        s["min_samples_leaf"] = trial.suggest_int("min_samples_leaf", 1, 100, log=True)
-        s["max_features"] = trial.suggest_categorical("max_features", ["sqrt", "0.2", "0.35", "0.5"])
-        # both forests bootstrap a fraction of the rows: the main lever on their cost
-        s["max_samples"] = trial.suggest_float("max_samples", 0.2, 1.0)
-    s["imbalance"] = trial.suggest_categorical("imbalance", list(IMBALANCE_CHOICES))
-    if s["imbalance"] in ("smote", "smote_under"):
-        s["smote_ratio"] = trial.suggest_float("smote_ratio", 0.1, 0.6)
-    if s["imbalance"] in ("under", "smote_under"):
-        s["under_ratio"] = trial.suggest_float("under_ratio", 0.15, 1.0)
-    return s
-
-
-def _model_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Optuna stores categorical choices as given; max_features fractions are strings there."""
-    out = dict(params)
-    mf = out.get("max_features")
-    if isinstance(mf, str) and mf not in ("sqrt", "log2"):
-        out["max_features"] = float(mf)
-    return out
-
-
-# ----------------------------------------------------------------------- budget/progress
-
-
-class Clock:
-    def __init__(self, budget: float):
-        self.start = time.monotonic()
-        self.budget = float(budget)
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.start
-
-    def left(self) -> float:
-        return self.budget - self.elapsed()
-
-
-class _Progress:
-    """A rich progress bar over the time budget on stderr, only when it is a terminal."""
-
-    def __init__(self, enabled: bool, clock: Clock):
-        self.clock = clock
-        self._p = None
-        if enabled and sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._p = Progress(TextColumn("[bold]train[/bold] {task.description}"), BarColumn(),
-                               TimeElapsedColumn(), TextColumn("of {task.total:.0f}s budget"),
-                               console=Console(stderr=True), transient=False)
-            self._p.start()
-            self._task = self._p.add_task("loading", total=clock.budget)
-
-    def update(self, text: str) -> None:
-        if self._p is not None:
-            self._p.update(self._task, description=text, completed=min(self.clock.elapsed(), self.clock.budget))
-
-    def close(self) -> None:
-        if self._p is not None:
-            self._p.update(self._task, completed=self.clock.budget)
-            self._p.stop()
-
-
-# ----------------------------------------------------------------------- cross-validation
-
-
-class _OutOfTime(Exception):
-    pass
-
-
-@dataclass
-class _Data:
-    X: np.ndarray
-    y: np.ndarray
-    pi: float
-    folds: list[tuple[np.ndarray, np.ndarray]]
-    cat_idx: list[int]
-    code_idx: list[int]
-    seed: int
-    n_threads: int
-
-
-def cross_validate(name: str, params: dict[str, Any], data: _Data, trial=None,
-                   fold_deadline: Callable[[float, int], bool] | None = None) -> tuple[np.ndarray, list[float], float, float]:
-    """OOF probabilities (corrected to the training prior), per-fold AP, mean fold seconds and
-    the effective prior. Reports the running mean fold AP to `trial` after every fold (pruning);
-    `fold_deadline(seconds per fold so far, folds left)` returning True stops with _OutOfTime."""
-    import optuna
-
-    oof = np.zeros(len(data.y), dtype=np.float64)
-    aps: list[float] = []
-    secs: list[float] = []
-    effective = data.pi
-    for k, (tr, va) in enumerate(data.folds):
-        if fold_deadline is not None and fold_deadline(max(secs) if secs else 0.0, len(data.folds) - k):
-            raise _OutOfTime
-        t = time.monotonic()
-        pipe, fit_kwargs, effective = build_pipeline(name, _model_params(params), data.pi, data.cat_idx,
-                                                     data.code_idx, data.seed, data.n_threads)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pipe.fit(data.X[tr], data.y[tr], **fit_kwargs)
-            # samplers do nothing at prediction time: predict with the model itself
-            raw = registry.predict_base(name, pipe.named_steps["model"], data.X[va], data.n_threads)
-        oof[va] = registry.shift_prior(raw, effective, data.pi)
-        secs.append(time.monotonic() - t)
-        aps.append(float(average_precision_score(data.y[va], oof[va])))
-        if trial is not None:
-            trial.report(float(np.mean(aps)), step=k)
-            if k < len(data.folds) - 1 and trial.should_prune():
-                raise optuna.TrialPruned
-    return oof, aps, float(np.mean(secs)), effective
-
-
-def _storage():
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-    config.models_dir().mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(str(config.models_dir() / "optuna-journal.log")))
-
-
-def study_name(model: str, fhash: str, seed: int, folds: int) -> str:
-    return f"leadscore-{model}-{fhash[:12]}-s{seed}-k{folds}-{SEARCH_SPACE_VERSION}"
-
-
-def tune_model(name: str, data: _Data, fhash: str, slot_end: float, global_end: float, trials: int | None,
-               resume: bool, mandatory: bool, progress: _Progress,
-               ref: tuple[str, float] | None = None) -> ModelResult | None:
-    """Optuna study + final fit for one model (times on the monotonic clock).
-
-    Tuning trials run while a whole CV plus the final fit still ends before `slot_end`; the first
-    trial of the run only needs to end before `global_end`. `ref` = (model, fold seconds) of a
-    model already run, to guess this model's cost before its first fold. Returns None when not
-    even one cross-validation fits (and not `mandatory`)."""
-    import optuna
-    from optuna.trial import TrialState
-
-    storage = _storage()
-    sname = study_name(name, fhash, data.seed, len(data.folds))
-    if not resume:
-        try:
-            optuna.delete_study(study_name=sname, storage=storage)
-        except KeyError:
-            pass
-    study = optuna.create_study(
-        study_name=sname, storage=storage, direction="maximize", load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=data.seed + 1000 * MODEL_NAMES.index(name)),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
-    )
-    if not study.trials:
-        study.enqueue_trial(DEFAULT_PARAMS[name])
-    k = len(data.folds)
-    finished = (TrialState.COMPLETE, TrialState.PRUNED)
-    fold_times = [t.user_attrs["fold_seconds"] for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                  if "fold_seconds" in t.user_attrs]
-    observed: list[float] = []  # fold seconds seen in this run (this machine)
-    cache: dict[int, tuple[np.ndarray, float, float]] = {}  # trial number -> (oof, fold s, eff prior)
-    n_run = 0
-
-    def fit_estimate(fold_s: float) -> float:
-        return fold_s * k / (k - 1) * 1.25 + 0.2
-
-    def best_fold_seconds() -> float:
-        try:
-            bt = study.best_trial
-        except ValueError:
-            return max(observed or fold_times or [0.0])
-        if bt.number in cache:
-            return cache[bt.number][1]
-        return float(bt.user_attrs.get("fold_seconds", max(observed or fold_times or [0.0])))
-
-    guess = None  # fold seconds of a model not yet run here, from another model's timing
-    if ref is not None:
-        guess = ref[1] * COST_FACTOR[name] / COST_FACTOR[ref[0]]
-
-    def room(end: float, est_fold: float | None, folds_left: int) -> bool:
-        """Do `folds_left` folds plus the final fit still end before `end`?"""
-        if est_fold is None:
-            return time.monotonic() < end
-        fit = fit_estimate(max(est_fold, best_fold_seconds()))
-        return time.monotonic() + est_fold * folds_left + fit <= end
-
-    time_fails = 0
-    n_stopped = 0  # trials abandoned for time (FAIL), included in n_run
-    while True:
-        n_done = len(study.get_trials(deepcopy=False, states=finished))
-        if trials is not None and n_done >= trials:
-            break
-        # The first trial of this run may use all the time left (global_end), so a model is not
-        # dropped, nor a half-done CV thrown away, for an unlucky split of the budget; further
-        # trials stay within the model's slot.
-        first = n_run == 0
-        end = global_end if first else slot_end
-        est_fold = (min(observed) if time_fails else max(observed)) if observed else (max(fold_times) if fold_times else guess)
-        unconditional = mandatory and first
-        if not unconditional and not room(end, est_fold, k):
-            break
-        trial = study.ask()
-        params = suggest_params(name, trial)  # an enqueued trial (defaults) gets its fixed values here
-
-        def deadline(est: float, folds_left: int, _end=end, _free=unconditional) -> bool:
-            return (not _free) and est > 0 and not room(_end, est, folds_left)
-
-        progress.update(f"{name}: trial {trial.number} (best {study.best_value:.4f})" if _has_complete(study)
-                        else f"{name}: trial {trial.number}")
-        try:
-            oof, aps, fold_s, eff = cross_validate(name, params, data, trial, deadline)
-        except optuna.TrialPruned:
-            study.tell(trial, state=TrialState.PRUNED)
-            n_run += 1
-            continue
-        except _OutOfTime:
-            # this parameter set turned out too slow for the time left: record it (FAIL, unused
-            # by the sampler) and let a cheaper one try, at most 3 times in a row
-            trial.set_user_attr("stopped", "time budget")
-            study.tell(trial, state=TrialState.FAIL)
-            n_run += 1
-            n_stopped += 1
-            time_fails += 1
-            if time_fails >= 3 or not observed or not room(end, min(observed), k):
-                break
-            continue
-        time_fails = 0
-        value = float(np.mean(aps))
-        trial.set_user_attr("fold_seconds", fold_s)
-        trial.set_user_attr("oof_f1", best_f1(data.y, oof))
-        trial.set_user_attr("fold_average_precision", aps)
-        study.tell(trial, value)
-        observed.append(fold_s)
-        n_run += 1
-        if study.best_trial.number == trial.number:
-            cache = {trial.number: (oof, fold_s, eff)}
-
-    if not _has_complete(study):
-        if not mandatory:
-            return None
-        best_params, best_number = dict(DEFAULT_PARAMS[name]), None
-    else:
-        bt = study.best_trial
-        best_params, best_number = dict(bt.params), bt.number
-    if best_number in cache:
-        oof, fold_s, eff = cache[best_number]
-    else:
-        # best trial from an earlier run (or defaults): cross-validate it on the current rows
-        est = best_fold_seconds() or guess
-        if not mandatory and not room(global_end, est, k):
-            return None
-        progress.update(f"{name}: re-validating best parameters")
-        oof, _, fold_s, eff = cross_validate(name, best_params, data)
-    progress.update(f"{name}: final fit")
-    t = time.monotonic()
-    pipe, fit_kwargs, eff = build_pipeline(name, _model_params(best_params), data.pi, data.cat_idx, data.code_idx,
-                                           data.seed, data.n_threads)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pipe.fit(data.X, data.y, **fit_kwargs)
-    fit_s = time.monotonic() - t
-    return ModelResult(
-        name=name, params=best_params, effective_prior=eff,
-        oof_f1=best_f1(data.y, oof), oof_auc=float(roc_auc_score(data.y, oof)),
-        oof_ap=float(average_precision_score(data.y, oof)),
-        trials_total=len(study.get_trials(deepcopy=False, states=finished)), trials_this_run=n_run - n_stopped,
-        trials_stopped_for_time=n_stopped,
-        best_trial=best_number, fold_seconds=fold_s, fit_seconds=fit_s, oof=oof,
-        estimator=pipe.named_steps["model"],
-    )
-
-
-def _has_complete(study) -> bool:
-    from optuna.trial import TrialState
-
-    return bool(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-
-
-# ----------------------------------------------------------------------- ensembles
-
-
-def _log_loss(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> float:
-    p = np.clip(p, 1e-7, 1 - 1e-7)
-    ll = -(y * np.log(p) + (1 - y) * np.log1p(-p))
-    return float(np.average(ll, weights=w))
-
-
-def fit_voting_weights(P: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Simplex weights minimising the log-loss of P @ w (SLSQP, deterministic start)."""
-    from scipy.optimize import minimize
-
-    m = P.shape[1]
-    if m == 1:
-        return np.ones(1)
-    yf = y.astype(float)
-
-    def loss(w):
-        return _log_loss(yf, P @ w)
-
-    def grad(w):
-        p = np.clip(P @ w, 1e-7, 1 - 1e-7)
-        return P.T @ ((p - yf) / (p * (1 - p))) / len(yf)
-
-    res = minimize(loss, np.full(m, 1.0 / m), jac=grad, method="SLSQP", bounds=[(0.0, 1.0)] * m,
-                   constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones(m)}],
-                   options={"maxiter": 500, "ftol": 1e-10})
-    w = np.clip(res.x, 0.0, None)
-    w[w < 1e-4] = 0.0
-    return w / w.sum()
-
-
-def _platt(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    from sklearn.linear_model import LogisticRegression
-
-    lr = LogisticRegression(C=1e4, max_iter=1000).fit(registry.logit(p).reshape(-1, 1), y)
-    return {"slope": float(lr.coef_[0][0]), "intercept": float(lr.intercept_[0])}
-
-
-def build_ensemble(kind: str, results: list[ModelResult], y: np.ndarray, folds, seed: int):
-    """(ensemble spec for model.json, OOF ensemble probabilities, weights dict, weights source)."""
-    names = [r.name for r in results]
-    P = np.column_stack([r.oof for r in results])
-    if kind == "voting":
-        w = fit_voting_weights(P, y)
-        candidates: list[tuple[str, np.ndarray]] = [("optimised log-loss", w), ("equal", np.full(len(names), 1 / len(names)))]
-        for i, n in enumerate(names):
-            one = np.zeros(len(names))
-            one[i] = 1.0
-            candidates.append((f"best single model ({n})", one))
-        scored = [(best_f1(y, P @ cw), -i, src, cw) for i, (src, cw) in enumerate(candidates)]
-        _, _, source, chosen = max(scored, key=lambda t: (round(t[0], 12), t[1]))
-        weights = {n: float(x) for n, x in zip(names, chosen, strict=True)}
-        spec = {"kind": "voting", "weights": weights,
-                "candidates": {src: {"oof_f1": f, "weights": [float(v) for v in cw]} for f, _, src, cw in scored}}
-        # Platt scaling of the blend on its OOF probabilities: monotone (ranking, F1 and the cutoff's
-        # position are unchanged) but makes the probabilities fit for the prior-shift / EM step
-        # (Alexandari et al. 2020: EM prevalence estimates need calibrated posteriors).
-        blend = np.clip(P @ chosen, 0, 1)
-        spec["calibration"] = _platt(blend, y)
-        return spec, registry.combine({n: P[:, i] for i, n in enumerate(names)}, spec), weights, source
-    if kind == "stacking":
-        from sklearn.linear_model import LogisticRegression
-
-        Z = registry.logit(P)
-        oof = np.zeros(len(y))
-        for tr, va in folds:
-            lr = LogisticRegression(C=1.0, max_iter=1000).fit(Z[tr], y[tr])
-            oof[va] = lr.predict_proba(Z[va])[:, 1]
-        lr = LogisticRegression(C=1.0, max_iter=1000).fit(Z, y)
-        coef = [float(c) for c in lr.coef_[0]]
-        spec = {"kind": "stacking", "inputs": names, "coef": coef, "intercept": float(lr.intercept_[0])}
-        return spec, oof, {n: c for n, c in zip(names, coef, strict=True)}, "logistic regression on OOF logits"
-    raise LeadscoreError(f"unknown ensemble kind {kind!r}: expected one of {', '.join(ENSEMBLE_KINDS)}")
-
-
-# ----------------------------------------------------------------------- artifacts
-
-
-def _save_base_model(result: ModelResult, path: Path) -> None:
-    if result.name == "lightgbm":
-        result.estimator.booster_.save_model(str(path))
-    elif result.name == "xgboost":
-        result.estimator.get_booster().save_model(str(path))
-    else:
-        import skops.io as sio
-
-        sio.dump(result.estimator, str(path))
-
-
-def _importances(results: list[ModelResult], columns: list[str]) -> tuple[str, dict[str, float]]:
-    by_name = {r.name: r for r in results}
-    if "lightgbm" in by_name:
-        gain = by_name["lightgbm"].estimator.booster_.feature_importance(importance_type="gain")
-        return "LightGBM total gain", {c: float(g) for c, g in zip(columns, gain, strict=True)}
-    if "xgboost" in by_name:
-        score = by_name["xgboost"].estimator.get_booster().get_score(importance_type="total_gain")
-        return "XGBoost total gain", {c: float(score.get(f"f{i}", 0.0)) for i, c in enumerate(columns)}
-    r = results[0]
-    return f"{r.name} impurity decrease", {c: float(v) for c, v in zip(columns, r.estimator.feature_importances_, strict=True)}
-
-
-# ----------------------------------------------------------------------- entry point
+    row = db.fetch_one(con, f"select artifact_dir, checksums_sha256 from {registry.REGISTRY_TABLE} "
+                       "where model_version = ?", [version])
+    folder = Path(row[0]) if row else config.models_dir() / version
+    if not folder.is_dir():
+        folder = config.models_dir() / version
+    try:
+        model_mod.verify_checksums(folder, row[1] if row else None)
+        return json.loads((folder / registry.MODEL_FILE).read_text())
+    except (LeadscoreError, OSError, ValueError):
+        return None
+
+
+def warm_start_params(meta: dict[str, Any] | None, fhash: str, lead_ids: pd.Series) -> dict[str, dict[str, Any]]:
+    """Per family, the current model's tuned parameters, when that model was trained on the same
+    features and most of its rows are still here; else nothing."""
+    if not meta or meta.get("feature_hash") != fhash:
+        return {}
+    if sketch_containment(meta.get("lead_sketch", []), lead_ids) < WARM_START_MIN_OVERLAP:
+        return {}
+    return {m["name"]: dict(m["params"]) for m in meta.get("models", []) if m["name"] in MODEL_NAMES}
+
+
+# ----------------------------------------------------------------------------- entry point
 
 
 def _open(con_or_db_path) -> tuple[duckdb.DuckDBPyConnection, bool]:
@@ -757,13 +274,14 @@ def train_model(
     progress: bool = True,
     *,
     models: tuple[str, ...] = MODEL_NAMES,
+    baseline_only: bool = False,
 ) -> TrainResult:
-    """Tune, train and register a new model version; it becomes the current model.
+    """Train the baseline and the candidates, select, register a new current model version.
 
     `con_or_db_path`: an open DuckDB connection (kept open), or a database path / None for
-    `config.db_path()` (opened for reading the rows and again for registering, so the database is
-    not locked for the whole run). See the module docstring for the budget, reproducibility and
-    `target_prevalence` semantics. Raises LeadscoreError for bad input."""
+    `config.db_path()` (opened for reading and again for registering, so the database is not
+    locked for the whole run). `baseline_only` trains just the fixed baseline (fast and
+    deterministic: the quality benchmark's ablation rows use it). Raises LeadscoreError."""
     clock = Clock(time_budget)
     if time_budget <= 0:
         raise LeadscoreError(f"time budget must be positive, got {time_budget}")
@@ -776,21 +294,26 @@ def train_model(
     if isinstance(target_prevalence, int | float) and not 0 < float(target_prevalence) < 1:
         raise LeadscoreError(f"target prevalence must be a rate in (0, 1), got {target_prevalence}")
     unknown = [m for m in models if m not in MODEL_NAMES]
-    if unknown or not models:
+    if unknown:
         raise LeadscoreError(f"unknown model(s) {unknown}: choose from {', '.join(MODEL_NAMES)}")
 
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    bar = _Progress(progress, clock)
+    bar = Progress(progress, clock)
     try:
-        return _train(con_or_db_path, clock, bar, trials, seed, folds, ensemble, target_prevalence, resume, models)
+        return _train(con_or_db_path, clock, bar, trials, seed, folds, ensemble, target_prevalence, resume,
+                      () if baseline_only else tuple(models))
     finally:
         bar.close()
 
 
-def _train(con_or_db_path, clock: Clock, bar: _Progress, trials, seed, folds, ensemble, target_prevalence,
-           resume, models) -> TrainResult:
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _train(con_or_db_path, clock: Clock, bar: Progress, trials, seed, folds, ensemble_kind, target_prevalence,
+           resume, families) -> TrainResult:
     con, owned = _open(con_or_db_path)
     try:
         bar.update("reading training rows")
@@ -799,6 +322,7 @@ def _train(con_or_db_path, clock: Clock, bar: _Progress, trials, seed, folds, en
         train_df = feat.load_split(con, "train", flist)
         score_df = feat.load_split(con, "score", flist) if target_prevalence == "auto" else None
         dbt_id = registry.dbt_invocation_id(con)
+        previous = current_model_meta(con)
     finally:
         if owned:
             con.close()
@@ -809,71 +333,114 @@ def _train(con_or_db_path, clock: Clock, bar: _Progress, trials, seed, folds, en
     n_pos = int(y.sum())
     if n_pos < folds or len(y) - n_pos < folds:
         raise LeadscoreError(f"need at least {folds} positive and negative training rows, have {n_pos} / {len(y) - n_pos}")
+    if target_prevalence == "auto" and (score_df is None or score_df.empty):
+        raise LeadscoreError("target prevalence 'auto' needs unlabeled rows (split = 'score') to estimate from")
     pi = n_pos / len(y)
     encoding = feat.Encoding.fit(train_df, flist)
     X = encoding.transform(train_df)
     columns = encoding.column_names
     skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    data = _Data(X=X, y=y, pi=pi, folds=list(skf.split(X, y)), cat_idx=encoding.categorical_indices,
-                 code_idx=encoding.category_code_indices, seed=seed, n_threads=registry.threads(len(y)))
+    data = Data(X=X, y=y, pi=pi, folds=list(skf.split(X, y)), cat_idx=encoding.categorical_indices,
+                code_idx=encoding.category_code_indices, seed=seed, n_threads=threads(len(y)))
+    data_fp = data_fingerprint(train_df["lead_id"].to_numpy(), y, X)
+    warm = warm_start_params(previous, fhash, train_df["lead_id"])
 
-    # reserve for ensemble, artifacts and report; the rest is split among the models still to do
+    # 1. the baseline: always trained, never tuned
+    bar.update(f"{BASELINE}: cross-validating")
+    b_oof, b_losses, b_fold_s, b_eff = cross_validate(BASELINE, BASELINE_PARAMS, data)
+    bar.update(f"{BASELINE}: final fit")
+    b_est, b_eff, b_fit_s = fit_final(BASELINE, BASELINE_PARAMS, data)
+    results: dict[str, ModelResult] = {BASELINE: ModelResult(
+        name=BASELINE, params=dict(BASELINE_PARAMS), effective_prior=b_eff, oof=b_oof, fold_losses=b_losses,
+        fold_seconds=b_fold_s, fit_seconds=b_fit_s, estimator=b_est)}
+
+    # 2. the candidates, each family in a slot of the time left; laggards dropped early
     reserve = min(max(0.05 * clock.budget, 2.5), 15.0)
-    results: list[ModelResult] = []
-    ref: tuple[str, float] | None = None
-    for i, name in enumerate(models):
-        remaining = len(models) - i
-        slot = max(0.0, (clock.left() - reserve) / remaining)
-        mandatory = i == 0 and not results
-        r = tune_model(name, data, fhash, time.monotonic() + slot, clock.start + clock.budget - reserve, trials,
-                       resume, mandatory, bar, ref)
-        if r is not None:
-            results.append(r)
-            ref = ref or (r.name, r.fold_seconds)
-    if not results:  # cannot happen: the first model is mandatory
-        raise LeadscoreError("no model could be trained")
+    notes: dict[str, str] = {}
+    dropped: dict[str, str] = {}
+    storage = open_storage(_warn) if families else None
+    for i, name in enumerate(families):
+        leader = min(results.values(), key=lambda r: r.oof_log_loss)
+        slot_end = time.monotonic() + max(0.0, (clock.left() - reserve) / (len(families) - i))
+        sname = study_name(name, fhash, data_fp, seed, folds)
+        r, note = tune_model(name, data, storage, sname, slot_end, clock.start + clock.budget - reserve, trials,
+                             resume, bar, (BASELINE, b_fold_s), warm.get(name),
+                             (leader.name, leader.oof_log_loss, DROP_MARGIN * leader.oof_log_loss))
+        notes[name] = note
+        if r is None:
+            dropped[name] = note
+        else:
+            results[name] = r
 
-    bar.update("combining models")
-    spec, oof, weights, source = build_ensemble(ensemble, results, y, data.folds, seed)
+    # 3. the ensemble of everything trained, then the selection against the baseline
+    bar.update("combining and selecting")
+    oofs = {n: r.oof for n, r in results.items()}
+    candidates = {n: o for n, o in oofs.items() if n != BASELINE}
+    spec_ens = None
+    if len(results) >= 2:
+        spec_ens, ens_oof = ensemble.build_ensemble(ensemble_kind, oofs, y, data.folds)
+        candidates["ensemble"] = ens_oof
+    selection = select_model(y, data.folds, b_oof, candidates)
+    selection["dropped"] = dropped
+    selection["notes"] = notes
+    chosen = selection["chosen"]
+    spec = spec_ens if chosen == "ensemble" else ensemble.single(chosen)
+    oof = candidates.get(chosen, b_oof) if chosen != BASELINE else b_oof
 
+    # 4. operating point
     mode = "none"
     target: float | None = None
+    prevalence: PrevalenceEstimate | None = None
     if target_prevalence == "auto":
         mode = "auto"
-        if score_df is None or score_df.empty:
-            raise LeadscoreError("target prevalence 'auto' needs unlabeled rows (split = 'score') to estimate from")
         Xs = encoding.transform(score_df)
-        corrected = {r.name: registry.shift_prior(registry.predict_base(r.name, r.estimator, Xs, data.n_threads),
-                                                  r.effective_prior, pi) for r in results}
-        target = estimate_prevalence_em(registry.combine(corrected, spec), pi)
+        corrected = {n: shift_prior(_predict(r, Xs, data.n_threads), r.effective_prior, pi)
+                     for n, r in results.items() if n in ensemble.used_models(spec)}
+        p_score = ensemble.combine(corrected, spec)
+        cut_pi = f1_optimal_cutoff(y, oof)[0]
+        prevalence = estimate_prevalence(y, oof, cut_pi, p_score, pi, seed=seed)
+        target = prevalence.estimate
     elif target_prevalence is not None:
         mode, target = "given", float(target_prevalence)
 
     sw = prevalence_weights(y, pi, target)
-    scored = oof if target is None else registry.shift_prior(oof, pi, target)
+    scored = oof if target is None else shift_prior(oof, pi, target)
     cutoff, cv_f1, cv_prec, cv_rec = f1_optimal_cutoff(y, scored, sw)
     cv_auc = float(roc_auc_score(y, oof))
     cv_ap = float(average_precision_score(y, scored, sample_weight=sw))
 
+    per_model = {}
+    for n, r in results.items():
+        m = r.metrics(y)
+        if target is not None:  # each model's own cutoff on the operating scale
+            m["oof_cutoff"], m["oof_f1"], _, _ = f1_optimal_cutoff(y, shift_prior(r.oof, pi, target), sw)
+        per_model[n] = m
+    weights = {n: float(w) for n, w in spec.get("weights", {}).items()} if spec["kind"] == "voting" else \
+        dict(zip(spec["inputs"], spec["coef"], strict=True))
+
     version = registry.new_version()
-    per_model = {r.name: r.metrics() for r in results}
-    params = {r.name: r.params for r in results}
-    importance_source, importances = _importances(results, columns)
+    importance_source, importances = _importances(results, spec, columns)
     meta = {
         "format": registry.FORMAT_VERSION,
         "version": version,
         "created_at": datetime.now(UTC).isoformat(),
         "feature_hash": fhash,
+        "data_fingerprint": data_fp,
+        "lead_sketch": lead_sketch(train_df["lead_id"]),
         "encoding": encoding.to_json(),
         "matrix_columns": columns,
-        "models": [{"name": r.name, "kind": r.name, "file": MODEL_FILES[r.name], "effective_prior": r.effective_prior,
-                    "params": r.params} for r in results],
+        "models": [{"name": n, "kind": KINDS[n], "file": MODEL_FILES[n], "effective_prior": r.effective_prior,
+                    "params": r.params, **{k: per_model[n][k] for k in
+                                           ("oof_cutoff", "oof_f1", "oof_log_loss", "oof_average_precision")}}
+                   for n, r in results.items()],
         "ensemble": spec,
-        "weights_source": source,
+        "selection": selection,
+        "weights_source": selection["reason"],
         "train_rows": int(len(y)),
         "train_positive_rate": pi,
         "target_prevalence": target,
         "target_prevalence_mode": mode,
+        "prevalence_estimate": prevalence.to_dict() if prevalence else None,
         "cutoff": cutoff,
         "seed": seed,
         "folds": folds,
@@ -881,27 +448,29 @@ def _train(con_or_db_path, clock: Clock, bar: _Progress, trials, seed, folds, en
     }
     metrics = {
         "model_version": version, "cv_f1": cv_f1, "cv_precision": cv_prec, "cv_recall": cv_rec, "cv_auc": cv_auc,
-        "cv_average_precision": cv_ap, "cutoff": cutoff, "ensemble": ensemble, "weights": weights,
-        "weights_source": source, "weight_candidates": spec.get("candidates"), "per_model": per_model, "train_rows": int(len(y)), "train_positives": n_pos,
-        "train_positive_rate": pi, "target_prevalence": target, "target_prevalence_mode": mode,
-        "cv_f1_at_train_prevalence": f1_at(y, oof, registry.shift_prior(np.array([cutoff]), target, pi)[0])
+        "cv_average_precision": cv_ap, "cv_log_loss": float(fold_log_losses(y, oof, data.folds).mean()),
+        "cutoff": cutoff,
+        "ensemble": ensemble_kind, "weights": weights, "selection": selection, "per_model": per_model,
+        "train_rows": int(len(y)), "train_positives": n_pos, "train_positive_rate": pi,
+        "target_prevalence": target, "target_prevalence_mode": mode,
+        "prevalence_estimate": meta["prevalence_estimate"],
+        "cv_f1_at_train_prevalence": f1_at(y, oof, shift_prior(np.array([cutoff]), target, pi)[0])
         if target is not None else cv_f1,
         "baseline_f1_all_positive": 2 * (target or pi) / (1 + (target or pi)),
         "feature_importance_source": importance_source, "seed": seed, "folds": folds,
-        "time_budget": clock.budget, "dbt_invocation_id": dbt_id,
+        "time_budget": clock.budget, "dbt_invocation_id": dbt_id, "data_fingerprint": data_fp,
     }
 
     def write_files(folder: Path) -> None:
         from leadscore import report
 
-        for r in results:
-            _save_base_model(r, folder / MODEL_FILES[r.name])
+        for n, r in results.items():
+            save_base_model(r.kind, r.estimator, folder / MODEL_FILES[n])
         (folder / registry.MODEL_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
         bar.update("writing report")
         metrics["train_seconds"] = round(clock.elapsed(), 3)
         report.write_report(folder / "report", y=y, p=scored, cutoff=cutoff, sample_weight=sw, metrics=metrics,
-                            importances=importances, importance_source=importance_source,
-                            per_model_oof={r.name: r.oof for r in results})
+                            importances=importances, importance_source=importance_source, per_model_oof=oofs)
 
     bar.update("registering model")
     row = {
@@ -909,10 +478,13 @@ def _train(con_or_db_path, clock: Clock, bar: _Progress, trials, seed, folds, en
         "cv_f1": cv_f1, "cv_auc": cv_auc, "cv_average_precision": cv_ap, "cutoff": cutoff,
         "feature_hash": fhash, "feature_list": registry.feature_list_of(flist), "train_rows": int(len(y)),
         "train_positive_rate": pi, "target_prevalence": target, "target_prevalence_mode": mode,
-        "ensemble": ensemble, "weights": {"source": source, **({"weights": weights} if ensemble == "voting" else spec)},
-        "params": params, "per_model_metrics": per_model, "dbt_invocation_id": dbt_id, "seed": seed, "folds": folds,
-        "time_budget": clock.budget,
+        "ensemble": ensemble_kind if chosen == "ensemble" else "single",
+        "weights": {"source": selection["reason"], **({"weights": weights} if spec["kind"] == "voting" else spec)},
+        "params": {n: r.params for n, r in results.items()}, "per_model_metrics": per_model,
+        "selection": {k: v for k, v in selection.items() if k != "notes"}, "data_fingerprint": data_fp,
+        "dbt_invocation_id": dbt_id, "seed": seed, "folds": folds, "time_budget": clock.budget,
     }
+
     def final_row() -> dict[str, Any]:  # evaluated after the files are written
         return {**row, "train_seconds": round(clock.elapsed(), 3)}
 
@@ -924,9 +496,23 @@ def _train(con_or_db_path, clock: Clock, bar: _Progress, trials, seed, folds, en
             con.close()
     return TrainResult(
         model_version=version, cv_f1=cv_f1, cv_auc=cv_auc, cv_average_precision=cv_ap, cutoff=cutoff,
-        ensemble=ensemble, weights=weights, weights_source=source, per_model=per_model, train_rows=int(len(y)),
-        train_positive_rate=pi, target_prevalence=target, target_prevalence_mode=mode, seconds=clock.elapsed(),
-        time_budget=clock.budget, artifact_dir=folder, report_dir=folder / "report",
+        ensemble=ensemble_kind, weights=weights, weights_source=selection["reason"], per_model=per_model,
+        selection={k: v for k, v in selection.items() if k != "notes"}, train_rows=int(len(y)),
+        train_positive_rate=pi, target_prevalence=target, target_prevalence_mode=mode,
+        prevalence_estimate=meta["prevalence_estimate"], seconds=clock.elapsed(), time_budget=clock.budget,
+        artifact_dir=folder, report_dir=folder / "report",
     )
 
 
+def _predict(r: ModelResult, X: np.ndarray, n_threads: int) -> np.ndarray:
+    return predict_base(r.kind, r.estimator, X, n_threads)
+
+
+def _importances(results: dict[str, ModelResult], spec: dict[str, Any], columns: list[str]) -> tuple[str, dict[str, float]]:
+    """Gain importances of the LightGBM the shipped model reads most (the baseline otherwise)."""
+    used = ensemble.used_models(spec)
+    weights = spec.get("weights", {})
+    lgbm = sorted((n for n in used if KINDS[n] == "lightgbm"), key=lambda n: -float(weights.get(n, 1.0)))
+    name = lgbm[0] if lgbm else BASELINE
+    gain = results[name].estimator.booster_.feature_importance(importance_type="gain")
+    return f"{name} total gain", {c: float(g) for c, g in zip(columns, gain, strict=True)}

@@ -1,0 +1,107 @@
+"""Combining base models: soft voting with out-of-fold-fitted weights, or stacking.
+
+Both work on probabilities already mapped back to the training rate, so the models speak one
+probability scale. Voting weights minimise the out-of-fold log-loss over the simplex; the blend
+is then Platt-scaled on its own out-of-fold probabilities (monotone: ranking and F1 unchanged,
+but the probabilities fit for prior shift). Whether the ensemble is used at all is decided by
+train.select_model against the fixed baseline, not here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from leadscore.errors import LeadscoreError
+from leadscore.operating_point import log_loss, logit, sigmoid
+
+ENSEMBLE_KINDS = ("voting", "stacking")
+
+
+def fit_voting_weights(P: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Simplex weights minimising the log-loss of P @ w (SLSQP, deterministic start)."""
+    from scipy.optimize import minimize
+
+    m = P.shape[1]
+    if m == 1:
+        return np.ones(1)
+    yf = y.astype(float)
+
+    def loss(w):
+        return log_loss(yf, P @ w)
+
+    def grad(w):
+        p = np.clip(P @ w, 1e-7, 1 - 1e-7)
+        return P.T @ ((p - yf) / (p * (1 - p))) / len(yf)
+
+    res = minimize(loss, np.full(m, 1.0 / m), jac=grad, method="SLSQP", bounds=[(0.0, 1.0)] * m,
+                   constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones(m)}],
+                   options={"maxiter": 500, "ftol": 1e-10})
+    w = np.clip(res.x, 0.0, None)
+    w[w < 1e-4] = 0.0
+    return w / w.sum()
+
+
+def platt(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(C=1e4, max_iter=1000).fit(logit(p).reshape(-1, 1), y)
+    return {"slope": float(lr.coef_[0][0]), "intercept": float(lr.intercept_[0])}
+
+
+def build_ensemble(kind: str, oof: dict[str, np.ndarray], y: np.ndarray,
+                   folds: list[tuple[np.ndarray, np.ndarray]]) -> tuple[dict[str, Any], np.ndarray]:
+    """(ensemble spec for model.json, out-of-fold ensemble probabilities)."""
+    names = list(oof)
+    P = np.column_stack([oof[n] for n in names])
+    if kind == "voting":
+        w = fit_voting_weights(P, y)
+        spec: dict[str, Any] = {"kind": "voting", "weights": {n: float(x) for n, x in zip(names, w, strict=True)}}
+        spec["calibration"] = platt(np.clip(P @ w, 0, 1), y)
+        return spec, combine(oof, spec)
+    if kind == "stacking":
+        from sklearn.linear_model import LogisticRegression
+
+        Z = logit(P)
+        out = np.zeros(len(y))
+        for tr, va in folds:  # the meta-model is itself out of fold, so its OOF score is honest
+            lr = LogisticRegression(C=1.0, max_iter=1000).fit(Z[tr], y[tr])
+            out[va] = lr.predict_proba(Z[va])[:, 1]
+        lr = LogisticRegression(C=1.0, max_iter=1000).fit(Z, y)
+        spec = {"kind": "stacking", "inputs": names, "coef": [float(c) for c in lr.coef_[0]],
+                "intercept": float(lr.intercept_[0])}
+        return spec, out
+    raise LeadscoreError(f"unknown ensemble kind {kind!r}: expected one of {', '.join(ENSEMBLE_KINDS)}")
+
+
+def single(name: str) -> dict[str, Any]:
+    """The spec of 'use this one base model as it is'."""
+    return {"kind": "voting", "weights": {name: 1.0}}
+
+
+def used_models(spec: dict[str, Any]) -> list[str]:
+    """Base models the spec reads: a voting weight of 0 means kept for the record, not evaluated."""
+    if spec["kind"] == "voting":
+        return [name for name, w in spec["weights"].items() if w]
+    return list(spec["inputs"])
+
+
+def combine(corrected: dict[str, np.ndarray], spec: dict[str, Any]) -> np.ndarray:
+    """The ensemble probability (on the training rate) from prior-corrected base probabilities."""
+    if spec["kind"] == "voting":
+        out = np.zeros_like(next(iter(corrected.values())), dtype=np.float64)
+        for name, w in spec["weights"].items():
+            if w:
+                out += float(w) * corrected[name]
+        out = np.clip(out, 0.0, 1.0)
+        cal = spec.get("calibration")
+        if cal:
+            out = sigmoid(float(cal["slope"]) * logit(out) + float(cal["intercept"]))
+        return out
+    if spec["kind"] == "stacking":
+        z = np.full_like(next(iter(corrected.values())), float(spec["intercept"]), dtype=np.float64)
+        for name, c in zip(spec["inputs"], spec["coef"], strict=True):
+            z += float(c) * logit(corrected[name])
+        return sigmoid(z)
+    raise LeadscoreError(f"unknown ensemble kind {spec['kind']!r}")

@@ -1,0 +1,294 @@
+"""The base models: families, fixed parameters, search spaces, imbalance pipelines, and the
+formats they are saved in and loaded from.
+
+A base model has a *name* (its role: `lightgbm_baseline`, `lightgbm`, `xgboost`, ...) and a
+*kind* (its library: `lightgbm`, `xgboost`, `random_forest`, `extra_trees`). Files are written in
+formats that cannot run code when loaded: LightGBM text, XGBoost UBJSON, and skops for the
+scikit-learn forests, loaded with an explicit trusted-type list.
+
+The imbalance remedy is a hyper-parameter of every tuned family (none, class weights, SMOTE,
+random undersampling, SMOTE then undersampling). Resamplers sit inside imbalanced-learn
+Pipelines, so they only ever see the training folds; the model's probabilities are mapped back
+to the training rate by the odds of its effective prior (operating_point.shift_prior).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# LightGBM/XGBoost use OpenMP; its default busy-waiting threads collapse when the machine is
+# shared (2 cores, several jobs: a 0.4 s fit took 24 s). Passive waiting costs nothing when the
+# machine is free. Only a default: it must be set before the OpenMP runtime loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from leadscore.errors import LeadscoreError  # noqa: E402
+
+# The tuned families, in the order they get budget. The baseline is a LightGBM of fixed textbook
+# parameters: every other candidate must beat it out of fold to be used (train.select_model).
+MODEL_NAMES = ("lightgbm", "xgboost", "extra_trees", "random_forest")
+BASELINE = "lightgbm_baseline"
+KINDS = {BASELINE: "lightgbm", **{n: n for n in MODEL_NAMES}}
+MODEL_FILES = {
+    BASELINE: "lightgbm_baseline.txt",
+    "lightgbm": "lightgbm.txt",
+    "xgboost": "xgboost.ubj",
+    "random_forest": "random_forest.skops",
+    "extra_trees": "extra_trees.skops",
+}
+IMBALANCE_CHOICES = ("none", "class_weight", "smote", "under", "smote_under")
+SEARCH_SPACE_VERSION = "ss4"
+# Relative cost of one fold with default parameters (measured on the generated 60k leads), used
+# to guess whether a model's first cross-validation fits in the time left before trying it.
+COST_FACTOR = {BASELINE: 2.0, "lightgbm": 1.0, "xgboost": 2.2, "random_forest": 1.4, "extra_trees": 0.8}
+
+BASELINE_PARAMS: dict[str, Any] = {
+    "n_estimators": 600, "learning_rate": 0.03, "num_leaves": 31, "min_child_samples": 20,
+    "subsample": 0.8, "colsample_bytree": 0.7, "reg_lambda": 0.0, "imbalance": "none",
+}
+
+# The first trial of every study: cheap, sane parameters.
+DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
+    "lightgbm": {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20,
+                 "subsample": 0.8, "colsample_bytree": 0.8, "reg_lambda": 1.0, "imbalance": "none"},
+    "xgboost": {"n_estimators": 200, "learning_rate": 0.08, "max_depth": 5, "min_child_weight": 1.0,
+                "subsample": 0.8, "colsample_bytree": 0.8, "reg_lambda": 1.0, "imbalance": "none"},
+    "random_forest": {"n_estimators": 150, "max_leaf_nodes": 256, "min_samples_leaf": 3, "max_features": "sqrt",
+                      "max_samples": 0.5, "imbalance": "none"},
+    "extra_trees": {"n_estimators": 150, "max_leaf_nodes": 256, "min_samples_leaf": 3, "max_features": "sqrt",
+                    "max_samples": 0.5, "imbalance": "none"},
+}
+
+
+
+# The only non-default types a RandomForest/ExtraTrees skops file may contain. skops trusts
+# scikit-learn estimators and numpy/builtins itself; everything else is refused.
+TRUSTED_SKOPS_TYPES = ["sklearn.tree._tree.Tree"]
+
+
+
+def _ratio(pi: float) -> float:
+    return pi / (1 - pi)
+
+
+def imbalance_plan(params: dict[str, Any], pi: float) -> tuple[float | None, float | None, bool, float]:
+    """(smote ratio, undersample ratio, class weights?, effective prior) for one parameter set.
+
+    Ratios are minority/majority after resampling; one at or below the natural ratio is a no-op."""
+    natural = _ratio(pi)
+    imb = params.get("imbalance", "none")
+    smote = under = None
+    weighted = False
+    if imb == "class_weight":
+        weighted = True
+    if imb in ("smote", "smote_under"):
+        smote = float(params["smote_ratio"])
+    if imb in ("under", "smote_under"):
+        under = float(params["under_ratio"])
+    if smote is not None and under is not None:
+        smote = min(smote, under)
+    if smote is not None and smote <= natural * 1.05:
+        smote = None
+    if under is not None and under <= max(natural, smote or 0) * 1.05:
+        under = None
+    final_ratio = natural
+    if smote is not None:
+        final_ratio = smote
+    if under is not None:
+        final_ratio = under
+    effective = 0.5 if weighted else final_ratio / (1 + final_ratio)
+    return smote, under, weighted, effective
+
+
+def build_pipeline(kind: str, params: dict[str, Any], pi: float, cat_idx: list[int], code_idx: list[int],
+                   seed: int, n_threads: int, smotenc: bool = False):
+    """An imbalanced-learn Pipeline: [SMOTE/SMOTENC] -> [RandomUnderSampler] -> model.
+    Returns (pipeline, fit kwargs, effective prior)."""
+    from imblearn.over_sampling import SMOTE, SMOTENC
+    from imblearn.pipeline import Pipeline
+    from imblearn.under_sampling import RandomUnderSampler
+
+    smote, under, weighted, effective = imbalance_plan(params, pi)
+    steps: list[tuple[str, Any]] = []
+    if smote is not None:
+        # Plain SMOTE on the encoded matrix: categorical codes and missing indicators are
+        # interpolated like numbers, which tree models split like their nearest code. SMOTENC
+        # (`smotenc=True`) treats them properly but took 17 s instead of 0.4 s per fold on the
+        # 60k generated leads (its one-hot inverse transform), a third of a 300 s budget's trial.
+        if smotenc and cat_idx:
+            steps.append(("smote", SMOTENC(categorical_features=cat_idx, sampling_strategy=smote, random_state=seed)))
+        else:
+            steps.append(("smote", SMOTE(sampling_strategy=smote, random_state=seed)))
+    if under is not None:
+        steps.append(("under", RandomUnderSampler(sampling_strategy=under, random_state=seed)))
+    p = {k: v for k, v in params.items() if k not in ("imbalance", "smote_ratio", "under_ratio")}
+    fit_kwargs: dict[str, Any] = {}
+    if kind == "lightgbm":
+        import lightgbm as lgb
+
+        model = lgb.LGBMClassifier(
+            **p, subsample_freq=1, class_weight="balanced" if weighted else None, random_state=seed,
+            n_jobs=n_threads, deterministic=True, force_row_wise=True, verbose=-1,
+        )
+        if code_idx:
+            fit_kwargs["model__categorical_feature"] = code_idx
+    elif kind == "xgboost":
+        import xgboost as xgb
+
+        model = xgb.XGBClassifier(
+            **p, tree_method="hist", objective="binary:logistic", eval_metric="logloss",
+            scale_pos_weight=(1 - pi) / pi if weighted else 1.0, random_state=seed, n_jobs=n_threads,
+        )
+    elif kind in ("random_forest", "extra_trees"):
+        from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+
+        cls = RandomForestClassifier if kind == "random_forest" else ExtraTreesClassifier
+        model = cls(**p, bootstrap=True, class_weight="balanced_subsample" if weighted else None,
+                    random_state=seed, n_jobs=n_threads)
+    else:
+        raise LeadscoreError(f"unknown model kind {kind}")
+    steps.append(("model", model))
+    return Pipeline(steps), fit_kwargs, effective
+
+
+def suggest_params(name: str, trial) -> dict[str, Any]:
+    """The search space of one model (imbalance treatment included)."""
+    s: dict[str, Any] = {}
+    if name == "lightgbm":
+        s["n_estimators"] = trial.suggest_int("n_estimators", 50, 800, log=True)
+        s["learning_rate"] = trial.suggest_float("learning_rate", 0.01, 0.3, log=True)
+        s["num_leaves"] = trial.suggest_int("num_leaves", 7, 127, log=True)
+        s["min_child_samples"] = trial.suggest_int("min_child_samples", 5, 200, log=True)
+        s["subsample"] = trial.suggest_float("subsample", 0.5, 1.0)
+        s["colsample_bytree"] = trial.suggest_float("colsample_bytree", 0.3, 1.0)
+        s["reg_lambda"] = trial.suggest_float("reg_lambda", 1e-3, 30.0, log=True)
+    elif name == "xgboost":
+        s["n_estimators"] = trial.suggest_int("n_estimators", 50, 800, log=True)
+        s["learning_rate"] = trial.suggest_float("learning_rate", 0.01, 0.3, log=True)
+        s["max_depth"] = trial.suggest_int("max_depth", 2, 10)
+        s["min_child_weight"] = trial.suggest_float("min_child_weight", 0.5, 30.0, log=True)
+        s["subsample"] = trial.suggest_float("subsample", 0.5, 1.0)
+        s["colsample_bytree"] = trial.suggest_float("colsample_bytree", 0.3, 1.0)
+        s["reg_lambda"] = trial.suggest_float("reg_lambda", 1e-3, 30.0, log=True)
+    else:
+        s["n_estimators"] = trial.suggest_int("n_estimators", 50, 300, log=True)
+        # leaves, not depth, bound the size of the saved forest (<= 2k nodes a tree)
+        s["max_leaf_nodes"] = trial.suggest_int("max_leaf_nodes", 32, 1024, log=True)
+        s["min_samples_leaf"] = trial.suggest_int("min_samples_leaf", 1, 100, log=True)
+        s["max_features"] = trial.suggest_categorical("max_features", ["sqrt", "0.2", "0.35", "0.5"])
+        # both forests bootstrap a fraction of the rows: the main lever on their cost
+        s["max_samples"] = trial.suggest_float("max_samples", 0.2, 1.0)
+    s["imbalance"] = trial.suggest_categorical("imbalance", list(IMBALANCE_CHOICES))
+    if s["imbalance"] in ("smote", "smote_under"):
+        s["smote_ratio"] = trial.suggest_float("smote_ratio", 0.1, 0.6)
+    if s["imbalance"] in ("under", "smote_under"):
+        s["under_ratio"] = trial.suggest_float("under_ratio", 0.15, 1.0)
+    return s
+
+
+def model_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Optuna stores categorical choices as given; max_features fractions are strings there."""
+    out = dict(params)
+    mf = out.get("max_features")
+    if isinstance(mf, str) and mf not in ("sqrt", "log2"):
+        out["max_features"] = float(mf)
+    return out
+
+
+
+
+def save_base_model(kind: str, estimator: Any, path: Path) -> None:
+    """Write a fitted base model in a format that cannot run code when loaded."""
+    if kind == "lightgbm":
+        estimator.booster_.save_model(str(path))
+    elif kind == "xgboost":
+        estimator.get_booster().save_model(str(path))
+    else:
+        import skops.io as sio
+
+        sio.dump(estimator, str(path))
+
+
+
+
+def load_skops(path: Path, expected: tuple[type, ...] = ()) -> Any:
+    """skops.io.load with an explicit trusted-type list; refuses anything else by name."""
+    import skops.io as sio
+
+    try:
+        untrusted = sio.get_untrusted_types(file=str(path))
+    except Exception as exc:  # corrupt zip, wrong format
+        raise LeadscoreError(f"model artifact {path} is not a readable skops file: {exc}") from exc
+    refused = sorted(set(untrusted) - set(TRUSTED_SKOPS_TYPES))
+    if refused:
+        raise LeadscoreError(f"model artifact {path} contains untrusted type(s) {', '.join(refused)}: refusing to load")
+    trusted = [t for t in TRUSTED_SKOPS_TYPES if t in untrusted]
+    obj = sio.load(str(path), trusted=trusted)
+    if expected and not isinstance(obj, expected):
+        raise LeadscoreError(f"model artifact {path} holds a {type(obj).__name__}, expected {expected[0].__name__}")
+    return obj
+
+
+def threads(rows: int | None = None) -> int:
+    """Threads for training and prediction: LEADSCORE_THREADS, else min(cpu count, 4); a single
+    thread below 20,000 rows, where thread start-up costs more than it saves. Keep it fixed
+    between runs that must reproduce each other."""
+    env = os.environ.get("LEADSCORE_THREADS")
+    if env:
+        return max(1, int(env))
+    if rows is not None and rows < 20_000:
+        return 1
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def load_base_model(kind: str, path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """A function X (float32 matrix) -> positive-class probability for one saved base model."""
+    if kind == "lightgbm":
+        import lightgbm as lgb
+
+        booster = lgb.Booster(model_file=str(path))
+        return lambda X: np.asarray(booster.predict(X, num_threads=threads()), dtype=np.float64)
+    if kind == "xgboost":
+        import xgboost as xgb
+
+        bst = xgb.Booster()
+        bst.load_model(str(path))
+        bst.set_param({"nthread": threads()})
+        return lambda X: np.asarray(bst.inplace_predict(X), dtype=np.float64)
+    if kind in ("random_forest", "extra_trees"):
+        from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+
+        expected = RandomForestClassifier if kind == "random_forest" else ExtraTreesClassifier
+        est = load_skops(path, (expected,))
+        return lambda X: forest_predict(est, X, threads(len(X)))
+    raise LeadscoreError(f"unknown base model kind {kind!r} for {path}")
+
+
+def forest_predict(est: Any, X: np.ndarray, n_threads: int = 1, chunk: int = 20_000) -> np.ndarray:
+    """Positive-class probability of a RandomForest/ExtraTrees, bit-for-bit reproducible.
+
+    scikit-learn's own n_jobs > 1 adds the trees' votes in whatever order the threads finish,
+    which changes the last bits; here rows are split into chunks scored in parallel, each chunk
+    single-threaded, so every row's sum runs over the trees in the same order."""
+    est.set_params(n_jobs=1)
+    if n_threads <= 1 or len(X) <= chunk:
+        return np.asarray(est.predict_proba(X)[:, 1], dtype=np.float64)
+    from concurrent.futures import ThreadPoolExecutor
+
+    parts = [X[i:i + chunk] for i in range(0, len(X), chunk)]
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
+        out = list(pool.map(lambda part: est.predict_proba(part)[:, 1], parts))
+    return np.concatenate(out).astype(np.float64)
+
+
+def predict_base(kind: str, est: Any, X: np.ndarray, n_threads: int) -> np.ndarray:
+    """Positive-class probability of a fitted (in-memory) base estimator."""
+    if kind in ("random_forest", "extra_trees"):
+        return forest_predict(est, X, n_threads)
+    return np.asarray(est.predict_proba(X)[:, 1], dtype=np.float64)
+
+

@@ -1,0 +1,140 @@
+"""A registered model, loaded to score: checksums verified, base models read from formats
+that cannot run code, encoding and ensemble applied in one place (`LoadedModel.predict_proba`).
+
+The registry (registry.py) owns the table and writing a model; this module owns reading one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from leadscore import config, db, ensemble, estimators, registry
+from leadscore.errors import LeadscoreError
+from leadscore.features import Encoding
+from leadscore.fileio import sha256_file
+from leadscore.operating_point import shift_prior
+from leadscore.registry import CHECKSUM_FILE, MODEL_FILE, READABLE_FORMATS
+
+
+def verify_checksums(folder: Path, expected_sha: str | None = None) -> dict[str, str]:
+    """Check every file listed in checksums.json; raise LeadscoreError naming the first bad one."""
+    listing = folder / CHECKSUM_FILE
+    if not listing.is_file():
+        raise LeadscoreError(f"model artifact {listing} is missing")
+    if expected_sha is not None and sha256_file(listing) != expected_sha:
+        raise LeadscoreError(f"model artifact {listing} does not match the registry's checksum (tampered?)")
+    try:
+        files = json.loads(listing.read_text())["files"]
+    except (ValueError, KeyError) as exc:
+        raise LeadscoreError(f"model artifact {listing} is unreadable: {exc}") from exc
+    for rel, digest in files.items():
+        path = folder / rel
+        if not path.is_file():
+            raise LeadscoreError(f"model artifact {path} is missing")
+        if sha256_file(path) != digest:
+            raise LeadscoreError(f"model artifact {path} failed its sha256 check (modified after training)")
+    if MODEL_FILE not in files:
+        raise LeadscoreError(f"model artifact {listing} does not cover {MODEL_FILE}")
+    return files
+
+
+
+
+@dataclass
+class LoadedModel:
+    """A registered model ready to score. `predict_proba(df)` takes raw feature columns (as
+    `features.iter_score_batches` yields them) and returns P(converted) on the scoring
+    population's scale (target prevalence applied when the model has one); compare with
+    `cutoff` using >=."""
+
+    version: str
+    cutoff: float
+    feature_hash: str
+    features: list[tuple[str, str]]
+    train_positive_rate: float
+    target_prevalence: float | None
+    artifact_dir: Path
+    meta: dict[str, Any]
+    encoding: Encoding
+    _predictors: dict[str, Callable[[np.ndarray], np.ndarray]]
+
+    def used_models(self) -> list[str]:
+        return ensemble.used_models(self.meta["ensemble"])
+
+    def base_probabilities(self, df: pd.DataFrame, only_used: bool = False) -> dict[str, np.ndarray]:
+        """Each base model's probability, corrected back to the training positive rate."""
+        X = self.encoding.transform(df)
+        wanted = set(self.used_models()) if only_used else None
+        out = {}
+        for m in self.meta["models"]:
+            if wanted is not None and m["name"] not in wanted:
+                continue
+            raw = self._predictors[m["name"]](X)
+            out[m["name"]] = shift_prior(raw, m["effective_prior"], self.train_positive_rate)
+        return out
+
+    def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
+        if len(df) == 0:
+            return np.zeros(0, dtype=np.float64)
+        p = ensemble.combine(self.base_probabilities(df, only_used=True), self.meta["ensemble"])
+        if self.target_prevalence is not None:
+            p = shift_prior(p, self.train_positive_rate, self.target_prevalence)
+        return p
+
+
+def load_model_dir(folder: Path, expected_checksum: str | None = None) -> LoadedModel:
+    verify_checksums(folder, expected_checksum)
+    try:
+        meta = json.loads((folder / MODEL_FILE).read_text())
+    except ValueError as exc:
+        raise LeadscoreError(f"model artifact {folder / MODEL_FILE} is not valid JSON: {exc}") from exc
+    if meta.get("format") not in READABLE_FORMATS:
+        raise LeadscoreError(f"model artifact {folder / MODEL_FILE} has format {meta.get('format')}, "
+                             f"this leadscore reads {', '.join(map(str, READABLE_FORMATS))}")
+    encoding = Encoding.from_json(meta["encoding"])
+    predictors = {m["name"]: estimators.load_base_model(m["kind"], folder / m["file"]) for m in meta["models"]}
+    return LoadedModel(
+        version=meta["version"],
+        cutoff=float(meta["cutoff"]),
+        feature_hash=meta["feature_hash"],
+        features=[(f.name, f.sql_type) for f in encoding.features],
+        train_positive_rate=float(meta["train_positive_rate"]),
+        target_prevalence=None if meta.get("target_prevalence") is None else float(meta["target_prevalence"]),
+        artifact_dir=folder,
+        meta=meta,
+        encoding=encoding,
+        _predictors=predictors,
+    )
+
+
+def load_model(con: duckdb.DuckDBPyConnection, version: str | None = None) -> LoadedModel:
+    """Load the current model (or `version`) after verifying its checksums."""
+    version = version or registry.current_version(con)
+    if version is None:
+        raise LeadscoreError("no model is registered yet: run `leadscore train` first")
+    row = None
+    if db.table_exists(con, "main", "model_registry"):
+        row = db.fetch_one(
+            con, f"select artifact_dir, checksums_sha256 from {registry.REGISTRY_TABLE} where model_version = ?", [version]
+        )
+    if row is None:
+        raise LeadscoreError(f"model version {version} is not in {registry.REGISTRY_TABLE}")
+    folder = Path(row[0])
+    if not folder.is_dir():
+        # the data folder may have moved: fall back to models_dir()/version
+        folder = config.models_dir() / version
+    if not folder.is_dir():
+        raise LeadscoreError(f"model folder for {version} not found ({row[0]})")
+    model = load_model_dir(folder, row[1])
+    if model.version != version:
+        raise LeadscoreError(f"model artifact {folder / MODEL_FILE} is for {model.version}, not {version}")
+    return model
+

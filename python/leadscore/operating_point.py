@@ -1,0 +1,167 @@
+"""Probabilities, cutoffs and prevalence: where a model's scores become yes/no decisions.
+
+Everything here takes arrays and returns numbers or arrays; nothing reads the database.
+
+* Prior shift (`shift_prior`): the odds of a probability calibrated at rate `a` multiplied by
+  odds(b) / odds(a) give the probability at rate `b` when only the class balance changed
+  (Saerens et al. 2002). It maps a resampled model back to the training rate and the training
+  rate to a scoring population's rate.
+* Cutoff (`f1_optimal_cutoff`): the F1-maximising threshold on out-of-fold probabilities; with
+  sample weights it is the *expected* F1 of a population whose classes are reweighted.
+* Prevalence of an unlabeled population (`estimate_prevalence`): black-box shift estimation
+  (BBSE, Lipton et al. 2018) from the classifier's out-of-fold confusion rates, with a bootstrap
+  standard error. BBSE needs only that p(x | y) is the same in training and scoring rows, not
+  calibrated probabilities on the scoring rows; the EM of Saerens et al. is computed beside it
+  for comparison (it needs calibration on the scoring rows, which target-rate features do not
+  guarantee: their evidence scale differs between out-of-fold training rows and score rows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import precision_recall_curve
+
+
+def _clip(p: np.ndarray | float) -> np.ndarray:
+    return np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
+
+
+def logit(p: np.ndarray | float) -> np.ndarray:
+    p = _clip(p)
+    return np.log(p) - np.log1p(-p)
+
+
+def sigmoid(z: np.ndarray | float) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
+
+
+def shift_prior(p: np.ndarray, from_prior: float, to_prior: float) -> np.ndarray:
+    """Probabilities calibrated at `from_prior` re-expressed at `to_prior` (odds ratio)."""
+    if from_prior == to_prior:
+        return np.asarray(p, dtype=np.float64)
+    return sigmoid(logit(p) + float(logit(to_prior)) - float(logit(from_prior)))
+
+
+def log_loss(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> float:
+    p = _clip(p)
+    y = np.asarray(y, dtype=np.float64)
+    ll = -(y * np.log(p) + (1 - y) * np.log1p(-p))
+    return float(np.average(ll, weights=w))
+
+
+def fold_log_losses(y: np.ndarray, p: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Log-loss of out-of-fold probabilities, one value per validation fold (for paired
+    comparisons: the fold-to-fold spread is the noise a candidate must beat)."""
+    return np.array([log_loss(y[va], p[va]) for _, va in folds])
+
+
+def f1_optimal_cutoff(y: np.ndarray, p: np.ndarray, sample_weight: np.ndarray | None = None) -> tuple[float, float, float, float]:
+    """(cutoff, f1, precision, recall) maximising F1 for the rule `p >= cutoff`.
+
+    Candidates are the distinct scores (scikit-learn's precision_recall_curve). The returned
+    cutoff lies halfway between the chosen score and the next lower one, so it does not sit on a
+    training score; the F1 on these rows is the same."""
+    y = np.asarray(y).astype(int)
+    p = np.asarray(p, dtype=np.float64)
+    prec, rec, thr = precision_recall_curve(y, p, sample_weight=sample_weight)
+    prec, rec = prec[:-1], rec[:-1]
+    denom = prec + rec
+    f1 = np.divide(2 * prec * rec, denom, out=np.zeros_like(denom), where=denom > 0)
+    i = int(np.argmax(f1))
+    t = float(thr[i])
+    below = p[p < t]
+    cutoff = (t + float(below.max())) / 2 if below.size else t
+    return cutoff, float(f1[i]), float(prec[i]), float(rec[i])
+
+
+def f1_at(y: np.ndarray, p: np.ndarray, cutoff: float, sample_weight: np.ndarray | None = None) -> float:
+    y = np.asarray(y).astype(bool)
+    pred = np.asarray(p) >= cutoff
+    w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    tp = float(w[pred & y].sum())
+    fp = float(w[pred & ~y].sum())
+    fn = float(w[~pred & y].sum())
+    return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
+
+
+def best_f1(y: np.ndarray, p: np.ndarray) -> float:
+    return f1_optimal_cutoff(y, p)[1]
+
+
+def prevalence_weights(y: np.ndarray, pi: float, target: float | None) -> np.ndarray | None:
+    """Sample weights that turn training rows at rate pi into an expected population at `target`."""
+    if target is None:
+        return None
+    y = np.asarray(y).astype(bool)
+    return np.where(y, target / pi, (1 - target) / (1 - pi))
+
+
+def estimate_prevalence_em(p: np.ndarray, pi: float, tol: float = 1e-7, max_iter: int = 10_000) -> float:
+    """Saerens, Latinne & Decaestecker (2002): EM estimate of the positive rate of an unlabeled
+    population from posteriors `p` calibrated at training rate `pi`."""
+    p = np.asarray(p, dtype=np.float64)
+    prior = pi
+    for _ in range(max_iter):
+        new = float(np.mean(shift_prior(p, pi, prior)))
+        if abs(new - prior) < tol:
+            prior = new
+            break
+        prior = new
+    return float(np.clip(prior, 1e-4, 1 - 1e-4))
+
+
+def bbse(tpr: float, fpr: float, flagged_share: float) -> float:
+    """Black-box shift estimate for two classes: flagged = q * tpr + (1 - q) * fpr, solved for q."""
+    if tpr - fpr <= 1e-9:
+        return float("nan")
+    return float(np.clip((flagged_share - fpr) / (tpr - fpr), 1e-4, 1 - 1e-4))
+
+
+@dataclass
+class PrevalenceEstimate:
+    method: str
+    estimate: float
+    stderr: float
+    ci_low: float
+    ci_high: float
+    em_estimate: float
+    tpr: float
+    fpr: float
+    flagged_share: float
+    score_rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def estimate_prevalence(y_train: np.ndarray, oof: np.ndarray, cutoff: float, p_score: np.ndarray, pi: float,
+                        seed: int = 0, n_boot: int = 400) -> PrevalenceEstimate:
+    """Positive rate of the scoring rows from the classifier `oof >= cutoff` (BBSE).
+
+    tpr / fpr come from the training rows' out-of-fold predictions, the flagged share from the
+    scoring rows. The standard error bootstraps both sides (training rows and score rows
+    resampled independently), so it covers the confusion-rate noise as well as the sample's."""
+    y = np.asarray(y_train).astype(bool)
+    flag_tr = np.asarray(oof) >= cutoff
+    flag_sc = np.asarray(p_score) >= cutoff
+    tpr = float(flag_tr[y].mean())
+    fpr = float(flag_tr[~y].mean())
+    share = float(flag_sc.mean())
+    est = bbse(tpr, fpr, share)
+    rng = np.random.default_rng(seed)
+    pos, neg = flag_tr[y], flag_tr[~y]
+    boots = []
+    for _ in range(n_boot):
+        t = pos[rng.integers(0, len(pos), len(pos))].mean()
+        f = neg[rng.integers(0, len(neg), len(neg))].mean()
+        s = flag_sc[rng.integers(0, len(flag_sc), len(flag_sc))].mean()
+        boots.append(bbse(float(t), float(f), float(s)))
+    b = np.asarray(boots, dtype=np.float64)
+    b = b[np.isfinite(b)]
+    stderr = float(b.std(ddof=1)) if b.size > 1 else float("nan")
+    lo, hi = (float(np.quantile(b, 0.025)), float(np.quantile(b, 0.975))) if b.size else (float("nan"),) * 2
+    em = estimate_prevalence_em(p_score, pi)
+    return PrevalenceEstimate("bbse", est, stderr, lo, hi, em, tpr, fpr, share, int(len(flag_sc)))

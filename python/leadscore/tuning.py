@@ -1,0 +1,349 @@
+"""Tuning one model family within a time budget: cross-validation on shared folds, an Optuna
+study per family, and the final fit.
+
+* Studies live in the models folder's Optuna journal, named by family, feature hash, a
+  fingerprint of the training rows, seed, folds and search-space version: a study is resumed
+  only on the very same rows, never on another data set with the same columns. A new study is
+  warm-started (`enqueue_trial`) from the current model's parameters when the caller passes
+  them, then from the family's cheap defaults.
+* The objective is the mean per-fold log-loss of probabilities mapped back to the training rate
+  (minimised); a median pruner stops trials whose running mean is behind after a fold.
+* Budget: trials run while a whole CV plus the final fit still ends before the family's slot;
+  a family whose first trial is behind the leader by more than the margin is dropped early, so
+  its time goes to the families still in the race.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from leadscore import config
+from leadscore.estimators import (
+    COST_FACTOR,
+    DEFAULT_PARAMS,
+    KINDS,
+    MODEL_NAMES,
+    SEARCH_SPACE_VERSION,
+    build_pipeline,
+    model_params,
+    predict_base,
+    suggest_params,
+)
+from leadscore.operating_point import f1_optimal_cutoff, log_loss, shift_prior
+
+
+@dataclass
+class ModelResult:
+    """One fitted base model and its out-of-fold record."""
+
+    name: str
+    params: dict[str, Any]
+    effective_prior: float
+    oof: np.ndarray = field(repr=False)  # mapped back to the training rate
+    fold_losses: list[float]
+    fold_seconds: float
+    fit_seconds: float
+    estimator: Any = field(repr=False)
+    trials_total: int = 0  # finished trials in the study, earlier runs of the same rows included
+    trials_this_run: int = 0
+    trials_stopped_for_time: int = 0
+    best_trial: int | None = None
+
+    @property
+    def kind(self) -> str:
+        return KINDS[self.name]
+
+    @property
+    def oof_log_loss(self) -> float:
+        return float(np.mean(self.fold_losses))
+
+    def metrics(self, y: np.ndarray) -> dict[str, Any]:
+        cutoff, f1, _, _ = f1_optimal_cutoff(y, self.oof)
+        return {
+            "oof_f1": f1, "oof_cutoff": cutoff, "oof_auc": float(roc_auc_score(y, self.oof)),
+            "oof_average_precision": float(average_precision_score(y, self.oof)),
+            "oof_log_loss": self.oof_log_loss, "fold_log_loss": [float(x) for x in self.fold_losses],
+            "imbalance": self.params.get("imbalance"), "effective_prior": self.effective_prior,
+            "trials_total": self.trials_total, "trials_this_run": self.trials_this_run,
+            "trials_stopped_for_time": self.trials_stopped_for_time, "best_trial": self.best_trial,
+            "fold_seconds": round(self.fold_seconds, 3), "fit_seconds": round(self.fit_seconds, 3),
+        }
+
+
+class Clock:
+    def __init__(self, budget: float):
+        self.start = time.monotonic()
+        self.budget = float(budget)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def left(self) -> float:
+        return self.budget - self.elapsed()
+
+
+class Progress:
+    """A rich progress bar over the time budget on stderr, only when it is a terminal."""
+
+    def __init__(self, enabled: bool, clock: Clock):
+        self.clock = clock
+        self._p = None
+        if enabled and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._p = Progress(TextColumn("[bold]train[/bold] {task.description}"), BarColumn(),
+                               TimeElapsedColumn(), TextColumn("of {task.total:.0f}s budget"),
+                               console=Console(stderr=True), transient=False)
+            self._p.start()
+            self._task = self._p.add_task("loading", total=clock.budget)
+
+    def update(self, text: str) -> None:
+        if self._p is not None:
+            self._p.update(self._task, description=text, completed=min(self.clock.elapsed(), self.clock.budget))
+
+    def close(self) -> None:
+        if self._p is not None:
+            self._p.update(self._task, completed=self.clock.budget)
+            self._p.stop()
+
+
+class OutOfTime(Exception):
+    pass
+
+
+@dataclass
+class Data:
+    X: np.ndarray
+    y: np.ndarray
+    pi: float
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    cat_idx: list[int]
+    code_idx: list[int]
+    seed: int
+    n_threads: int
+
+
+def cross_validate(name: str, params: dict[str, Any], data: Data, trial=None,
+                   fold_deadline: Callable[[float, int], bool] | None = None) -> tuple[np.ndarray, list[float], float, float]:
+    """OOF probabilities (corrected to the training prior), per-fold log-loss, mean fold seconds
+    and the effective prior. Reports the running mean fold log-loss to `trial` after every fold
+    (pruning); `fold_deadline(seconds per fold so far, folds left)` True stops with OutOfTime.
+
+    Log-loss, a proper score, is what candidates are compared on: it rewards calibrated
+    probabilities as well as ranking, and the operating point is read off those probabilities."""
+    import optuna
+
+    oof = np.zeros(len(data.y), dtype=np.float64)
+    losses: list[float] = []
+    kind = KINDS[name]
+    secs: list[float] = []
+    effective = data.pi
+    for k, (tr, va) in enumerate(data.folds):
+        if fold_deadline is not None and fold_deadline(max(secs) if secs else 0.0, len(data.folds) - k):
+            raise OutOfTime
+        t = time.monotonic()
+        pipe, fit_kwargs, effective = build_pipeline(kind, model_params(params), data.pi, data.cat_idx,
+                                                     data.code_idx, data.seed, data.n_threads)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pipe.fit(data.X[tr], data.y[tr], **fit_kwargs)
+            # samplers do nothing at prediction time: predict with the model itself
+            raw = predict_base(kind, pipe.named_steps["model"], data.X[va], data.n_threads)
+        oof[va] = shift_prior(raw, effective, data.pi)
+        secs.append(time.monotonic() - t)
+        losses.append(log_loss(data.y[va], oof[va]))
+        if trial is not None:
+            trial.report(float(np.mean(losses)), step=k)
+            if k < len(data.folds) - 1 and trial.should_prune():
+                raise optuna.TrialPruned
+    return oof, losses, float(np.mean(secs)), effective
+
+
+JOURNAL_FILE = "optuna-journal.log"
+
+
+def journal_path() -> Path:
+    return config.models_dir() / JOURNAL_FILE
+
+
+def open_storage(warn: Callable[[str], None] = print):
+    """The Optuna journal of this models folder. A journal that cannot be read (truncated by a
+    kill, corrupted, written by an incompatible Optuna) is moved aside with a warning and a new
+    one started: tuning history is a convenience, never a reason not to train."""
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    path = journal_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if path.exists() and path.stat().st_size and not _ends_with_newline(path):
+            # a run killed mid-write: Optuna would append the next record to the partial one
+            raise ValueError("its last record is truncated")
+        storage = JournalStorage(JournalFileBackend(str(path)))
+        storage.get_all_studies()  # replays the whole log: fails here if it is unreadable
+        return storage
+    except Exception as exc:  # noqa: BLE001 - any failure to replay means the same thing
+        aside = path.with_name(f"{path.name}.unreadable-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+        path.replace(aside)
+        for lock in path.parent.glob(f"{path.name}.lock*"):
+            lock.unlink(missing_ok=True)
+        warn(f"warning: Optuna journal {path} is unreadable ({type(exc).__name__}: {exc}); "
+             f"moved aside to {aside.name}, starting a new one")
+        return JournalStorage(JournalFileBackend(str(path)))
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as fh:
+        fh.seek(-1, 2)
+        return fh.read(1) == b"\n"
+
+
+def data_fingerprint(lead_ids: np.ndarray, y: np.ndarray, X: np.ndarray) -> str:
+    """sha256 of the training rows: their ids, labels and feature matrix. A study measured on
+    other rows must never be resumed: its trial values describe another data set."""
+    h = hashlib.sha256()
+    h.update("\x1f".join(map(str, lead_ids)).encode())
+    h.update(np.ascontiguousarray(y, dtype=np.int8).tobytes())
+    h.update(np.ascontiguousarray(X, dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
+def study_name(model: str, fhash: str, data_fp: str, seed: int, folds: int) -> str:
+    return f"leadscore-{model}-f{fhash[:10]}-d{data_fp[:10]}-s{seed}-k{folds}-{SEARCH_SPACE_VERSION}"
+
+
+def fit_final(name: str, params: dict[str, Any], data: Data) -> tuple[Any, float, float]:
+    """(fitted model, effective prior, seconds) on all training rows."""
+    t = time.monotonic()
+    pipe, fit_kwargs, eff = build_pipeline(KINDS[name], model_params(params), data.pi, data.cat_idx, data.code_idx,
+                                           data.seed, data.n_threads)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe.fit(data.X, data.y, **fit_kwargs)
+    return pipe.named_steps["model"], eff, time.monotonic() - t
+
+
+def tune_model(name: str, data: Data, storage, sname: str, slot_end: float, global_end: float,
+               trials: int | None, resume: bool, progress: Progress, ref: tuple[str, float] | None = None,
+               warm_start: dict[str, Any] | None = None,
+               leader: tuple[str, float, float] | None = None) -> tuple[ModelResult | None, str]:
+    """Optuna study + final fit for one family (times on the monotonic clock).
+
+    Trials run while a whole CV plus the final fit still ends before `slot_end`; the first trial
+    of the run only needs to end before `global_end`. `ref` = (model, fold seconds) of a model
+    already run, to guess this one's cost. `leader` = (name, log-loss, margin): when this family's
+    first finished trial is worse than the leader by more than the margin, tuning stops and the
+    family is dropped. Returns (result or None, a note saying what happened)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    if not resume:
+        try:
+            optuna.delete_study(study_name=sname, storage=storage)
+        except KeyError:
+            pass
+    study = optuna.create_study(
+        study_name=sname, storage=storage, direction="minimize", load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=data.seed + 1000 * MODEL_NAMES.index(name)),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+    )
+    if not study.trials:
+        if warm_start:
+            study.enqueue_trial(warm_start)
+        study.enqueue_trial(DEFAULT_PARAMS[name], skip_if_exists=True)
+    k = len(data.folds)
+    finished = (TrialState.COMPLETE, TrialState.PRUNED)
+    complete = (TrialState.COMPLETE,)
+    fold_times = [t.user_attrs["fold_seconds"] for t in study.get_trials(deepcopy=False, states=complete)
+                  if "fold_seconds" in t.user_attrs]
+    observed: list[float] = []  # fold seconds seen in this run (this machine)
+    cache: dict[int, tuple[np.ndarray, list[float], float, float]] = {}  # best trial -> (oof, losses, fold s, eff)
+    n_run = n_stopped = time_fails = 0
+    guess = ref[1] * COST_FACTOR[name] / COST_FACTOR[ref[0]] if ref is not None else None
+
+    def fit_estimate(fold_s: float) -> float:
+        return fold_s * k / (k - 1) * 1.25 + 0.2
+
+    def room(end: float, est_fold: float | None, folds_left: int) -> bool:
+        """Do `folds_left` folds plus the final fit still end before `end`?"""
+        if est_fold is None:
+            return time.monotonic() < end
+        return time.monotonic() + est_fold * folds_left + fit_estimate(est_fold) <= end
+
+    while True:
+        if trials is not None and len(study.get_trials(deepcopy=False, states=finished)) >= trials:
+            break
+        first = n_run == 0
+        end = global_end if first else slot_end
+        est_fold = (min(observed) if time_fails else max(observed)) if observed else (max(fold_times) if fold_times else guess)
+        if not room(end, est_fold, k):
+            break
+        trial = study.ask()
+        params = suggest_params(name, trial)  # an enqueued trial gets its fixed values here
+
+        def deadline(est: float, folds_left: int, _end=end) -> bool:
+            return est > 0 and not room(_end, est, folds_left)
+
+        best = study.best_value if study.get_trials(deepcopy=False, states=complete) else None
+        progress.update(f"{name}: trial {trial.number}" + (f" (best log-loss {best:.4f})" if best is not None else ""))
+        try:
+            oof, losses, fold_s, eff = cross_validate(name, params, data, trial, deadline)
+        except optuna.TrialPruned:
+            study.tell(trial, state=TrialState.PRUNED)
+            n_run += 1
+            continue
+        except OutOfTime:
+            # too slow for the time left: recorded as FAIL (unused by the sampler); a cheaper
+            # parameter set may still fit, at most 3 times in a row
+            trial.set_user_attr("stopped", "time budget")
+            study.tell(trial, state=TrialState.FAIL)
+            n_run += 1
+            n_stopped += 1
+            time_fails += 1
+            if time_fails >= 3 or not observed or not room(end, min(observed), k):
+                break
+            continue
+        time_fails = 0
+        value = float(np.mean(losses))
+        trial.set_user_attr("fold_seconds", fold_s)
+        trial.set_user_attr("fold_log_loss", losses)
+        study.tell(trial, value)
+        observed.append(fold_s)
+        n_run += 1
+        if study.best_trial.number == trial.number:
+            cache = {trial.number: (oof, losses, fold_s, eff)}
+        if leader is not None and n_run - n_stopped == 1 and study.best_value > leader[1] + leader[2]:
+            return None, (f"dropped after its first trial: log-loss {study.best_value:.5f} vs "
+                          f"{leader[0]} {leader[1]:.5f} (margin {leader[2]:.5f})")
+
+    if not study.get_trials(deepcopy=False, states=complete):
+        return None, "no cross-validation fitted in the time left"
+    bt = study.best_trial
+    params = dict(bt.params)
+    if bt.number in cache:
+        oof, losses, fold_s, eff = cache[bt.number]
+    else:
+        # best trial of an earlier run on the same rows: re-validated so its OOF is at hand
+        est = float(bt.user_attrs.get("fold_seconds", 0.0)) or guess
+        if not room(global_end, est, k):
+            return None, "no time left to re-validate the best trial of an earlier run"
+        progress.update(f"{name}: re-validating the best parameters")
+        oof, losses, fold_s, eff = cross_validate(name, params, data)
+    progress.update(f"{name}: final fit")
+    est, eff, fit_s = fit_final(name, params, data)
+    n_finished = len(study.get_trials(deepcopy=False, states=finished))
+    result = ModelResult(name=name, params=params, effective_prior=eff, oof=oof, fold_losses=list(losses),
+                         fold_seconds=fold_s, fit_seconds=fit_s, estimator=est, trials_total=n_finished,
+                         trials_this_run=n_run - n_stopped, trials_stopped_for_time=n_stopped, best_trial=bt.number)
+    return result, f"{n_run - n_stopped} trial(s) this run, best #{bt.number}"
