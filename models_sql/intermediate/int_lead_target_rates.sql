@@ -31,14 +31,14 @@
 with leads as (
 
     select
+        {% for column in columns %}
+            cast({{ column }} as varchar) as {{ column }},
+        {% endfor %}
         lead_id,
         split,
         cast(is_converted as integer) as is_positive,
         -- score rows get fold -1: they hold nothing out
-        case when split = 'train' then {{ stable_fold('lead_id') }} else -1 end as fold_id,
-        {% for column in columns %}
-            cast({{ column }} as varchar) as {{ column }}{{ "," if not loop.last }}
-        {% endfor %}
+        case when split = 'train' then {{ stable_fold('lead_id') }} else -1 end as fold_id
     from {{ ref('int_leads_filled') }}
 
 ),
@@ -89,18 +89,13 @@ evidence as (
 
     select
         leads.lead_id,
-        case
-            when leads.split = 'train'
-                then
-                    (overall.positives_total - overall.positives_by_fold[leads.fold_id + 1])
-                    / nullif(overall.rows_total - overall.rows_by_fold[leads.fold_id + 1], 0)
-            else overall.positives_total / nullif(overall.rows_total, 0)
-        end as prior_rate,
         {% for column in columns %}
             coalesce(
                 case
                     when leads.split = 'train'
-                        then stats_{{ column }}.rows_total - stats_{{ column }}.rows_by_fold[leads.fold_id + 1]
+                        then
+                            stats_{{ column }}.rows_total
+                            - stats_{{ column }}.rows_by_fold[leads.fold_id + 1]
                     else stats_{{ column }}.rows_total
                 end,
                 0
@@ -108,12 +103,21 @@ evidence as (
             coalesce(
                 case
                     when leads.split = 'train'
-                        then stats_{{ column }}.positives_total - stats_{{ column }}.positives_by_fold[leads.fold_id + 1]
+                        then
+                            stats_{{ column }}.positives_total
+                            - stats_{{ column }}.positives_by_fold[leads.fold_id + 1]
                     else stats_{{ column }}.positives_total
                 end,
                 0
-            ) as {{ column }}_positives{{ "," if not loop.last }}
+            ) as {{ column }}_positives,
         {% endfor %}
+        case
+            when leads.split = 'train'
+                then
+                    (overall.positives_total - overall.positives_by_fold[leads.fold_id + 1])
+                    / nullif(overall.rows_total - overall.rows_by_fold[leads.fold_id + 1], 0)
+            else overall.positives_total / nullif(overall.rows_total, 0)
+        end as prior_rate
     from leads
     cross join overall
     {% for column in columns %}
@@ -128,13 +132,13 @@ evidence as (
 rated as (
 
     select
-        evidence.*,
         {% for column in columns %}
             case
                 when {{ column }}_rows < {{ min_rows }} then prior_rate
                 else ({{ column }}_positives + {{ m }} * prior_rate) / ({{ column }}_rows + {{ m }})
-            end as {{ column }}_target_rate{{ "," if not loop.last }}
+            end as {{ column }}_target_rate,
         {% endfor %}
+        *
     from evidence
 
 ),
@@ -162,14 +166,14 @@ final as (
         {% for column in var('evidence_count_columns') %}
             {% if column in evidence_columns %}
                 cast({{ column }}_rows as double) as {{ column }}_evidence_rows,
-                cast({{ column }}_positives as double) as {{ column }}_evidence_conversions
+                cast({{ column }}_positives as double) as {{ column }}_evidence_conversions,
             {% else %}
                 -- family switched off (var use_evidence_counts): same columns, no information
                 cast(0 as double) as {{ column }}_evidence_rows,
-                cast(0 as double) as {{ column }}_evidence_conversions
+                cast(0 as double) as {{ column }}_evidence_conversions,
             {% endif %}
-            {{ "," if not loop.last }}
         {% endfor %}
+        prior_rate as target_rate_prior
     from rated
 
 )

@@ -66,6 +66,14 @@ final as (
         bucketed.is_missing_com_reg_ver_win_rate,
         bucketed.is_missing_ver_win_ratio_per_bu,
         bucketed.is_missing_country,
+        {% for column in rate_columns %}
+            target_rates.{{ column }}_target_rate,
+            target_rates.{{ column }}_rate_tier,
+        {% endfor %}
+        {% for column in var('evidence_count_columns') %}
+            target_rates.{{ column }}_evidence_rows,
+            target_rates.{{ column }}_evidence_conversions,
+        {% endfor %}
         derived.timeline_months,
         derived.bant_answered_count,
         derived.log_desc_length,
@@ -77,15 +85,7 @@ final as (
         derived.product_count,
         derived.country_matches_subsidiary,
         derived.strategic_flag_count,
-        derived.missing_field_count,
-        {% for column in rate_columns %}
-            target_rates.{{ column }}_target_rate,
-            target_rates.{{ column }}_rate_tier,
-        {% endfor %}
-        {% for column in var('evidence_count_columns') %}
-            target_rates.{{ column }}_evidence_rows,
-            target_rates.{{ column }}_evidence_conversions{{ "," if not loop.last }}
-        {% endfor %}
+        derived.missing_field_count
     from bucketed
     inner join target_rates on bucketed.lead_id = target_rates.lead_id
     inner join derived on bucketed.lead_id = derived.lead_id
