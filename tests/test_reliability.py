@@ -350,3 +350,33 @@ def test_6_ragged_row_past_the_sniffer_keeps_duckdbs_line_and_reason(seeded_db, 
     p.write_text("\n".join(lines) + "\n")
     assert_fails_unchanged(seeded_db, capsys, ["ingest", "--train", str(p)], "long.csv", "Line: 25002",
                            "Expected Number of Columns: 29 Found: 28")
+
+
+def test_9_a_foreign_holder_of_the_database_is_waited_for(db_file, tmp_path):
+    """A plain `dbt build` or a DuckDB shell holds DuckDB's own lock; a leadscore writer waits for
+    it instead of failing half-way, and says busy (75) if it never lets go."""
+    env = dict(os.environ, LEADSCORE_DB=str(db_file), LEADSCORE_HOME=str(REPO))
+    t = write_csv(tmp_path / "t.csv", train_rows(2))
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+         "sys.stdin.readline(); con.close()", str(db_file)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        gave_up = subprocess.run([sys.executable, "-m", "leadscore.cli", "ingest", "--train", str(t)],
+                                 env={**env, "LEADSCORE_DB_WAIT": "1"}, capture_output=True, text=True, timeout=120)
+        assert gave_up.returncode == 75 and "busy: database" in gave_up.stderr
+        waiter = subprocess.Popen([sys.executable, "-m", "leadscore.cli", "ingest", "--train", str(t)],
+                                  env={**env, "LEADSCORE_DB_WAIT": "120"}, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        assert "waiting up to 120 s" in waiter.stderr.readline()
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        out, err = waiter.communicate(timeout=120)
+        assert waiter.returncode == 0, err
+        assert "loaded 2 rows" in out
+    finally:
+        holder.kill()
+        holder.wait()

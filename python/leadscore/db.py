@@ -8,6 +8,7 @@ connection while a result is only partly fetched, and fetching whole is also wha
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +26,8 @@ def connect(path: Path | None = None, read_only: bool = False, wait: float | Non
 
     leadscore's own writers never collide (they share leadscore.runlock), but a process outside
     it (a plain `dbt build`, a DuckDB shell) can hold DuckDB's file lock: then wait up to `wait`
-    seconds (LEADSCORE_DB_WAIT, default 30) for it to let go, and report busy (EXIT_BUSY) after.
+    seconds (LEADSCORE_DB_WAIT, default 120) for it to let go, saying so once on stderr, and
+    report busy (EXIT_BUSY) after.
     """
     path = path or config.db_path()
     if read_only and not path.exists():
@@ -33,8 +35,9 @@ def connect(path: Path | None = None, read_only: bool = False, wait: float | Non
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     if wait is None:
-        wait = float(os.environ.get("LEADSCORE_DB_WAIT", "30"))
+        wait = float(os.environ.get("LEADSCORE_DB_WAIT", "120"))
     deadline = time.monotonic() + wait
+    told = False
     while True:
         try:
             return duckdb.connect(str(path), read_only=read_only)
@@ -44,6 +47,10 @@ def connect(path: Path | None = None, read_only: bool = False, wait: float | Non
                 raise LeadscoreError(f"cannot open database {path}: {text}") from exc
             if time.monotonic() >= deadline:
                 raise Busy(f"busy: database {path} is held by another process ({text}); try again when it ends") from exc
+            if not told:
+                print(f"leadscore: waiting up to {wait:.0f} s for {path}: another process holds it "
+                      "(a dbt or DuckDB session outside leadscore?)", file=sys.stderr, flush=True)
+                told = True
             time.sleep(0.5)
 
 
