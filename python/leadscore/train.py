@@ -44,7 +44,6 @@ among today's (a nightly retrain on grown data), never across data sets.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import time
@@ -55,11 +54,10 @@ from typing import Any
 
 import duckdb
 import numpy as np
-import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from leadscore import config, db, ensemble, registry
+from leadscore import db, ensemble, registry
 from leadscore import features as feat
 from leadscore.errors import LeadscoreError
 from leadscore.estimators import (
@@ -87,11 +85,14 @@ from leadscore.tuning import (
     ModelResult,
     Progress,
     cross_validate,
+    current_model_meta,
     data_fingerprint,
     fit_final,
+    lead_sketch,
     open_storage,
     study_name,
     tune_model,
+    warm_start_params,
 )
 
 ENSEMBLE_KINDS = ensemble.ENSEMBLE_KINDS
@@ -100,9 +101,6 @@ ENSEMBLE_KINDS = ensemble.ENSEMBLE_KINDS
 NOISE_SE = 2.0
 # A family whose first trial is this much (relative log-loss) behind the leader is dropped.
 DROP_MARGIN = 0.03
-# Warm start from the current model only when this share of its training rows is still here.
-WARM_START_MIN_OVERLAP = 0.5
-SKETCH_SIZE = 256
 
 
 @dataclass
@@ -203,53 +201,6 @@ def select_model(y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]], base
             "gain": table[chosen]["gain"] if chosen in table else 0.0,
             "noise": table[chosen]["noise"] if chosen in table else 0.0,
             "noise_standard_errors": NOISE_SE, "reason": reason, "candidates": table}
-
-
-# ----------------------------------------------------------------------------- warm start
-
-
-def lead_sketch(lead_ids: pd.Series | np.ndarray, size: int = SKETCH_SIZE) -> list[str]:
-    """The `size` smallest md5 digests of the lead ids: a bottom-k sketch that estimates how many
-    of one model's training rows are among another's without storing them all."""
-    digests = sorted(hashlib.md5(str(x).encode()).hexdigest() for x in lead_ids)
-    return digests[:size]
-
-
-def sketch_containment(old_sketch: list[str], lead_ids: pd.Series | np.ndarray) -> float:
-    """Share of an earlier training set (its sketch) that is among `lead_ids`."""
-    if not old_sketch:
-        return 0.0
-    now = {hashlib.md5(str(x).encode()).hexdigest() for x in lead_ids}
-    return sum(d in now for d in old_sketch) / len(old_sketch)
-
-
-def current_model_meta(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
-    """model.json of the current model (checksums verified), or None."""
-    from leadscore import model as model_mod
-
-    version = registry.current_version(con)
-    if version is None:
-        return None
-    row = db.fetch_one(con, f"select artifact_dir, checksums_sha256 from {registry.REGISTRY_TABLE} "
-                       "where model_version = ?", [version])
-    folder = Path(row[0]) if row else config.models_dir() / version
-    if not folder.is_dir():
-        folder = config.models_dir() / version
-    try:
-        model_mod.verify_checksums(folder, row[1] if row else None)
-        return json.loads((folder / registry.MODEL_FILE).read_text())
-    except (LeadscoreError, OSError, ValueError):
-        return None
-
-
-def warm_start_params(meta: dict[str, Any] | None, fhash: str, lead_ids: pd.Series) -> dict[str, dict[str, Any]]:
-    """Per family, the current model's tuned parameters, when that model was trained on the same
-    features and most of its rows are still here; else nothing."""
-    if not meta or meta.get("feature_hash") != fhash:
-        return {}
-    if sketch_containment(meta.get("lead_sketch", []), lead_ids) < WARM_START_MIN_OVERLAP:
-        return {}
-    return {m["name"]: dict(m["params"]) for m in meta.get("models", []) if m["name"] in MODEL_NAMES}
 
 
 # ----------------------------------------------------------------------------- entry point

@@ -8,6 +8,8 @@ study per family, and the final fit.
   them, then from the family's cheap defaults.
 * The objective is the mean per-fold log-loss of probabilities mapped back to the training rate
   (minimised); a median pruner stops trials whose running mean is behind after a fold.
+* Warm start across runs only on grown data: a bottom-k sketch of the current model's training
+  lead ids says how many of them are still among today's rows.
 * Budget: trials run while a whole CV plus the final fit still ends before the family's slot;
   a family whose first trial is behind the leader by more than the margin is dropped early, so
   its time goes to the families still in the race.
@@ -16,6 +18,7 @@ study per family, and the final fit.
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 import time
 import warnings
@@ -25,10 +28,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
+import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from leadscore import config
+from leadscore import config, db, registry
+from leadscore.errors import LeadscoreError
 from leadscore.estimators import (
     COST_FACTOR,
     DEFAULT_PARAMS,
@@ -172,6 +178,9 @@ def cross_validate(name: str, params: dict[str, Any], data: Data, trial=None,
 
 
 JOURNAL_FILE = "optuna-journal.log"
+# Warm start from the current model only when this share of its training rows is still here.
+WARM_START_MIN_OVERLAP = 0.5
+SKETCH_SIZE = 256
 
 
 def journal_path() -> Path:
@@ -347,3 +356,47 @@ def tune_model(name: str, data: Data, storage, sname: str, slot_end: float, glob
                          fold_seconds=fold_s, fit_seconds=fit_s, estimator=est, trials_total=n_finished,
                          trials_this_run=n_run - n_stopped, trials_stopped_for_time=n_stopped, best_trial=bt.number)
     return result, f"{n_run - n_stopped} trial(s) this run, best #{bt.number}"
+
+
+def lead_sketch(lead_ids: pd.Series | np.ndarray, size: int = SKETCH_SIZE) -> list[str]:
+    """The `size` smallest md5 digests of the lead ids: a bottom-k sketch that estimates how many
+    of one model's training rows are among another's without storing them all."""
+    digests = sorted(hashlib.md5(str(x).encode()).hexdigest() for x in lead_ids)
+    return digests[:size]
+
+
+def sketch_containment(old_sketch: list[str], lead_ids: pd.Series | np.ndarray) -> float:
+    """Share of an earlier training set (its sketch) that is among `lead_ids`."""
+    if not old_sketch:
+        return 0.0
+    now = {hashlib.md5(str(x).encode()).hexdigest() for x in lead_ids}
+    return sum(d in now for d in old_sketch) / len(old_sketch)
+
+
+def current_model_meta(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
+    """model.json of the current model (checksums verified), or None."""
+    from leadscore import model as model_mod
+
+    version = registry.current_version(con)
+    if version is None:
+        return None
+    row = db.fetch_one(con, f"select artifact_dir, checksums_sha256 from {registry.REGISTRY_TABLE} "
+                       "where model_version = ?", [version])
+    folder = Path(row[0]) if row else config.models_dir() / version
+    if not folder.is_dir():
+        folder = config.models_dir() / version
+    try:
+        model_mod.verify_checksums(folder, row[1] if row else None)
+        return json.loads((folder / registry.MODEL_FILE).read_text())
+    except (LeadscoreError, OSError, ValueError):
+        return None
+
+
+def warm_start_params(meta: dict[str, Any] | None, fhash: str, lead_ids: pd.Series) -> dict[str, dict[str, Any]]:
+    """Per family, the current model's tuned parameters, when that model was trained on the same
+    features and most of its rows are still here; else nothing."""
+    if not meta or meta.get("feature_hash") != fhash:
+        return {}
+    if sketch_containment(meta.get("lead_sketch", []), lead_ids) < WARM_START_MIN_OVERLAP:
+        return {}
+    return {m["name"]: dict(m["params"]) for m in meta.get("models", []) if m["name"] in MODEL_NAMES}
