@@ -10,8 +10,9 @@ What one call does (`train_model`):
 3. **Candidates, budget where it pays.** LightGBM, XGBoost, ExtraTrees and RandomForest are
    tuned with Optuna (tuning.py) in turn, each in a slot of the time left. A family whose first
    trial is more than `DROP_MARGIN` behind the leader on out-of-fold log-loss is dropped at once
-   and its time goes to the families after it (a one-rung successive halving). Then a soft-voting
-   ensemble of everything trained (ensemble.py).
+   and its time goes to the families after it; whatever time is left then goes to a second rung
+   over the surviving families, best first (successive halving across families). Then a
+   soft-voting ensemble of everything trained (ensemble.py).
 4. **Selection.** Each candidate's per-fold log-loss is paired with the baseline's on the same
    folds; it replaces the baseline only when its mean gain exceeds `NOISE_SE` standard errors
    of those paired differences (the fold-to-fold noise). The registry's `selection` records what
@@ -322,6 +323,18 @@ def _train(con_or_db_path, clock: Clock, bar: Progress, trials, seed, folds, ens
             dropped[name] = note
         else:
             results[name] = r
+    # second rung: the time that dropped or quick families left goes to the survivors, best first
+    survivors = sorted((r for n, r in results.items() if n != BASELINE), key=lambda r: r.oof_log_loss)
+    for i, prev in enumerate(survivors):
+        if clock.left() - reserve < 2 * prev.fold_seconds * folds:
+            break
+        slot_end = time.monotonic() + max(0.0, (clock.left() - reserve) / (len(survivors) - i))
+        sname = study_name(prev.name, fhash, data_fp, seed, folds)
+        r, note = tune_model(prev.name, data, storage, sname, slot_end, slot_end, trials, True, bar,
+                             (BASELINE, b_fold_s), known=prev)
+        if r is not None:
+            results[prev.name] = r
+            notes[prev.name] += f"; second rung: {note}"
 
     # 3. the ensemble of everything trained, then the selection against the baseline
     bar.update("combining and selecting")

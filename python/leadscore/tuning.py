@@ -246,14 +246,17 @@ def fit_final(name: str, params: dict[str, Any], data: Data) -> tuple[Any, float
 def tune_model(name: str, data: Data, storage, sname: str, slot_end: float, global_end: float,
                trials: int | None, resume: bool, progress: Progress, ref: tuple[str, float] | None = None,
                warm_start: dict[str, Any] | None = None,
-               leader: tuple[str, float, float] | None = None) -> tuple[ModelResult | None, str]:
+               leader: tuple[str, float, float] | None = None,
+               known: ModelResult | None = None) -> tuple[ModelResult | None, str]:
     """Optuna study + final fit for one family (times on the monotonic clock).
 
     Trials run while a whole CV plus the final fit still ends before `slot_end`; the first trial
     of the run only needs to end before `global_end`. `ref` = (model, fold seconds) of a model
     already run, to guess this one's cost. `leader` = (name, log-loss, margin): when this family's
     first finished trial is worse than the leader by more than the margin, tuning stops and the
-    family is dropped. Returns (result or None, a note saying what happened)."""
+    family is dropped. `known`: this family's result from an earlier rung of the same run (its
+    study is continued; when no new trial beats it, it is returned as it is, fits included).
+    Returns (result or None, a note saying what happened)."""
     import optuna
     from optuna.trial import TrialState
 
@@ -339,6 +342,12 @@ def tune_model(name: str, data: Data, storage, sname: str, slot_end: float, glob
     if not study.get_trials(deepcopy=False, states=complete):
         return None, "no cross-validation fitted in the time left"
     bt = study.best_trial
+    n_finished = len(study.get_trials(deepcopy=False, states=finished))
+    if known is not None and bt.number == known.best_trial:
+        known.trials_total = n_finished
+        known.trials_this_run += n_run - n_stopped
+        known.trials_stopped_for_time += n_stopped
+        return known, f"{n_run - n_stopped} more trial(s), none better than #{bt.number}"
     params = dict(bt.params)
     if bt.number in cache:
         oof, losses, fold_s, eff = cache[bt.number]
@@ -351,10 +360,11 @@ def tune_model(name: str, data: Data, storage, sname: str, slot_end: float, glob
         oof, losses, fold_s, eff = cross_validate(name, params, data)
     progress.update(f"{name}: final fit")
     est, eff, fit_s = fit_final(name, params, data)
-    n_finished = len(study.get_trials(deepcopy=False, states=finished))
+    before = (known.trials_this_run, known.trials_stopped_for_time) if known is not None else (0, 0)
     result = ModelResult(name=name, params=params, effective_prior=eff, oof=oof, fold_losses=list(losses),
                          fold_seconds=fold_s, fit_seconds=fit_s, estimator=est, trials_total=n_finished,
-                         trials_this_run=n_run - n_stopped, trials_stopped_for_time=n_stopped, best_trial=bt.number)
+                         trials_this_run=before[0] + n_run - n_stopped,
+                         trials_stopped_for_time=before[1] + n_stopped, best_trial=bt.number)
     return result, f"{n_run - n_stopped} trial(s) this run, best #{bt.number}"
 
 
