@@ -16,3 +16,13 @@ def db_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LEADSCORE_DB", str(path))
     monkeypatch.setenv("LEADSCORE_HOME", str(REPO_ROOT))
     return path
+
+
+@pytest.fixture()
+def seeded(db_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """A database that already holds one good load, so 'unchanged' means something."""
+    from test_ingest import run, train_rows, write_csv
+
+    t = write_csv(tmp_path / "good.csv", train_rows(3))
+    assert run(capsys, "ingest", "--train", str(t))[0] == 0
+    return db_file

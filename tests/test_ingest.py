@@ -8,7 +8,6 @@ import io
 from pathlib import Path
 
 import duckdb
-import pytest
 
 from leadscore import cli
 from leadscore.schema import LEAD_COLUMN_NAMES
@@ -147,14 +146,6 @@ def assert_fails_unchanged(db_file, capsys, argv, *fragments):
     for fragment in fragments:
         assert fragment in err, err
     assert snapshot(db_file) == before
-
-
-@pytest.fixture()
-def seeded(db_file, tmp_path, capsys):
-    """A database that already holds one good load, so 'unchanged' means something."""
-    t = write_csv(tmp_path / "good.csv", train_rows(3))
-    assert run(capsys, "ingest", "--train", str(t))[0] == 0
-    return db_file
 
 
 def test_missing_file(seeded, tmp_path, capsys):

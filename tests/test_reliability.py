@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import duckdb
-import pytest
 import yaml
 
 from leadscore import cli, ingest
@@ -205,39 +204,39 @@ def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines()
 
 
-def test_6_ragged_row_names_the_line(seeded_db, tmp_path, capsys):
+def test_6_ragged_row_names_the_line(seeded, tmp_path, capsys):
     p = write_csv(tmp_path / "ragged.csv", train_rows(5, start=600))
     lines = _lines(p)
     lines[3] = lines[3] + ",extra"
     p.write_text("\n".join(lines) + "\n")
-    assert_fails_unchanged(seeded_db, capsys, ["ingest", "--train", str(p)], "ragged.csv", "line 4", "expected 29 fields like the header, found 30")
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(p)], "ragged.csv", "line 4", "expected 29 fields like the header, found 30")
 
 
-def test_6_unterminated_quote_names_the_line(seeded_db, tmp_path, capsys):
+def test_6_unterminated_quote_names_the_line(seeded, tmp_path, capsys):
     p = write_csv(tmp_path / "quote.csv", train_rows(5, start=600))
     lines = _lines(p)
     lines[2] = lines[2].replace("/Lima/Peru", '"/Lima/Peru', 1)
     p.write_text("\n".join(lines) + "\n")
-    assert_fails_unchanged(seeded_db, capsys, ["ingest", "--train", str(p)], "quote.csv", "line 3", "quote")
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(p)], "quote.csv", "line 3", "quote")
 
 
-def test_6_oversized_field_names_the_line(seeded_db, tmp_path, capsys):
+def test_6_oversized_field_names_the_line(seeded, tmp_path, capsys):
     rows = train_rows(3, start=600)
     rows[1]["product_modelname"] = "x" * 3_000_000
     p = write_csv(tmp_path / "blob.csv", rows)
-    assert_fails_unchanged(seeded_db, capsys, ["ingest", "--train", str(p)], "blob.csv", "line 3", "limit")
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(p)], "blob.csv", "line 3", "limit")
 
 
-def test_6_semicolon_file_gets_the_delimiter_hint(seeded_db, tmp_path, capsys):
+def test_6_semicolon_file_gets_the_delimiter_hint(seeded, tmp_path, capsys):
     p = write_csv(tmp_path / "semi.csv", train_rows(2, start=600))
     p.write_text(p.read_text().replace(",", ";"))
-    assert_fails_unchanged(seeded_db, capsys, ["ingest", "--train", str(p)], "semi.csv", "';'-separated")
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(p)], "semi.csv", "';'-separated")
 
 
-def test_6_case_only_header_mismatch_is_pointed_out(seeded_db, tmp_path, capsys):
+def test_6_case_only_header_mismatch_is_pointed_out(seeded, tmp_path, capsys):
     p = write_csv(tmp_path / "case.csv", train_rows(2, start=600))
     p.write_text(p.read_text().replace("lead_owner", "Lead_Owner", 1))
-    assert_fails_unchanged(seeded_db, capsys, ["ingest", "--train", str(p)], "'Lead_Owner' should be 'lead_owner'")
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(p)], "'Lead_Owner' should be 'lead_owner'")
 
 
 def test_6_gzip_files_load_and_nightly_finds_every_spelling(db_file, tmp_path, capsys):
@@ -293,9 +292,9 @@ def test_exit_codes_are_in_help_and_readme():
 
 # -- 11. smaller ones ------------------------------------------------------------------------------
 
-def test_11_duplicated_header_is_refused(seeded_db, tmp_path, capsys):
+def test_11_duplicated_header_is_refused(seeded, tmp_path, capsys):
     p = write_csv(tmp_path / "dup.csv", train_rows(2, start=600), extra=("lead_owner",))
-    assert_fails_unchanged(seeded_db, capsys, ["ingest", "--train", str(p)], "dup.csv: duplicated column name in the header: lead_owner")
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(p)], "dup.csv: duplicated column name in the header: lead_owner")
 
 
 def test_11_input_file_is_not_a_folder(db_file, tmp_path, capsys):
@@ -324,13 +323,6 @@ def test_11_export_and_publish_with_nothing_to_write_say_so(db_file, tmp_path, c
     assert code == 1 and "nothing to export: no scored lead has an id" in err and not out.exists()
 
 
-@pytest.fixture()
-def seeded_db(db_file, tmp_path, capsys):
-    t = write_csv(tmp_path / "good.csv", train_rows(3))
-    assert run(capsys, "ingest", "--train", str(t))[0] == 0
-    return db_file
-
-
 
 def test_1_rows_let_in_by_an_earlier_version_are_moved_out(db_file, tmp_path, capsys):
     assert run(capsys, "ingest", "--train", str(write_csv(tmp_path / "t.csv", train_rows(3, start=650))))[0] == 0
@@ -343,12 +335,12 @@ def test_1_rows_let_in_by_an_earlier_version_are_moved_out(db_file, tmp_path, ca
         ("bant_submit", "not one of 0, 0.25, 0.5, 0.75, 1 (loaded before this rule was enforced; moved out of raw.leads)")]
 
 
-def test_6_ragged_row_past_the_sniffer_keeps_duckdbs_line_and_reason(seeded_db, tmp_path, capsys):
+def test_6_ragged_row_past_the_sniffer_keeps_duckdbs_line_and_reason(seeded, tmp_path, capsys):
     p = write_csv(tmp_path / "long.csv", train_rows(25_002, start=10_000))
     lines = _lines(p)
     lines[25_001] = lines[25_001].rsplit(",", 1)[0]  # data row 25,001 (line 25,002) loses its label field
     p.write_text("\n".join(lines) + "\n")
-    assert_fails_unchanged(seeded_db, capsys, ["ingest", "--train", str(p)], "long.csv", "Line: 25002",
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(p)], "long.csv", "Line: 25002",
                            "Expected Number of Columns: 29 Found: 28")
 
 

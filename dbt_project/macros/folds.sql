@@ -17,3 +17,15 @@
     {%- endfor -%}
     ]
 {%- endmacro %}
+
+
+{% macro out_of_fold(relation, stat) -%}
+    {#- The one "out of fold" rule: a training row sees `stat` of every fold but its own (the
+        total minus its fold's element of the per_fold_list), a score row sees the total.
+        Needs `leads.split`, `leads.fold_id` and `<relation>.<stat>_total` / `_by_fold`. -#}
+    case
+        when leads.split = 'train'
+            then {{ relation }}.{{ stat }}_total - {{ relation }}.{{ stat }}_by_fold[leads.fold_id + 1]
+        else {{ relation }}.{{ stat }}_total
+    end
+{%- endmacro %}

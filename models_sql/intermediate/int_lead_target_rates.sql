@@ -90,34 +90,11 @@ evidence as (
     select
         leads.lead_id,
         {% for column in columns %}
-            coalesce(
-                case
-                    when leads.split = 'train'
-                        then
-                            stats_{{ column }}.rows_total
-                            - stats_{{ column }}.rows_by_fold[leads.fold_id + 1]
-                    else stats_{{ column }}.rows_total
-                end,
-                0
-            ) as {{ column }}_rows,
-            coalesce(
-                case
-                    when leads.split = 'train'
-                        then
-                            stats_{{ column }}.positives_total
-                            - stats_{{ column }}.positives_by_fold[leads.fold_id + 1]
-                    else stats_{{ column }}.positives_total
-                end,
-                0
-            ) as {{ column }}_positives,
+            coalesce({{ out_of_fold('stats_' ~ column, 'rows') }}, 0) as {{ column }}_rows,
+            coalesce({{ out_of_fold('stats_' ~ column, 'positives') }}, 0) as {{ column }}_positives,
         {% endfor %}
-        case
-            when leads.split = 'train'
-                then
-                    (overall.positives_total - overall.positives_by_fold[leads.fold_id + 1])
-                    / nullif(overall.rows_total - overall.rows_by_fold[leads.fold_id + 1], 0)
-            else overall.positives_total / nullif(overall.rows_total, 0)
-        end as prior_rate
+        {{ out_of_fold('overall', 'positives') }}
+        / nullif({{ out_of_fold('overall', 'rows') }}, 0) as prior_rate
     from leads
     cross join overall
     {% for column in columns %}

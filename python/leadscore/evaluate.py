@@ -42,7 +42,7 @@ import numpy as np
 
 from leadscore import config, db, store
 from leadscore.errors import LeadscoreError
-from leadscore.fileio import sha256_file
+from leadscore.fileio import check_input_file, sha256_file
 
 LOG_LOSS_EPS = 1e-15
 ID_COLUMN = "id"
@@ -198,12 +198,7 @@ def read_labels(path: Path) -> Labels:
     """Read `id,is_converted` (any column order, other columns ignored); one-line errors name the
     file, line and column of the first problem."""
     path = Path(path)
-    if not path.exists():
-        raise LeadscoreError(f"{path}: no such file")
-    if not path.is_file():
-        raise LeadscoreError(f"{path}: not a regular file")
-    if path.stat().st_size == 0:
-        raise LeadscoreError(f"{path}: file is empty (expected a header row with {ID_COLUMN},{LABEL_COLUMN})")
+    check_input_file(path, f"a header row with {ID_COLUMN},{LABEL_COLUMN}", LeadscoreError)
     ids: list[int] = []
     labels: list[int] = []
     lines: list[int] = []

@@ -40,7 +40,7 @@ import duckdb
 
 from leadscore import db, store
 from leadscore.errors import LeadscoreError
-from leadscore.fileio import sha256_file
+from leadscore.fileio import check_input_file, sha256_file
 from leadscore.schema import (
     FALSE_LABELS,
     ID_COLUMN,
@@ -173,12 +173,7 @@ def _record_refusal(con: duckdb.DuckDBPyConnection, path: Path, kind: str, sha: 
 
 
 def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise FileRefused(f"{path}: no such file")
-    if not path.is_file():
-        raise FileRefused(f"{path}: not a regular file")
-    if path.stat().st_size == 0:
-        raise FileRefused(f"{path}: file is empty (expected a header row and data rows)")
+    check_input_file(path, "a header row and data rows", FileRefused)
 
 
 def _is_gzip(path: Path) -> bool:

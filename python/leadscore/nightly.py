@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from leadscore import config, db, faults, store
+from leadscore import db, faults, store
 from leadscore.errors import LeadscoreError
 
 

@@ -115,7 +115,6 @@ class TrainResult:
     cutoff: float
     ensemble: str
     weights: dict[str, float]
-    weights_source: str
     per_model: dict[str, dict[str, Any]]
     selection: dict[str, Any]
     train_rows: int
@@ -197,11 +196,10 @@ def select_model(y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]], base
         reason = (f"no candidate beats {BASELINE} by more than the fold noise" +
                   (f" (best: {best}, gain {table[best]['gain']:.5f} vs noise {table[best]['noise']:.5f})" if best else
                    " (no candidate trained)"))
-    return {"chosen": chosen, "baseline_oof_log_loss": base_ll,
-            "chosen_oof_log_loss": table[chosen]["oof_log_loss"] if chosen in table else base_ll,
-            "gain": table[chosen]["gain"] if chosen in table else 0.0,
-            "noise": table[chosen]["noise"] if chosen in table else 0.0,
-            "noise_standard_errors": NOISE_SE, "reason": reason, "candidates": table}
+    won = table.get(chosen, {"oof_log_loss": base_ll, "gain": 0.0, "noise": 0.0})
+    return {"chosen": chosen, "baseline_oof_log_loss": base_ll, "chosen_oof_log_loss": won["oof_log_loss"],
+            "gain": won["gain"], "noise": won["noise"], "noise_standard_errors": NOISE_SE, "reason": reason,
+            "candidates": table}
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -358,7 +356,7 @@ def _train(con_or_db_path, clock: Clock, bar: Progress, trials, seed, folds, ens
     if target_prevalence == "auto":
         mode = "auto"
         Xs = encoding.transform(score_df)
-        corrected = {n: shift_prior(_predict(r, Xs, data.n_threads), r.effective_prior, pi)
+        corrected = {n: shift_prior(predict_base(r.kind, r.estimator, Xs, data.n_threads), r.effective_prior, pi)
                      for n, r in results.items() if n in ensemble.used_models(spec)}
         p_score = ensemble.combine(corrected, spec)
         cut_pi = f1_optimal_cutoff(y, oof)[0]
@@ -399,7 +397,6 @@ def _train(con_or_db_path, clock: Clock, bar: Progress, trials, seed, folds, ens
                    for n, r in results.items()],
         "ensemble": spec,
         "selection": selection,
-        "weights_source": selection["reason"],
         "train_rows": int(len(y)),
         "train_positive_rate": pi,
         "target_prevalence": target,
@@ -460,16 +457,12 @@ def _train(con_or_db_path, clock: Clock, bar: Progress, trials, seed, folds, ens
             con.close()
     return TrainResult(
         model_version=version, cv_f1=cv_f1, cv_auc=cv_auc, cv_average_precision=cv_ap, cutoff=cutoff,
-        ensemble=ensemble_kind, weights=weights, weights_source=selection["reason"], per_model=per_model,
+        ensemble=ensemble_kind, weights=weights, per_model=per_model,
         selection={k: v for k, v in selection.items() if k != "notes"}, train_rows=int(len(y)),
         train_positive_rate=pi, target_prevalence=target, target_prevalence_mode=mode,
         prevalence_estimate=meta["prevalence_estimate"], seconds=clock.elapsed(), time_budget=clock.budget,
         artifact_dir=folder, report_dir=folder / "report",
     )
-
-
-def _predict(r: ModelResult, X: np.ndarray, n_threads: int) -> np.ndarray:
-    return predict_base(r.kind, r.estimator, X, n_threads)
 
 
 def _importances(results: dict[str, ModelResult], spec: dict[str, Any], columns: list[str]) -> tuple[str, dict[str, float]]:
