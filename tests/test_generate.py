@@ -11,7 +11,7 @@ import pytest
 
 from leadscore.errors import LeadscoreError
 from leadscore.generate import END_CUSTOMER_SPELLINGS, STRATEGIC_AREAS, VER_CUS_AREAS, generate
-from leadscore.schema import ID_COLUMN, LABEL_COLUMN, LEAD_COLUMN_NAMES
+from leadscore.input_format import ID_COLUMN, LABEL_COLUMN, LEAD_COLUMN_NAMES
 
 TRAIN_ROWS = 20_000
 SCORE_ROWS = 3_000

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 
 from leadscore import cli
-from leadscore.schema import LEAD_COLUMN_NAMES
+from leadscore.input_format import LEAD_COLUMN_NAMES
 
 BASE_ROW = {
     "bant_submit": "0.5",

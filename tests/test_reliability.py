@@ -15,7 +15,7 @@ import duckdb
 import yaml
 
 from leadscore import cli, ingest
-from leadscore.schema import LEAD_COLUMNS
+from leadscore.input_format import LEAD_COLUMNS
 from test_ingest import assert_fails_unchanged, run, score_rows, train_rows, write_csv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,7 +64,7 @@ def test_1_domain_rules_are_enforced_at_ingest_with_a_reason(db_file, tmp_path, 
 
 
 def test_1_dbt_source_tests_mirror_the_rules_in_one_place():
-    """schema.LEAD_COLUMNS is where a rule lives; the dbt tests on raw.leads say the same."""
+    """input_format.LEAD_COLUMNS is where a rule lives; the dbt tests on raw.leads say the same."""
     sources = yaml.safe_load((REPO / "models_sql" / "staging" / "_sources.yml").read_text())
     leads = next(t for t in sources["sources"][0]["tables"] if t["name"] == "leads")
     tests = {c["name"]: c.get("data_tests", []) for c in leads["columns"]}

@@ -40,7 +40,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from leadscore import config, db, store
+from leadscore import config, db, tables
 from leadscore.errors import LeadscoreError
 from leadscore.fileio import check_input_file, sha256_file
 
@@ -457,7 +457,7 @@ def store_evaluation(con: duckdb.DuckDBPyConnection, ev: Evaluation) -> None:
     values = row_values(ev)
     cols = list(values)
     with db.transaction(con):
-        store.ensure_schemas(con)
+        tables.ensure_schemas(con)
         con.execute(
             f"insert into ops.evaluations ({', '.join(db.quote_ident(c) for c in cols)}) "
             f"values ({', '.join('?' for _ in cols)})",

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from leadscore.errors import LeadscoreError
-from leadscore.schema import ID_COLUMN, LABEL_COLUMN, LEAD_COLUMN_NAMES
+from leadscore.input_format import ID_COLUMN, LABEL_COLUMN, LEAD_COLUMN_NAMES
 
 REAL_TRAIN_ROWS = 59_299
 REAL_SCORE_ROWS = 5_271

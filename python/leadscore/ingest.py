@@ -8,7 +8,7 @@ Policy, in one place:
   status 'refused' and the reason, loads the other files, and does not retry the file until
   its content changes.
 - Row-level problems (an unparseable number or label, a value outside its domain as declared in
-  `schema.LEAD_COLUMNS`, a duplicate `id`, a lead already loaded) do not stop the load: the row
+  `input_format.LEAD_COLUMNS`, a duplicate `id`, a lead already loaded) do not stop the load: the row
   is kept in `raw.rejected_rows` with the file, row number, column, raw value and reason, and
   the command warns. `--strict` turns any rejected row into a refused file.
 - A file's role: `--train` / `--score` on the command line decide it; otherwise (`nightly`,
@@ -38,10 +38,10 @@ from pathlib import Path
 
 import duckdb
 
-from leadscore import db, store
+from leadscore import db, tables
 from leadscore.errors import LeadscoreError
 from leadscore.fileio import check_input_file, sha256_file
-from leadscore.schema import (
+from leadscore.input_format import (
     FALSE_LABELS,
     ID_COLUMN,
     ID_RULE,
@@ -97,7 +97,7 @@ def ingest_files(
             _check_file(path)
         hashes = [sha256_file(path) for path, _ in files]
         with db.transaction(con):
-            store.ensure_schemas(con)
+            tables.ensure_schemas(con)
             quarantine_loaded_rows(con)
             seen: dict[str, Path] = {}
             for (path, kind), sha in zip(files, hashes):
@@ -105,7 +105,7 @@ def ingest_files(
         return results
 
     with db.transaction(con):
-        store.ensure_schemas(con)
+        tables.ensure_schemas(con)
         quarantine_loaded_rows(con)
     seen = {}
     for path, kind in files:
@@ -510,7 +510,7 @@ def _num(v: float) -> str:
 
 
 def rule_problem(column: Column) -> str | None:
-    """SQL for the reason a cell breaks its column's rules (schema.LEAD_COLUMNS), or null."""
+    """SQL for the reason a cell breaks its column's rules (input_format.LEAD_COLUMNS), or null."""
     raw = f"trim({_col(column.name)})"
     empty = f"nullif({raw}, '') is null"
     missing = "'required value missing'" if column.required else "null"

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from leadscore import db, faults, store
+from leadscore import db, faults, tables
 from leadscore.errors import LeadscoreError
 
 
@@ -61,7 +61,7 @@ def _record_start(run_id: str, input_dir: Path | None) -> None:
     con = db.connect()
     try:
         with db.transaction(con):
-            store.ensure_schemas(con)
+            tables.ensure_schemas(con)
             # We hold the lock, so any run still marked running was killed: say so.
             con.execute(
                 "update ops.nightly_runs set status = 'abandoned', "

@@ -21,7 +21,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from leadscore import db, faults, features, store
+from leadscore import db, faults, features, tables
 from leadscore.errors import LeadscoreError
 
 FEATURE_TABLE = "main.fct_lead_features"
@@ -86,7 +86,7 @@ def score_leads(
     started = datetime.now(timezone.utc)
     model = load_model(con, model_version)
     check_features(list(model.features), table_features(con))
-    store.ensure_schemas(con)
+    tables.ensure_schemas(con)
     total = count_to_score(con, model.version, rescore)
     run_id = f"s{started:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
     if not total:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import duckdb
 
 from leadscore import db
-from leadscore.schema import LEAD_COLUMNS
+from leadscore.input_format import LEAD_COLUMNS
 
 RAW_DDL = [
     "create schema if not exists raw",
