@@ -1,10 +1,9 @@
-"""`leadscore evaluate`: the metrics against a hand-computed example, the labels reader's one-line
-errors, and the command end to end on a tiny generated data set (ingest, build, train, score)."""
+"""`leadscore evaluate`: the labels reader's one-line errors, and the command end to end on a tiny
+generated data set (ingest, build, train, score). The figures themselves: tests/test_metrics.py."""
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -15,76 +14,10 @@ import numpy as np
 import pytest
 
 from leadscore.errors import LeadscoreError
-from leadscore.evaluate import evaluate_scores, read_labels
+from leadscore.labels_file import read_labels
+from leadscore.metrics import evaluate_scores
 
 REPO = Path(__file__).resolve().parents[1]
-
-# ------------------------------------------------------------------------ hand-computed example
-
-# 10 leads, best score first; 4 converted, 6 did not.
-HAND_P = [0.9, 0.8, 0.7, 0.6, 0.55, 0.4, 0.3, 0.2, 0.1, 0.05]
-HAND_Y = [1, 1, 0, 1, 0, 0, 1, 0, 0, 0]
-
-
-def test_hand_computed_example():
-    r = evaluate_scores(np.array(HAND_Y), np.array(HAND_P), cutoff=0.5)
-    # cutoff 0.5 flags 0.9 0.8 0.7 0.6 0.55: TP = 3 (0.9 0.8 0.6), FP = 2 (0.7 0.55), FN = 1 (0.3)
-    assert (r.true_positives, r.false_positives, r.false_negatives, r.flagged) == (3, 2, 1, 5)
-    # F1 = 2TP / (2TP + FP + FN) = 6 / 9; precision 3/5, recall 3/4
-    assert r.f1 == pytest.approx(6 / 9)
-    assert r.precision == pytest.approx(0.6)
-    assert r.recall == pytest.approx(0.75)
-    # best cutoff: F1 at t = 0.9 .. 0.05 is 2/5, 4/6, 4/7, 6/8, 6/9, 6/10, 8/11, 8/12, 8/13, 8/14:
-    # the best is 6/8 = 0.75 at t = 0.6
-    assert r.best_f1 == pytest.approx(0.75)
-    assert r.best_cutoff == pytest.approx(0.6)
-    # AUC: (positive, negative) pairs ranked right, of 4 x 6 = 24:
-    # 0.9 -> 6, 0.8 -> 6, 0.6 -> 5 (all but 0.7), 0.3 -> 3 (0.2 0.1 0.05): 20 / 24
-    assert r.auc == pytest.approx(20 / 24)
-    # AP: precision where each positive is reached: 1/1, 2/2, 3/4, 4/7; mean = (2.75 + 4/7) / 4
-    assert r.average_precision == pytest.approx((1 + 1 + 3 / 4 + 4 / 7) / 4)  # 0.830357
-    # log-loss: -(2 ln .9 + 2 ln .8 + 2 ln .6 + 2 ln .3 + ln .45 + ln .95) / 10
-    #   = (2 * (0.1053605 + 0.2231436 + 0.5108256 + 1.2039728) + 0.7985077 + 0.0512933) / 10
-    #   = (4.0866050 + 0.8498010) / 10 = 0.4936406
-    assert r.log_loss == pytest.approx(0.4936406, abs=1e-6)
-    # Brier: (.01 + .04 + .49 + .16 + .3025 + .16 + .49 + .04 + .01 + .0025) / 10 = 1.705 / 10
-    assert r.brier == pytest.approx(0.1705)
-    # 5 of 10 flagged against 4 of 10 converted: 1.25x
-    assert r.flagged_share == pytest.approx(0.5)
-    assert r.actual_positive_rate == pytest.approx(0.4)
-    assert r.flagged_ratio == pytest.approx(1.25)
-    assert (r.rows, r.positives) == (10, 4)
-
-
-def test_metrics_agree_with_sklearn_with_tied_scores():
-    from sklearn.metrics import average_precision_score, brier_score_loss, f1_score, roc_auc_score
-
-    rng = np.random.default_rng(3)
-    p = np.round(rng.beta(0.6, 4.0, 500), 2)  # many ties
-    y = (rng.random(500) < p * 1.4).astype(int)
-    r = evaluate_scores(y, p, cutoff=0.2)
-    assert r.f1 == pytest.approx(f1_score(y, p >= 0.2))
-    assert r.auc == pytest.approx(roc_auc_score(y, p))
-    assert r.average_precision == pytest.approx(average_precision_score(y, p))
-    assert r.brier == pytest.approx(brier_score_loss(y, p))
-    q = np.clip(p, 1e-15, 1 - 1e-15)
-    assert r.log_loss == pytest.approx(-np.mean(y * np.log(q) + (1 - y) * np.log(1 - q)))
-    best = max(f1_score(y, p >= t) for t in np.unique(p))
-    assert r.best_f1 == pytest.approx(best)
-    assert f1_score(y, p >= r.best_cutoff) == pytest.approx(best)
-
-
-def test_edge_cases_one_class_and_clipped_log_loss():
-    r = evaluate_scores([0, 0, 0], [0.1, 0.2, 0.9], cutoff=0.5)
-    assert r.auc is None and r.average_precision is None and r.flagged_ratio is None
-    assert r.f1 == 0.0 and r.recall == 0.0 and r.precision == 0.0
-    # a converted lead scored exactly 0 costs -ln(1e-15) = 34.54, not infinity
-    r = evaluate_scores([1, 0], [0.0, 0.0], cutoff=0.5)
-    assert r.log_loss == pytest.approx(-math.log(1e-15) / 2)
-    assert r.flagged == 0 and r.f1 == 0.0 and r.auc == pytest.approx(0.5)
-    with pytest.raises(LeadscoreError):
-        evaluate_scores([], [], cutoff=0.5)
-
 
 # ------------------------------------------------------------------------------ labels reader
 

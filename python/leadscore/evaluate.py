@@ -1,35 +1,16 @@
 """`leadscore evaluate`: how good were the scores, now that the outcomes are known?
 
-A CSV of `id,is_converted` (outcomes learned later; other columns are ignored) is joined on the
-input file's `id` to the scores a model wrote to `ops.score_history` (the latest score per lead
-from that model), and the usual figures are computed. Each evaluation is stored as one row of
-`ops.evaluations` and written as `evaluation-<stamp>.json` plus a precision-recall PNG under
+A CSV of `id,is_converted` (outcomes learned later; read by leadscore.labels_file) is joined on
+the input file's `id` to the scores a model wrote to `ops.score_history` (the latest score per
+lead from that model), and the figures of leadscore.metrics (definitions there) are computed.
+Each evaluation is stored as one row of `ops.evaluations` and written as
+`evaluation-<stamp>.json` plus a precision-recall PNG under
 `config.data_dir() / "reports" / "evaluations"`. Never into the model's folder: that folder is
 checksummed at training time and verified on every load (model.verify_checksums).
-
-The metric code is pure (`evaluate_scores`: arrays in, an EvaluationResult out, numpy only) so it
-can be checked against a hand-computed example. Definitions, for n leads with labels y in {0, 1}
-and probabilities p in [0, 1]:
-
-* F1 at the cutoff c: flagged = p >= c (as `predicted_converted`); F1 = 2 TP / (2 TP + FP + FN),
-  0 when that denominator is 0.
-* best F1: the largest F1 over every cutoff equal to one of the observed p (flag p >= t); ties
-  between cutoffs go to the highest. `best_cutoff` is that t.
-* AUC: area under the ROC curve, ties in p counted as one half (the Mann-Whitney statistic,
-  = sklearn.metrics.roc_auc_score). None when all labels are equal.
-* average precision: sum over distinct thresholds, highest first, of (R_k - R_{k-1}) * P_k, tied
-  scores forming one threshold (= sklearn.metrics.average_precision_score, no interpolation).
-  None when there is no positive.
-* log-loss: mean of -[y ln q + (1 - y) ln(1 - q)] with q = p clipped to [1e-15, 1 - 1e-15]
-  (natural log; a score of exactly 0 or 1 is finite but heavily penalised).
-* Brier score: mean of (p - y)^2.
-* flagged share: share of the evaluated leads with p >= c, to compare with the actual positive
-  rate (mean of y); `flagged_ratio` = flagged share / actual rate.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -42,222 +23,10 @@ import numpy as np
 
 from leadscore import config, db, tables
 from leadscore.errors import LeadscoreError
-from leadscore.fileio import check_input_file, sha256_file
+from leadscore.labels_file import Labels, read_labels
+from leadscore.metrics import LOG_LOSS_EPS, EvaluationResult, evaluate_scores, pr_curve
 
-LOG_LOSS_EPS = 1e-15
-ID_COLUMN = "id"
-LABEL_COLUMN = "is_converted"
-TRUE_VALUES = {"1", "true"}
-FALSE_VALUES = {"0", "false"}
 EXAMPLES = 5
-
-
-# ------------------------------------------------------------------------------ the metrics
-
-
-@dataclass(frozen=True)
-class EvaluationResult:
-    rows: int
-    positives: int
-    actual_positive_rate: float
-    cutoff: float
-    flagged: int
-    flagged_share: float
-    flagged_ratio: float | None          # flagged_share / actual_positive_rate (None: no positive)
-    true_positives: int
-    false_positives: int
-    false_negatives: int
-    precision: float                      # at the cutoff; 0 when nothing is flagged
-    recall: float                         # at the cutoff; 0 when there is no positive
-    f1: float                             # at the cutoff
-    best_f1: float
-    best_cutoff: float
-    auc: float | None
-    average_precision: float | None
-    log_loss: float
-    brier: float
-
-
-def _check_arrays(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(y)
-    p = np.asarray(p, dtype=np.float64)
-    if y.ndim != 1 or p.ndim != 1 or len(y) != len(p):
-        raise LeadscoreError(f"labels and probabilities must be two 1-d arrays of one length, got {y.shape} and {p.shape}")
-    if len(y) == 0:
-        raise LeadscoreError("nothing to evaluate: no labeled lead with a score")
-    if not np.isin(y, (0, 1)).all():
-        raise LeadscoreError("labels must be 0 or 1")
-    if not (np.isfinite(p).all() and (p >= 0).all() and (p <= 1).all()):
-        raise LeadscoreError("probabilities must be finite and within 0..1")
-    return y.astype(np.int64), p
-
-
-def _threshold_counts(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct scores, highest first, with the TP and FP counts of flagging p >= each one."""
-    order = np.argsort(-p, kind="stable")
-    ps, ys = p[order], y[order]
-    last_of_group = np.r_[np.flatnonzero(np.diff(ps) != 0), len(ps) - 1]
-    tp = np.cumsum(ys)[last_of_group]
-    fp = (last_of_group + 1) - tp
-    return ps[last_of_group], tp.astype(np.float64), fp.astype(np.float64)
-
-
-def pr_curve(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(precision, recall, threshold) at every distinct score, highest threshold first."""
-    y, p = _check_arrays(y, p)
-    thr, tp, fp = _threshold_counts(y, p)
-    positives = float(y.sum())
-    precision = tp / (tp + fp)
-    recall = tp / positives if positives else np.zeros_like(tp)
-    return precision, recall, thr
-
-
-def evaluate_scores(y: Any, p: Any, cutoff: float) -> EvaluationResult:
-    """Every figure of an evaluation from labels `y` (0/1) and probabilities `p` (see module doc)."""
-    y, p = _check_arrays(y, p)
-    n = len(y)
-    pos = int(y.sum())
-    neg = n - pos
-
-    flagged = p >= cutoff
-    tp = int((flagged & (y == 1)).sum())
-    fp = int((flagged & (y == 0)).sum())
-    fn = pos - tp
-    f1 = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 0.0
-
-    thr, tps, fps = _threshold_counts(y, p)
-    f1s = 2 * tps / (tps + fps + pos)  # tps + fps >= 1 at every threshold
-    best = int(np.argmax(f1s))  # first maximum = highest cutoff among ties
-
-    if pos and neg:
-        tpr = np.r_[0.0, tps / pos]
-        fpr = np.r_[0.0, fps / neg]
-        auc: float | None = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
-    else:
-        auc = None
-    if pos:
-        recall = tps / pos
-        average_precision: float | None = float(np.sum(np.diff(np.r_[0.0, recall]) * tps / (tps + fps)))
-    else:
-        average_precision = None
-
-    q = np.clip(p, LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
-    log_loss = float(-np.mean(y * np.log(q) + (1 - y) * np.log1p(-q)))
-    brier = float(np.mean((p - y) ** 2))
-    rate = pos / n
-    share = int(flagged.sum()) / n
-    return EvaluationResult(
-        rows=n,
-        positives=pos,
-        actual_positive_rate=rate,
-        cutoff=float(cutoff),
-        flagged=int(flagged.sum()),
-        flagged_share=share,
-        flagged_ratio=share / rate if pos else None,
-        true_positives=tp,
-        false_positives=fp,
-        false_negatives=fn,
-        precision=tp / (tp + fp) if tp + fp else 0.0,
-        recall=tp / pos if pos else 0.0,
-        f1=float(f1),
-        best_f1=float(f1s[best]),
-        best_cutoff=float(thr[best]),
-        auc=auc,
-        average_precision=average_precision,
-        log_loss=log_loss,
-        brier=brier,
-    )
-
-
-# ---------------------------------------------------------------------------- the labels file
-
-
-@dataclass
-class Labels:
-    path: Path
-    sha256: str
-    ids: np.ndarray       # int64, file order
-    labels: np.ndarray    # int8 0/1
-    lines: np.ndarray     # the file line of each row (header = line 1)
-
-
-def _parse_id(text: str) -> int | None:
-    text = text.strip()
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return int(value) if value.is_integer() else None
-
-
-def read_labels(path: Path) -> Labels:
-    """Read `id,is_converted` (any column order, other columns ignored); one-line errors name the
-    file, line and column of the first problem."""
-    path = Path(path)
-    check_input_file(path, f"a header row with {ID_COLUMN},{LABEL_COLUMN}", LeadscoreError)
-    ids: list[int] = []
-    labels: list[int] = []
-    lines: list[int] = []
-    first_line: dict[int, int] = {}
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            names = [h.strip() for h in (header or [])]
-            for col in (ID_COLUMN, LABEL_COLUMN):
-                if col not in names:
-                    raise LeadscoreError(
-                        f"{path}: no '{col}' column (header: {', '.join(names) or 'empty'}; "
-                        f"expected {ID_COLUMN},{LABEL_COLUMN})"
-                    )
-            id_at, label_at = names.index(ID_COLUMN), names.index(LABEL_COLUMN)
-            for record in reader:
-                line = reader.line_num
-                if not record or all(not v.strip() for v in record):
-                    continue  # blank line
-                raw_id = record[id_at] if id_at < len(record) else ""
-                raw_label = record[label_at] if label_at < len(record) else ""
-                value = _parse_id(raw_id)
-                if value is None:
-                    raise LeadscoreError(f"{path}: line {line}, column {ID_COLUMN}: {raw_id!r} is not an integer id")
-                text = raw_label.strip().lower()
-                if text in TRUE_VALUES:
-                    label = 1
-                elif text in FALSE_VALUES:
-                    label = 0
-                else:
-                    raise LeadscoreError(
-                        f"{path}: line {line}, column {LABEL_COLUMN}: {raw_label!r} is not a label "
-                        "(expected 0/1/true/false)"
-                    )
-                if value in first_line:
-                    raise LeadscoreError(
-                        f"{path}: line {line}, column {ID_COLUMN}: duplicate id {value} (first on line {first_line[value]})"
-                    )
-                first_line[value] = line
-                ids.append(value)
-                labels.append(label)
-                lines.append(line)
-    except UnicodeDecodeError as exc:
-        raise LeadscoreError(f"{path}: not valid UTF-8 (byte {exc.start} of a read block); save it as UTF-8") from exc
-    except csv.Error as exc:
-        raise LeadscoreError(f"{path}: cannot be read as CSV: {exc}") from exc
-    if not ids:
-        raise LeadscoreError(f"{path}: header only, no data rows")
-    return Labels(
-        path=path,
-        sha256=sha256_file(path),
-        ids=np.asarray(ids, dtype=np.int64),
-        labels=np.asarray(labels, dtype=np.int8),
-        lines=np.asarray(lines, dtype=np.int64),
-    )
-
-
-# ------------------------------------------------------------------------- the database side
 
 
 @dataclass
