@@ -26,7 +26,7 @@ After each training run the model is read back (`registry.load_model`) and every
 model.json is scored on the score rows (`LoadedModel.base_probabilities`, shifted to the model's
 target prevalence when it has one, compared with the model's own `oof_cutoff`), as is the
 model that was chosen (`predict_proba` against the registry cutoff; cross-checked against what
-`leadscore evaluate` stored). The metric code is `leadscore.evaluate.evaluate_scores`.
+`leadscore evaluate` stored). The metric code is `leadscore.metrics.evaluate_scores`.
 
 Ablation (worlds a and c): for each `use_*` var of dbt_project.yml, `leadscore build --vars
 '{use_x: false}'` and `leadscore train --baseline-only --seed 1`, against the same baseline with
@@ -60,7 +60,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python"))
 
 import numpy as np
-from leadscore.evaluate import evaluate_scores
+from leadscore.metrics import evaluate_scores
 
 SEED = 1
 DEFAULT_BUDGET = 120.0
