@@ -1,10 +1,5 @@
-{#- Text helpers shared by staging and the normalisation models. -#}
-
-{% macro clean_text(expr) -%}
-    {#- Staging-level cleaning only: trim, and treat an empty or blank string as missing. -#}
-    nullif(trim(cast({{ expr }} as varchar)), '')
-{%- endmacro %}
-
+{#- Text helper of the normalisation models. Trimming and empty = null happen once, at ingest
+    (python/leadscore/ingest.py); staging only renames. -#}
 
 {% macro normalise_key(expr) -%}
     {#- The mechanical part of spelling normalisation, applied before the synonym seeds:
