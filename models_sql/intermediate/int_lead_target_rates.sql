@@ -90,8 +90,9 @@ evidence as (
     select
         leads.lead_id,
         {% for column in columns %}
-            coalesce({{ out_of_fold('stats_' ~ column, 'rows') }}, 0) as {{ column }}_rows,
-            coalesce({{ out_of_fold('stats_' ~ column, 'positives') }}, 0) as {{ column }}_positives,
+            {%- set stats -%} stats_{{ column }} {%- endset %}
+            coalesce({{ out_of_fold(stats, 'rows') }}, 0) as {{ column }}_rows,
+            coalesce({{ out_of_fold(stats, 'positives') }}, 0) as {{ column }}_positives,
         {% endfor %}
         {{ out_of_fold('overall', 'positives') }}
         / nullif({{ out_of_fold('overall', 'rows') }}, 0) as prior_rate

@@ -46,18 +46,24 @@ kept_levels as (
     from level_counts
     where training_rows >= {{ var('rare_min_count') }}
 
+),
+
+final as (
+
+    select
+        leads.* replace (
+            {% for column in columns %}
+                coalesce(kept_{{ column }}.column_value, 'other') as {{ column }}{{ "," if not loop.last }}
+            {% endfor %}
+        )
+    from leads
+    {% for column in columns %}
+        left join kept_levels as kept_{{ column }}
+            on
+                kept_{{ column }}.column_name = '{{ column }}'
+                and leads.{{ column }} = kept_{{ column }}.column_value
+    {% endfor %}
+
 )
 
-select
-    leads.* replace (
-        {% for column in columns %}
-            coalesce(kept_{{ column }}.column_value, 'other') as {{ column }}{{ "," if not loop.last }}
-        {% endfor %}
-    )
-from leads
-{% for column in columns %}
-    left join kept_levels as kept_{{ column }}
-        on
-            kept_{{ column }}.column_name = '{{ column }}'
-            and leads.{{ column }} = kept_{{ column }}.column_value
-{% endfor %}
+select * from final

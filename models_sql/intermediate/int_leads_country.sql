@@ -72,7 +72,13 @@ located as (
         on leads.country_text is not distinct from country_map.country_text
     left join regions on country_map.country = regions.country
 
+),
+
+final as (
+
+    select * exclude (country_text)
+    from located
+
 )
 
-select * exclude (country_text)
-from located
+select * from final

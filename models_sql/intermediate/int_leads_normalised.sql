@@ -97,18 +97,24 @@ value_map as (
             keyed.column_name = effective_synonyms.column_name
             and keyed.raw_key = effective_synonyms.raw_key
 
+),
+
+final as (
+
+    select
+        leads.* replace (
+            {% for column in text_columns %}
+                map_{{ column }}.canonical as {{ column }}{{ "," if not loop.last }}
+            {% endfor %}
+        )
+    from leads
+    {% for column in text_columns %}
+        left join value_map as map_{{ column }}
+            on
+                map_{{ column }}.column_name = '{{ column }}'
+                and leads.{{ column }} = map_{{ column }}.raw_value
+    {% endfor %}
+
 )
 
-select
-    leads.* replace (
-        {% for column in text_columns %}
-            map_{{ column }}.canonical as {{ column }}{{ "," if not loop.last }}
-        {% endfor %}
-    )
-from leads
-{% for column in text_columns %}
-    left join value_map as map_{{ column }}
-        on
-            map_{{ column }}.column_name = '{{ column }}'
-            and leads.{{ column }} = map_{{ column }}.raw_value
-{% endfor %}
+select * from final
