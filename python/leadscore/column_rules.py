@@ -1,0 +1,125 @@
+"""The per-cell column rules of leadscore.input_format, as DuckDB SQL.
+
+Every rule lives once, in `input_format.LEAD_COLUMNS` (plus `ID_RULE` and the label spellings);
+this module turns it into SQL over a lead file's text cells (`s."column"` in the temp table
+`_ingest_src` of leadscore.csv_input): the reason a cell breaks its rule (an unparseable number
+or label, a value outside its domain, a required value missing; null when it is fine), the cast
+of a cell to the type raw.leads stores, and the same rules over rows already typed in raw.leads
+(for rows an earlier version let in). Only strings are built here; leadscore.rejections runs
+them and leadscore.ingest casts with them.
+"""
+
+from __future__ import annotations
+
+from leadscore import db
+from leadscore.input_format import (
+    FALSE_LABELS,
+    ID_COLUMN,
+    ID_RULE,
+    LABEL_COLUMN,
+    LEAD_COLUMNS,
+    TRUE_LABELS,
+    Column,
+)
+
+
+def cell(name: str) -> str:
+    """A text cell of the lead file being loaded."""
+    return f"s.{db.quote_ident(name)}"
+
+
+def int_expr(name: str) -> str:
+    """The cell as a BIGINT, read through a double so that '12.0' is 12; null when not a number."""
+    return f"try_cast(try_cast(trim({cell(name)}) as double) as bigint)"
+
+
+def cast_expr(name: str, sql_type: str) -> str:
+    """The cell cast to the type raw.leads stores (a blank text becomes null), named as its column."""
+    if sql_type == "BIGINT":
+        expr = int_expr(name)
+    elif sql_type == "DOUBLE":
+        expr = f"try_cast(trim({cell(name)}) as double)"
+    else:
+        expr = f"nullif(trim({cell(name)}), '')"
+    return f"{expr} as {db.quote_ident(name)}"
+
+
+def label_expr() -> str:
+    """The label cell as a boolean (null when empty or not a label)."""
+    trues = ", ".join(db.quote_literal(v) for v in TRUE_LABELS)
+    falses = ", ".join(db.quote_literal(v) for v in FALSE_LABELS)
+    v = f"lower(trim({cell(LABEL_COLUMN)}))"
+    return f"case when {v} in ({trues}) then true when {v} in ({falses}) then false else null end"
+
+
+def _num(v: float) -> str:
+    return repr(float(v))
+
+
+def rule_problem(column: Column) -> str | None:
+    """SQL for the reason a cell breaks its column's rules (input_format.LEAD_COLUMNS), or null."""
+    raw = f"trim({cell(column.name)})"
+    empty = f"nullif({raw}, '') is null"
+    missing = "'required value missing'" if column.required else "null"
+    if column.sql_type not in ("BIGINT", "DOUBLE"):
+        return f"case when {empty} then {missing} else null end" if column.required else None
+    d = f"try_cast({raw} as double)"
+    checks = [
+        f"when {empty} then {missing}",
+        f"when {d} is null then 'not a number'",
+        f"when not isfinite({d}) then 'not a finite number'",
+    ]
+    if column.sql_type == "BIGINT":
+        checks.append(f"when {d} <> round({d}) then 'not a whole number'")
+        checks.append(f"when abs({d}) > 9.0e18 then 'integer out of range'")
+    if column.allowed is not None:
+        values = ", ".join(_num(v) for v in column.allowed)
+        checks.append(f"when {d} not in ({values}) then {db.quote_literal('not ' + column.rule_text())}")
+    if column.min_value is not None:
+        checks.append(
+            f"when {d} < {_num(column.min_value)} or {d} > {_num(column.max_value)} "
+            f"then {db.quote_literal('out of range: must be ' + column.rule_text().removeprefix('required; '))}"
+        )
+    return f"case {' '.join(checks)} else null end"
+
+
+def cell_problems(has_id: bool, check_label: bool) -> list[tuple[str, str]]:
+    """(column, SQL for the reason its cell is rejected, or null) for every column with a rule;
+    the `id` column when the file has one, the label when it is read (training files)."""
+    problems: list[tuple[str, str]] = []
+    for c in LEAD_COLUMNS:
+        reason = rule_problem(c)
+        if reason:
+            problems.append((c.name, reason))
+    if has_id:
+        problems.append((ID_COLUMN, rule_problem(ID_RULE)))
+    if check_label:
+        allowed = ", ".join(db.quote_literal(v) for v in (*TRUE_LABELS, *FALSE_LABELS))
+        raw = f"lower(trim({cell(LABEL_COLUMN)}))"
+        problems.append(
+            (
+                LABEL_COLUMN,
+                f"case when nullif({raw}, '') is null then null when {raw} in ({allowed}) then null "
+                "else 'not a label (expected True/False or 1/0)' end",
+            )
+        )
+    return problems
+
+
+def loaded_row_checks() -> list[tuple[str, str, str]]:
+    """(column, SQL condition true when a typed value in `raw.leads as l` breaks the rule, reason)
+    for every rule on a typed value: required, allowed values, range."""
+    checks = []
+    for c in LEAD_COLUMNS:
+        v = f"l.{db.quote_ident(c.name)}"
+        if c.required:
+            checks.append((c.name, f"{v} is null", "required value missing"))
+        if c.allowed is not None:
+            values = ", ".join(_num(x) for x in c.allowed)
+            checks.append((c.name, f"{v} not in ({values})", "not " + c.rule_text()))
+        elif c.min_value is not None:
+            checks.append((
+                c.name, f"({v} < {_num(c.min_value)} or {v} > {_num(c.max_value)})",
+                "out of range: must be " + c.rule_text().removeprefix("required; "),
+            ))
+    return checks

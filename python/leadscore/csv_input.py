@@ -1,0 +1,269 @@
+"""Reading one competition-format CSV file, up to a table of text cells; finding such files.
+
+File-level problems refuse the whole file (FileRefused) with a one-line message naming the file
+(and line or column where there is one): missing, empty, header only, a required column missing,
+a duplicated or wrongly cased column name, a file separated by ';', tab or '|', not UTF-8,
+malformed CSV (a row of the wrong width, an unterminated quote, a line over DuckDB's size
+limit). What happens to a refused file (`ingest` fails, `nightly` quarantines it) is decided in
+leadscore.ingest.
+
+A file's role: `--train` / `--score` on the command line decide it; otherwise (`nightly`,
+positional files) the file does: a file with an `id` column is a score file (the competition's
+test file has one, its training file has none). A training file needs an `is_converted` column.
+
+The CSV is parsed by DuckDB's reader, every cell as text, into the temp table `_ingest_src`
+(gzip-compressed files too, whatever their name); the cells are validated and cast in SQL
+afterwards (leadscore.column_rules): no Python row loops, so 1M rows load in seconds. Beyond
+the header line, Python's own CSV reader runs only on a file DuckDB refused, to name the line
+and the reason DuckDB does not give.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from leadscore import db
+from leadscore.errors import LeadscoreError
+from leadscore.fileio import check_input_file
+from leadscore.input_format import ID_COLUMN, LABEL_COLUMN, LEAD_COLUMNS
+
+_CSV_OPTIONS = "header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"'"
+_GZIP_MAGIC = b"\x1f\x8b"
+# DuckDB's CSV reader refuses lines longer than this (its max_line_size default).
+_MAX_LINE_BYTES = 2_000_000
+
+
+class FileRefused(LeadscoreError):
+    """A file-level problem: the file cannot be loaded at all."""
+
+
+def check_file(path: Path) -> None:
+    """The file exists, is a regular file and is not empty (else FileRefused)."""
+    check_input_file(path, "a header row and data rows", FileRefused)
+
+
+def _is_gzip(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(2) == _GZIP_MAGIC
+
+
+def _open_text(path: Path, gz: bool) -> io.TextIOBase:
+    raw = gzip.open(path, "rb") if gz else path.open("rb")
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+
+
+def _first_invalid_utf8(path: Path, gz: bool = False) -> tuple[int, int] | None:
+    """(line, byte offset) of the first invalid UTF-8 sequence, or None. Only called after
+    DuckDB has refused the file, to name the exact line."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line, offset = 1, 0
+    with (gzip.open(path, "rb") if gz else path.open("rb")) as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                return line + chunk[: exc.start].count(b"\n"), offset + exc.start
+            line += chunk.count(b"\n")
+            offset += len(chunk)
+    return None
+
+
+def _diagnose_csv(path: Path, gz: bool) -> str | None:
+    """The first structural problem, found by Python's CSV reader, for when DuckDB's sniffer
+    gives up without saying why: 'line N: expected X fields, found Y', an unterminated quote,
+    a line over DuckDB's size limit. Only runs on a file DuckDB refused."""
+    where = _first_invalid_utf8(path, gz)
+    if where:
+        return f"not valid UTF-8 at line {where[0]} (byte {where[1]}); save the file as UTF-8 and load it again"
+    csv.field_size_limit(sys.maxsize)
+    with _open_text(path, gz) as fh:
+        reader = csv.reader(fh, strict=True)
+        width = None
+        start = 1
+        try:
+            for row in reader:
+                size = sum(len(f.encode("utf-8", "replace")) + 1 for f in row)
+                if size > _MAX_LINE_BYTES:
+                    return (
+                        f"line {start}: a row of {size:,} bytes, over the CSV reader's limit of "
+                        f"{_MAX_LINE_BYTES:,} (a field this long is almost always a broken quote or a pasted blob)"
+                    )
+                if width is None:
+                    width = len(row)
+                elif len(row) != width and row:
+                    return f"line {start}: expected {width} fields like the header, found {len(row)}"
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            return f"line {start}: {exc} (a quote opened there is never closed?)"
+    return None
+
+
+def _csv_error(path: Path, exc: duckdb.Error, gz: bool) -> FileRefused:
+    """One line: the file, the line and DuckDB's reason (or ours, when DuckDB gives none)."""
+    text = str(exc)
+    if "unicode" in text.lower() or "utf-8" in text.lower():
+        where = _first_invalid_utf8(path, gz)
+        if where:
+            return FileRefused(
+                f"{path}: not valid UTF-8 at line {where[0]} (byte {where[1]}); "
+                "save the file as UTF-8 and load it again"
+            )
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    first = lines[0] if lines else text
+    reason = ""
+    if "CSV Error on Line" in first:
+        # DuckDB: "CSV Error on Line: N", "Original Line: ...", then the reason, then fixes.
+        for ln in lines[1:]:
+            if ln.startswith(("Original Line", "Possible")) or ln.startswith("*"):
+                if ln.startswith("Possible"):
+                    break
+                continue
+            if "=" in ln and ln.split("=")[0].strip().replace("_", "").isalpha():
+                break  # the reader's option dump
+            reason = ln
+            break
+    # DuckDB's sniffer gives no reason, and its line number for an over-long line is the
+    # chunk's, not the file's: find the line ourselves then.
+    diagnosis = _diagnose_csv(path, gz) if not reason or "line size" in reason.lower() else None
+    first = first.replace("Invalid Input Error: ", "")
+    if diagnosis:
+        return FileRefused(f"{path}: cannot be read as CSV: {diagnosis}")
+    return FileRefused(f"{path}: cannot be read as CSV: {first}" + (f": {reason}" if reason else ""))
+
+
+def _header_problem(path: Path, header: list[str]) -> str | None:
+    """File-level header checks, before any row is read."""
+    known = [c.name for c in LEAD_COLUMNS]
+    if len(header) == 1:
+        for sep, name in ((";", "';'"), ("\t", "tab"), ("|", "'|'")):
+            if header[0].count(sep) >= 2:
+                return (
+                    f"the header has one column with {name} in it: the file looks {name}-separated; "
+                    "save it comma-separated (CSV) and load it again"
+                )
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        return f"duplicated column name{'s' if len(dupes) > 1 else ''} in the header: {', '.join(dupes)}"
+    missing = [c for c in known if c not in header]
+    if missing:
+        lower = {h.strip().lower(): h for h in header}
+        cased = [f"'{lower[m.lower()]}' should be '{m}'" for m in missing if m.lower() in lower]
+        if cased:
+            return "column names differ only in case or spaces (names are case-sensitive): " + ", ".join(cased)
+        if len(header) <= 1:
+            return "no header row found (expected the competition columns)"
+        return f"required column{'s' if len(missing) > 1 else ''} missing: {', '.join(missing)}"
+    for special in (ID_COLUMN, LABEL_COLUMN):
+        if special not in header and any(h.strip().lower() == special for h in header):
+            wrong = next(h for h in header if h.strip().lower() == special)
+            return f"column names differ only in case or spaces (names are case-sensitive): '{wrong}' should be '{special}'"
+    return None
+
+
+def _read_header(path: Path, gz: bool) -> list[str]:
+    try:
+        with (gzip.open(path, "rb") if gz else path.open("rb")) as fh:
+            first = fh.readline(1 << 20).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise FileRefused(f"{path}: not valid UTF-8 at line 1; save the file as UTF-8 and load it again") from None
+    except (OSError, EOFError) as exc:
+        raise FileRefused(f"{path}: cannot be read: {exc}") from None
+    if not first.strip():
+        raise FileRefused(f"{path}: no header row found (the first line is empty)")
+    try:
+        return next(csv.reader([first]))
+    except csv.Error as exc:
+        raise FileRefused(f"{path}: line 1: the header cannot be parsed: {exc}") from None
+
+
+def _resolve_role(path: Path, kind: str, has_id: bool) -> tuple[str, str]:
+    if kind == "train":
+        return "train", "given with --train"
+    if kind == "score":
+        return "score", "given with --score"
+    if has_id:
+        return "score", f"has an '{ID_COLUMN}' column, like the competition's score file"
+    return "train", f"no '{ID_COLUMN}' column, like the competition's training file"
+
+
+@dataclass(frozen=True)
+class LeadFile:
+    """A lead file whose header passed the file-level checks, and its role."""
+
+    path: Path
+    gz: bool
+    header: list[str]
+    role: str  # "train" or "score"
+    role_reason: str
+    extra: list[str]  # columns beyond the competition's, in file order
+
+    @property
+    def has_id(self) -> bool:
+        return ID_COLUMN in self.header
+
+    @property
+    def has_label(self) -> bool:
+        return LABEL_COLUMN in self.header
+
+
+def open_lead_file(path: Path, kind: str) -> LeadFile:
+    """Read and check the header, and decide the role (`kind`: train, score or auto)."""
+    gz = _is_gzip(path)
+    header = _read_header(path, gz)
+    problem = _header_problem(path, header)
+    if problem:
+        raise FileRefused(f"{path}: {problem}")
+    has_id = ID_COLUMN in header
+    has_label = LABEL_COLUMN in header
+    role, role_reason = _resolve_role(path, kind, has_id)
+    if role == "train" and not has_label:
+        raise FileRefused(
+            f"{path}: a training file needs an '{LABEL_COLUMN}' column"
+            + ("" if kind == "train" else f" (read as training data: {role_reason})")
+        )
+    known = {c.name for c in LEAD_COLUMNS} | {ID_COLUMN, LABEL_COLUMN}
+    extra = [h for h in header if h not in known]
+    return LeadFile(path, gz, header, role, role_reason, extra)
+
+
+def read_cells(con: duckdb.DuckDBPyConnection, f: LeadFile) -> int:
+    """Every data row of the file into the temp table `_ingest_src`, every cell as text;
+    returns the rowid of its first row (data row n is rowid - first + 1)."""
+    path = f.path
+    options = _CSV_OPTIONS + (", compression = 'gzip'" if f.gz else "")
+
+    con.execute("drop table if exists _ingest_src")
+    try:
+        # CTAS keeps file order (preserve_insertion_order), so rowids are in file order. Inside a
+        # transaction they start at a large offset, hence the subtraction of the first rowid.
+        con.execute(f"create temp table _ingest_src as select * from read_csv(?, {options})", [str(path)])
+    except duckdb.Error as exc:
+        raise _csv_error(path, exc, f.gz) from exc
+    total, first_rowid = db.fetch_one(con, "select count(*), min(rowid) from _ingest_src")
+    if total == 0:
+        raise FileRefused(f"{path}: header only, no data rows")
+    return int(first_rowid)
+
+
+def is_input_file(path: Path) -> bool:
+    name = path.name.lower()
+    return path.is_file() and not name.startswith(".") and (name.endswith(".csv") or name.endswith(".csv.gz"))
+
+
+def discover_inputs(folder: Path) -> list[tuple[Path, str]]:
+    """CSV files (*.csv, *.CSV, *.csv.gz) in a folder, in name order, each with role 'auto'."""
+    if not folder.exists():
+        raise LeadscoreError(f"{folder}: no such folder")
+    if not folder.is_dir():
+        raise LeadscoreError(f"{folder}: is a file, not a folder (--input takes the folder the CSV files are in)")
+    return [(p, "auto") for p in sorted(folder.iterdir()) if is_input_file(p)]
+
