@@ -301,7 +301,7 @@ def measure(db_path: Path, truth: dict[int, int]) -> dict[str, Any]:
     per_model = json.loads(per_model) if isinstance(per_model, str) else (per_model or {})
     target = _num(meta.get("target_prevalence"))
     pi = float(meta["train_positive_rate"])
-    base = model.base_probabilities(df, only_used=False)
+    base = model.base_probabilities(df)
     rows: list[dict[str, Any]] = []
     train_seconds = _num(reg.get("train_seconds"))
     for m in meta.get("models", []):

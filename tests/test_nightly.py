@@ -359,8 +359,8 @@ def test_reliability_2_a_score_file_with_labels_is_scored_in_full(bad_night):
     # nightly decided each file's role from the file and said so
     out = bad_night["run"].stdout
     assert "day2_train.CSV: 60 rows" not in out  # 6 of them were rejected
-    assert "day2_train.CSV: 54 rows as a train file (no 'id' column" in out
-    assert "submission_v2.csv.gz: 5 rows as a score file (has an 'id' column" in out
+    assert "day2_train.CSV: loaded 54 rows as a train file (no 'id' column" in out
+    assert "submission_v2.csv.gz: loaded 5 rows as a score file (has an 'id' column" in out
 
 
 def test_reliability_3_export_writes_each_id_once(bad_night):

@@ -26,6 +26,11 @@ class DbtResult:
     elapsed: float
     failures: list[str]
 
+    def summary(self) -> str:
+        """'dbt build: 9 model success, 217 test pass, ... in 12.3 s' for a one-line summary."""
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(self.counts.items())) or "nothing run"
+        return f"dbt build: {counts} in {self.elapsed:.1f} s"
+
 
 def dbt_executable() -> str:
     candidate = Path(sys.executable).with_name("dbt")
@@ -112,11 +117,6 @@ def run_dbt(args: list[str], quiet: bool = False) -> DbtResult:
             detail = tail[-1] if tail else "see the dbt output above"
         raise LeadscoreError(f"dbt {' '.join(args)} failed (exit {proc.returncode}): {detail}")
     return result
-
-
-def format_counts(counts: dict[str, int]) -> str:
-    """'9 model success, 217 test pass, ...' for a one-line summary."""
-    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing run"
 
 
 def read_run_results(root: Path | None = None, target: Path | None = None) -> DbtResult:

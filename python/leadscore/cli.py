@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from collections.abc import Sequence
 
+from leadscore import commands
 from leadscore.errors import EXIT_CODES_HELP, EXIT_FAILED, EXIT_INTERRUPTED, LeadscoreError
 
 
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="write realistic demo train.csv and submission.csv",
                        description="Write DIR/train.csv and DIR/submission.csv in the competition "
                        "input format, with realistic messiness, deterministic by --seed.")
+    p.set_defaults(func=commands.cmd_generate, writes=False)
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--train-rows", type=_positive_int, default=59_299, help="labeled rows (default: 59299, as the real file)")
     p.add_argument("--score-rows", type=_positive_int, default=5_271, help="unlabeled rows (default: 5271)")
@@ -69,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "loaded is not loaded again. A file already loaded (same sha256) is skipped. Rows "
                        "breaking a column rule go to raw.rejected_rows with a reason.",
                        epilog=EXIT_CODES_HELP)
+    p.set_defaults(func=commands.cmd_ingest, writes=True)
     p.add_argument("--train", type=Path, action="append", default=[], help="labeled file (repeatable)")
     p.add_argument("--score", type=Path, action="append", default=[], help="file to score (repeatable)")
     p.add_argument("files", nargs="*", type=Path,
@@ -77,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("build", help="run dbt build (same as running it by hand)",
                        description="Run `dbt build` on the leadscore dbt project; extra arguments are passed to dbt.")
+    p.set_defaults(func=commands.cmd_build, writes=True)
     p.add_argument("dbt_args", nargs=argparse.REMAINDER, help="extra dbt arguments, e.g. --select staging")
 
     p = sub.add_parser("train", help="train the baseline and the candidates that must beat it, register a model",
@@ -85,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "and a soft-voting ensemble; a candidate replaces the baseline only when it beats it on "
                        "out-of-fold log-loss by more than the fold noise. The F1-optimal cutoff is chosen out "
                        "of fold and the model is registered as the current one.")
+    p.set_defaults(func=commands.cmd_train, writes=True)
     p.add_argument("--time-budget", type=float, default=300.0, help="seconds for tuning and the final fit (default: 300)")
     p.add_argument("--trials", type=_positive_int, default=None, help="cap on Optuna trials per model")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -99,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="score unlabeled leads with the current model",
                        description="Score unlabeled leads not yet scored by the model and append the "
                        "scores to the history in one transaction.")
+    p.set_defaults(func=commands.cmd_score, writes=True)
     p.add_argument("--model", help="model version (default: the current one)")
     p.add_argument("--all", action="store_true", help="rescore leads already scored by this model")
     p.add_argument("--batch-size", type=_positive_int, default=200_000, help="leads per batch (default: 200000)")
@@ -111,14 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
                        "with the reason; not retried until it changes), the rest of the run goes on and "
                        "the exit code is 3.",
                        epilog=EXIT_CODES_HELP)
+    p.set_defaults(func=commands.cmd_nightly, writes=True)
     p.add_argument("--input", type=Path, default=None, help="folder with new CSV files (default: data/raw)")
     p.add_argument("--retrain", action="store_true", help="train a new model even if one exists")
     p.add_argument("--time-budget", type=float, default=120.0, help="training budget in seconds when training (default: 120)")
     p.add_argument("--seed", type=int, default=0, help="random seed for training (default: 0)")
 
     p = sub.add_parser("publish", help="refresh the read-only serving snapshot under data/serving/")
+    p.set_defaults(func=commands.cmd_publish, writes=True)
 
     p = sub.add_parser("export-submission", help="write id,is_converted for scored leads with an id")
+    p.set_defaults(func=commands.cmd_export_submission, writes=False)
     p.add_argument("--out", type=Path, required=True, help="output CSV path")
 
     p = sub.add_parser("evaluate", help="measure a model's scores against outcomes learned later",
@@ -126,20 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
                        "the current (or given) model and report F1 at the model's cutoff, the best F1, AUC, "
                        "average precision, log-loss, Brier score and the share flagged against the actual "
                        "rate. Stored in ops.evaluations; report files under data/reports/evaluations/.")
+    p.set_defaults(func=commands.cmd_evaluate, writes=True)
     p.add_argument("--labels", type=Path, required=True, help="CSV with id and is_converted (0/1/true/false)")
     p.add_argument("--model", help="model version (default: the current one)")
 
     p = sub.add_parser("bench", help="time every stage at several sizes (see make bench)")
+    p.set_defaults(func=commands.cmd_bench, writes=False)
     p.add_argument("--sizes", default="64570,1000000",
                    help="comma-separated lead counts (default: 64570,1000000; 64570 = the real 59,299 + 5,271)")
     p.add_argument("--repeats", type=_positive_int, default=3, help="runs per stage; the median is reported")
     p.add_argument("--out", type=Path, default=Path("bench/results"), help="results folder")
     return parser
-
-
-# Commands that write the database take the one lock (leadscore.runlock) before anything heavy
-# is imported, so a second writer is told "busy" (EXIT_BUSY) in milliseconds.
-WRITING_COMMANDS = frozenset({"ingest", "build", "train", "score", "publish", "nightly", "evaluate"})
 
 
 def _save_traceback(command: str) -> str:
@@ -167,16 +173,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         args.dbt_args = [*unknown, *args.dbt_args]  # `leadscore build --select x` passes through
     try:
-        if args.command in WRITING_COMMANDS:
+        if args.writes:
+            # Commands that write take the one lock (leadscore.runlock) before a step module is
+            # imported, so a second writer is told "busy" (EXIT_BUSY) in milliseconds.
             from leadscore import runlock
 
             with runlock.exclusive(args.command):
-                from leadscore import commands
-
-                return commands.dispatch(args)
-        from leadscore import commands
-
-        return commands.dispatch(args)
+                return int(args.func(args) or 0)
+        return int(args.func(args) or 0)
     except LeadscoreError as exc:
         message = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
         print(f"leadscore {args.command}: error: {message}", file=sys.stderr)

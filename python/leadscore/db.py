@@ -55,6 +55,17 @@ def connect(path: Path | None = None, read_only: bool = False, wait: float | Non
 
 
 @contextmanager
+def session(path: Path | None = None, read_only: bool = False, wait: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """`with db.session() as con:` opens the database (as `connect`) and always closes it, so no
+    command holds DuckDB's file lock a moment longer than its step needs."""
+    con = connect(path, read_only=read_only, wait=wait)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """BEGIN ... COMMIT, or ROLLBACK on any exception (KeyboardInterrupt included)."""
     con.execute("BEGIN TRANSACTION")

@@ -9,12 +9,13 @@ train.select_model against the fixed baseline, not here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from leadscore.errors import LeadscoreError
-from leadscore.operating_point import log_loss, logit, sigmoid
+from leadscore.operating_point import log_loss, logit, shift_prior, sigmoid
 
 ENSEMBLE_KINDS = ("voting", "stacking")
 
@@ -105,3 +106,20 @@ def combine(corrected: dict[str, np.ndarray], spec: dict[str, Any]) -> np.ndarra
             z += float(c) * logit(corrected[name])
         return sigmoid(z)
     raise LeadscoreError(f"unknown ensemble kind {spec['kind']!r}")
+
+
+def predict(
+    spec: dict[str, Any],
+    base_predict: dict[str, Callable[[np.ndarray], np.ndarray]],
+    effective_priors: dict[str, float],
+    train_rate: float,
+    X: np.ndarray,
+) -> np.ndarray:
+    """P(converted) on the training rate for model matrix `X`: each base model the spec uses,
+    mapped from the rate it was fitted at (resampling changes it) back to the training rate,
+    then combined. Scoring (model.LoadedModel) and training (the prevalence estimate on score
+    rows) both go through here, so the two can never disagree on how a blend is formed."""
+    corrected = {
+        name: shift_prior(base_predict[name](X), effective_priors[name], train_rate) for name in used_models(spec)
+    }
+    return combine(corrected, spec)

@@ -39,6 +39,7 @@ from leadscore import db
 from leadscore.errors import LeadscoreError
 
 FEATURE_TABLE = "main.fct_lead_features"
+SCORE_HISTORY = "ops.score_history"
 KEY_COLUMNS = ("lead_id", "id", "split", "is_converted")
 LABEL = "is_converted"
 
@@ -107,13 +108,10 @@ def feature_hash(features: Sequence[Feature] | Sequence[tuple[str, str]]) -> str
     return hashlib.sha256(json.dumps(pairs, separators=(",", ":")).encode()).hexdigest()
 
 
-def _select_list(features: Sequence[Feature]) -> str:
-    cols = []
-    for f in features:
-        q = db.quote_ident(f.name)
-        # numeric features arrive as DOUBLE (booleans -> 0/1, decimals -> double); text as is
-        cols.append(f"cast({q} as double) as {q}" if f.kind == "numeric" else f"cast({q} as varchar) as {q}")
-    return ", ".join(cols)
+def _select_list(features: Sequence[Feature], alias: str = "f") -> str:
+    """The feature columns as the table types them (the dbt contract): no cast here, the
+    encoding reads ints, booleans and doubles alike."""
+    return ", ".join(f"{alias}.{db.quote_ident(f.name)}" for f in features)
 
 
 def _to_pandas(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
@@ -121,6 +119,16 @@ def _to_pandas(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | Non
     # whole-result Arrow fetch: to_arrow_table (DuckDB >= 1.4), fetch_arrow_table before that
     fetch = getattr(result, "to_arrow_table", None) or result.fetch_arrow_table
     return fetch().to_pandas()
+
+
+def _id_column(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    schema, name = _split_table(table)
+    has_id = db.scalar(
+        con,
+        "select count(*) from information_schema.columns where table_schema = ? and table_name = ? and column_name = 'id'",
+        [schema, name],
+    )
+    return "f.id" if has_id else "cast(null as bigint) as id"
 
 
 def load_split(
@@ -132,23 +140,69 @@ def load_split(
     """All rows of one split ('train' or 'score') with lead_id, id, is_converted and the
     features, ordered by lead_id (a deterministic order, so same data -> same folds)."""
     features = list(features) if features is not None else read_features(con, table)
-    id_expr = "cast(id as bigint) as id" if _has_column(con, table, "id") else "cast(null as bigint) as id"
     sql = (
-        f"select lead_id, {id_expr}, cast({LABEL} as boolean) as {LABEL}, {_select_list(features)} "
-        f"from {table} where split = ? order by lead_id"
+        f"select f.lead_id, {_id_column(con, table)}, f.{LABEL}, {_select_list(features)} "
+        f"from {table} as f where f.split = ? order by f.lead_id"
     )
     return _to_pandas(con, sql, [split])
 
 
-def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
-    schema, name = _split_table(table)
-    return bool(
-        db.scalar(
-            con,
-            "select count(*) from information_schema.columns where table_schema = ? and table_name = ? and column_name = ?",
-            [schema, name, column],
+def check_features(model_features: Sequence[Feature], table_features: Sequence[Feature]) -> None:
+    """Raise naming every difference between what a model learned on and what the table has:
+    if dbt changed a feature's name or type since training, scores would be silently wrong."""
+    have = {f.name: f.sql_type for f in table_features}
+    problems = []
+    for f in model_features:
+        if f.name not in have:
+            problems.append(f"{f.name} is missing")
+        elif have[f.name] != f.sql_type:
+            problems.append(f"{f.name} is {have[f.name]}, model expects {f.sql_type}")
+    if problems:
+        raise LeadscoreError(
+            "fct_lead_features no longer matches the model's features ("
+            + "; ".join(problems[:5])
+            + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+            + "): retrain with `leadscore train` or rebuild the features the model was trained on"
         )
+
+
+@dataclass
+class ScoreRows:
+    """What one scoring run reads: the model's features (checked against the table), how many
+    leads wait, and the batches that hold them (`lead_id`, `id` and the feature columns)."""
+
+    features: list[Feature]
+    total: int
+    batches: Iterator[pd.DataFrame]
+
+
+def _pending(model_version: str | None, rescore: bool) -> tuple[str, list[Any]]:
+    """The one 'not yet scored' rule: unlabeled rows, minus those `model_version` already
+    scored (ops.score_history) unless rescoring. The count and the batches both use it."""
+    if model_version is None or rescore:
+        return "f.split = 'score'", []
+    return (
+        "f.split = 'score' and not exists (select 1 from "
+        f"{SCORE_HISTORY} as h where h.lead_id = f.lead_id and h.model_version = ?)",
+        [model_version],
     )
+
+
+def score_rows(
+    con: duckdb.DuckDBPyConnection,
+    model_features: Sequence[Feature],
+    model_version: str,
+    rescore: bool = False,
+    batch_size: int = 200_000,
+    table: str = FEATURE_TABLE,
+) -> ScoreRows:
+    """Check the model's features against the table, count the leads to score, and hand out
+    their batches: the whole read side of a scoring run in one call."""
+    check_features(model_features, read_features(con, table))
+    where, params = _pending(model_version, rescore)
+    total = int(db.scalar(con, f"select count(*) from {table} as f where {where}", params))
+    batches = iter_score_batches(con, batch_size, model_version, rescore, model_features, table)
+    return ScoreRows(list(model_features), total, batches)
 
 
 def iter_score_batches(
@@ -158,42 +212,28 @@ def iter_score_batches(
     rescore: bool = False,
     features: Sequence[Feature] | None = None,
     table: str = FEATURE_TABLE,
-    history_table: str = "ops.score_history",
 ) -> Iterator[pd.DataFrame]:
     """Yield the unlabeled rows (split = 'score') as pandas DataFrames of at most `batch_size`
-    rows: `lead_id`, `id` and the raw feature columns (give them to `LoadedModel.predict_proba`).
-
-    When `model_version` is given and `rescore` is false, leads that already have a row for that
-    model version in `history_table` (columns lead_id, model_version; skipped when the table does
-    not exist) are left out, so an interrupted scoring run resumes where it stopped.
+    rows: `lead_id`, `id` and the feature columns (give them to `LoadedModel.predict_proba`).
+    With `model_version` and not `rescore`, leads that version already scored are left out, so
+    an interrupted scoring run resumes where it stopped.
 
     Batches are read by keyset pagination on lead_id (`lead_id > last ... order by lead_id
     limit n`), each query fetched whole as Arrow. Between two batches the connection is therefore
-    free: the caller may write the previous batch's scores with the same connection (DuckDB 2.x
-    forbids that while a streamed result is open; a partly fetched `fetch_record_batch` reader
-    would be exactly that)."""
+    free: the caller may write with it (DuckDB 2.x forbids that while a streamed result is open),
+    and memory stays flat whatever the volume."""
     if batch_size <= 0:
         raise LeadscoreError(f"batch size must be positive, got {batch_size}")
     features = list(features) if features is not None else read_features(con, table)
-    id_expr = "cast(f.id as bigint) as id" if _has_column(con, table, "id") else "cast(null as bigint) as id"
-    select = ", ".join(
-        (f"cast(f.{db.quote_ident(x.name)} as double)" if x.kind == "numeric" else f"cast(f.{db.quote_ident(x.name)} as varchar)")
-        + f" as {db.quote_ident(x.name)}"
-        for x in features
-    )
-    where = ["f.split = 'score'", "(cast(? as varchar) is null or f.lead_id > ?)"]
-    params_extra: list[Any] = []
-    h_schema, h_name = _split_table(history_table)
-    if model_version is not None and not rescore and db.table_exists(con, h_schema, h_name):
-        where.append(f"not exists (select 1 from {history_table} h where h.lead_id = f.lead_id and h.model_version = ?)")
-        params_extra.append(model_version)
+    where, params = _pending(model_version, rescore)
     sql = (
-        f"select f.lead_id, {id_expr}, {select} from {table} f where {' and '.join(where)} "
+        f"select f.lead_id, {_id_column(con, table)}, {_select_list(features)} from {table} as f "
+        f"where {where} and (cast(? as varchar) is null or f.lead_id > ?) "
         f"order by f.lead_id limit {int(batch_size)}"
     )
     last: str | None = None  # None: first page
     while True:
-        page = _to_pandas(con, sql, [last, last, *params_extra])
+        page = _to_pandas(con, sql, [*params, last, last])
         if page.empty:
             return
         yield page

@@ -64,6 +64,18 @@ class LoadResult:
     role_reason: str = ""
     labels_set_aside: int = 0
 
+    def summary(self) -> str:
+        """One line for this file, the same in `leadscore ingest` and the nightly log."""
+        if self.status == "skipped":
+            return f"{self.path}: skipped, {self.message}"
+        if self.status == "refused":
+            return f"{self.path}: refused: {self.message}"
+        return (
+            f"{self.path}: loaded {self.rows_loaded} rows as a {self.role} file"
+            + (f" ({self.role_reason})" if self.role_reason else "")
+            + f", load {self.load_id} ({self.train_rows} labeled, {self.score_rows} to score"
+            + (f", {self.rows_rejected} rejected)" if self.rows_rejected else ")")
+        )
 
 
 def ingest_files(
@@ -289,13 +301,3 @@ def _load_one(
         path, "loaded", load_id, loaded, rejected, train_rows, score_rows, extra, "; ".join(notes),
         role, role_reason, set_aside,
     )
-
-
-def summarize(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """Row counts the nightly summary prints."""
-    if not db.table_exists(con, "raw", "leads"):
-        return {"leads": 0, "train": 0, "score": 0, "rejected": 0}
-    leads, train = db.fetch_one(con, "select count(*), count(is_converted) from raw.leads")
-    rejected = db.scalar(con, "select count(distinct (load_id, source_row)) from raw.rejected_rows")
-    return {"leads": int(leads), "train": int(train), "score": int(leads - train), "rejected": int(rejected)}
-

@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from leadscore import config, db, ensemble, estimators, registry
+from leadscore import config, ensemble, estimators, registry
 from leadscore.errors import LeadscoreError
 from leadscore.features import Encoding
 from leadscore.fileio import sha256_file
@@ -69,22 +69,25 @@ class LoadedModel:
     def used_models(self) -> list[str]:
         return ensemble.used_models(self.meta["ensemble"])
 
-    def base_probabilities(self, df: pd.DataFrame, only_used: bool = False) -> dict[str, np.ndarray]:
-        """Each base model's probability, corrected back to the training positive rate."""
+    @property
+    def _effective_priors(self) -> dict[str, float]:
+        return {m["name"]: float(m["effective_prior"]) for m in self.meta["models"]}
+
+    def base_probabilities(self, df: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Every base model's probability on the training rate, for comparing them (bench)."""
         X = self.encoding.transform(df)
-        wanted = set(self.used_models()) if only_used else None
-        out = {}
-        for m in self.meta["models"]:
-            if wanted is not None and m["name"] not in wanted:
-                continue
-            raw = self._predictors[m["name"]](X)
-            out[m["name"]] = shift_prior(raw, m["effective_prior"], self.train_positive_rate)
-        return out
+        priors = self._effective_priors
+        return {
+            name: shift_prior(predict(X), priors[name], self.train_positive_rate)
+            for name, predict in self._predictors.items()
+        }
 
     def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
+        """Encode, predict, combine, shift: the whole way from feature columns to a score."""
         if len(df) == 0:
             return np.zeros(0, dtype=np.float64)
-        p = ensemble.combine(self.base_probabilities(df, only_used=True), self.meta["ensemble"])
+        X = self.encoding.transform(df)
+        p = ensemble.predict(self.meta["ensemble"], self._predictors, self._effective_priors, self.train_positive_rate, X)
         if self.target_prevalence is not None:
             p = shift_prior(p, self.train_positive_rate, self.target_prevalence)
         return p
@@ -120,20 +123,16 @@ def load_model(con: duckdb.DuckDBPyConnection, version: str | None = None) -> Lo
     version = version or registry.current_version(con)
     if version is None:
         raise LeadscoreError("no model is registered yet: run `leadscore train` first")
-    row = None
-    if db.table_exists(con, "main", "model_registry"):
-        row = db.fetch_one(
-            con, f"select artifact_dir, checksums_sha256 from {registry.REGISTRY_TABLE} where model_version = ?", [version]
-        )
+    row = registry.model_row(con, version)
     if row is None:
         raise LeadscoreError(f"model version {version} is not in {registry.REGISTRY_TABLE}")
-    folder = Path(row[0])
+    folder = Path(row["artifact_dir"])
     if not folder.is_dir():
         # the data folder may have moved: fall back to models_dir()/version
         folder = config.models_dir() / version
     if not folder.is_dir():
-        raise LeadscoreError(f"model folder for {version} not found ({row[0]})")
-    model = load_model_dir(folder, row[1])
+        raise LeadscoreError(f"model folder for {version} not found ({row['artifact_dir']})")
+    model = load_model_dir(folder, row["checksums_sha256"])
     if model.version != version:
         raise LeadscoreError(f"model artifact {folder / MODEL_FILE} is for {model.version}, not {version}")
     return model

@@ -11,7 +11,6 @@ EXIT_FILES_REFUSED.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -38,47 +37,50 @@ class NightlyResult:
     leads_scored: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     loads: list = field(default_factory=list)
-    train_result: object | None = None
+    top_leads: list[tuple] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """The contract's summary: rows ingested, dbt results, model, leads scored, top 10 leads."""
+        counts = self.dbt_counts
+        tests = counts.get("test pass", 0) + counts.get("unit_test pass", 0)
+        refused = self.files_refused
+        lines = [
+            f"nightly run {self.run_id} succeeded"
+            + (f", with {refused} file(s) refused (exit code 3)" if refused else ""),
+            f"  rows ingested     {self.rows_ingested} ({self.rows_rejected} rejected, "
+            f"{self.files_skipped} file(s) already loaded, {refused} refused)",
+            f"  dbt               {counts.get('model success', 0)} models built, {tests} tests passed, "
+            f"{counts.get('seed success', 0)} seeds",
+            f"  model version     {self.model_version}" + (" (trained in this run)" if self.trained_model else ""),
+            f"  leads scored      {self.leads_scored}",
+            f"  top {TOP_LEADS} leads      lead_id           id        probability  above cutoff",
+        ]
+        for lead_id, id_, prob, pred in self.top_leads:
+            lines.append(f"                    {lead_id}  {'' if id_ is None else id_!s:>8}  {prob:11.4f}  "
+                         f"{'yes' if pred else 'no'}")
+        return "\n".join(lines)
 
 
-def lock_path() -> Path:
-    from leadscore import runlock
-
-    return runlock.lock_path()
-
-
-@contextmanager
-def exclusive_run_lock() -> Iterator[None]:
-    """The lock every writing command shares (leadscore.runlock); re-entrant, so the CLI may
-    already hold it."""
-    from leadscore import runlock
-
-    with runlock.exclusive("nightly"):
-        yield
+TOP_LEADS = 10
 
 
 def _record_start(run_id: str, input_dir: Path | None) -> None:
-    con = db.connect()
-    try:
-        with db.transaction(con):
-            tables.ensure_schemas(con)
-            # We hold the lock, so any run still marked running was killed: say so.
-            con.execute(
-                "update ops.nightly_runs set status = 'abandoned', "
-                "error = coalesce(error, 'process ended without recording an outcome') "
-                "where status = 'running'"
-            )
-            con.execute(
-                "insert into ops.nightly_runs (run_id, started_at, status, input_dir) values (?, ?, 'running', ?)",
-                [run_id, datetime.now(timezone.utc).replace(tzinfo=None), str(input_dir) if input_dir else None],
-            )
-    finally:
-        con.close()
+    with db.session() as con, db.transaction(con):
+        tables.ensure_schemas(con)
+        # We hold the lock, so any run still marked running was killed: say so.
+        con.execute(
+            "update ops.nightly_runs set status = 'abandoned', "
+            "error = coalesce(error, 'process ended without recording an outcome') "
+            "where status = 'running'"
+        )
+        con.execute(
+            "insert into ops.nightly_runs (run_id, started_at, status, input_dir) values (?, ?, 'running', ?)",
+            [run_id, datetime.now(timezone.utc).replace(tzinfo=None), str(input_dir) if input_dir else None],
+        )
 
 
 def _record_end(result: NightlyResult, status: str, error: str | None) -> None:
-    con = db.connect()
-    try:
+    with db.session() as con:
         con.execute(
             """
             update ops.nightly_runs set ended_at = ?, status = ?, files_loaded = ?, rows_ingested = ?,
@@ -91,8 +93,13 @@ def _record_end(result: NightlyResult, status: str, error: str | None) -> None:
                 result.leads_scored, error, result.run_id,
             ],
         )
-    finally:
-        con.close()
+
+
+@contextmanager
+def _timed(result: NightlyResult, step: str) -> Iterator[None]:
+    t0 = time.perf_counter()
+    yield
+    result.seconds[step] = time.perf_counter() - t0
 
 
 def run_nightly(
@@ -102,72 +109,55 @@ def run_nightly(
     seed: int = 0,
     say: Callable[[str], None] = print,
 ) -> NightlyResult:
-    """Run every step; raise LeadscoreError (after recording the failure) if any step fails."""
-    from leadscore import build, ingest, registry, score, serving, train
+    """Run every step, each with the same step function its own command calls; raise
+    LeadscoreError (after recording the failure) if any step fails."""
+    from leadscore import build, ingest, registry, runlock, score, serving, train
 
     run_id = f"n{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     result = NightlyResult(run_id)
-    with exclusive_run_lock():
+    with runlock.exclusive("nightly"):  # re-entrant: the CLI may already hold it
         _record_start(run_id, input_dir)
         faults.pause_point("nightly.started")
         try:
             if input_dir is not None:
-                t0 = time.perf_counter()
-                files = ingest.discover_inputs(input_dir)
-                con = db.connect()
-                try:
+                with _timed(result, "ingest"), db.session() as con:
                     # one transaction per file: a bad file is quarantined, the others load
-                    loads = ingest.ingest_files(con, files, quarantine=True)
-                finally:
-                    con.close()
+                    loads = ingest.ingest_files(con, ingest.discover_inputs(input_dir), quarantine=True)
                 result.loads = loads
                 for r in loads:
-                    if r.status == "loaded":
-                        say(f"ingest: {r.path.name}: {r.rows_loaded} rows as a {r.role} file ({r.role_reason})"
-                            + (f"; {r.message}" if r.message else ""))
-                    elif r.status == "refused":
-                        say(f"ingest: {r.path.name}: REFUSED: {r.message}")
+                    if r.status != "skipped":
+                        say(f"ingest: {r.summary()}")
                 result.files_loaded = sum(r.status == "loaded" for r in loads)
                 result.files_skipped = sum(r.status == "skipped" for r in loads)
                 result.files_refused = sum(r.status == "refused" for r in loads)
                 result.rows_ingested = sum(r.rows_loaded for r in loads)
                 result.rows_rejected = sum(r.rows_rejected for r in loads)
-                result.seconds["ingest"] = time.perf_counter() - t0
                 say(f"ingest: {result.rows_ingested} rows from {result.files_loaded} new file(s), "
                     f"{result.files_skipped} already loaded, {result.files_refused} refused, "
                     f"{result.rows_rejected} rejected")
 
-            t0 = time.perf_counter()
-            dbt_result = build.run_dbt(["build", "--no-use-colors", "--quiet"], quiet=True)
+            with _timed(result, "dbt_build"):
+                dbt_result = build.run_dbt(["build", "--no-use-colors", "--quiet"], quiet=True)
             result.dbt_counts = dbt_result.counts
-            result.seconds["dbt_build"] = time.perf_counter() - t0
-            say(f"dbt build: {build.format_counts(dbt_result.counts)} in {result.seconds['dbt_build']:.1f} s")
+            say(dbt_result.summary())
 
-            con = db.connect()
-            try:
+            with db.session() as con:
                 if retrain or registry.current_version(con) is None:
-                    t0 = time.perf_counter()
-                    say(f"train: no current model, training with a {time_budget:.0f} s budget"
-                        if not retrain else f"train: retraining with a {time_budget:.0f} s budget")
-                    trained = train.train_model(con, time_budget=time_budget, seed=seed)
-                    result.train_result = trained
+                    say(f"train: {'retraining' if retrain else 'no current model, training'} "
+                        f"with a {time_budget:.0f} s budget")
+                    with _timed(result, "train"):
+                        trained = train.train_model(con, time_budget=time_budget, seed=seed)
                     result.trained_model = trained.model_version
-                    result.seconds["train"] = time.perf_counter() - t0
-                    say(f"train: model {trained.model_version}, out-of-fold F1 {trained.cv_f1:.3f}, "
-                        f"AUC {trained.cv_auc:.3f}, cutoff {trained.cutoff:.3f}")
-                t0 = time.perf_counter()
-                scored = score.score_leads(con)
+                    say(trained.summary())
+                with _timed(result, "score"):
+                    scored = score.score_leads(con)
                 result.model_version = scored.model_version
                 result.leads_scored = scored.leads_scored
-                result.seconds["score"] = time.perf_counter() - t0
-                say(f"score: {scored.leads_scored} leads scored with {scored.model_version} "
-                    f"({scored.predicted_converted} above the cutoff {scored.cutoff:.3f})")
-                t0 = time.perf_counter()
-                published = serving.publish(con)
-                result.seconds["publish"] = time.perf_counter() - t0
-                say(f"publish: {published.path} ({json.dumps(published.tables)})")
-            finally:
-                con.close()
+                say(scored.summary())
+                with _timed(result, "publish"):
+                    published = serving.publish(con)
+                say(published.summary())
+                result.top_leads = score.top_leads(con, TOP_LEADS)
         except BaseException as exc:
             message = str(exc) if isinstance(exc, LeadscoreError) else f"{type(exc).__name__}: {exc}"
             try:

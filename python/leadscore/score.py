@@ -4,8 +4,9 @@ Why this shape:
 - The model is checked against the feature table before anything is scored: if dbt changed a
   feature's name or type since training, scores would be silently wrong, so we stop instead
   and say which columns differ.
-- Leads are read in keyset-paginated batches (features.iter_score_batches, each page fetched
-  whole), so memory stays flat whatever the volume and the code works on DuckDB 1.x and 2.x.
+- One call (features.score_rows) checks the model's features, counts the leads and hands out
+  keyset-paginated batches (each page fetched whole), so memory stays flat whatever the volume
+  and the code works on DuckDB 1.x and 2.x; the model turns a batch into scores in one call.
 - Only ids and probabilities are kept between batches; rank, decile and the insert happen in
   SQL in one transaction at the end, so a killed run writes nothing at all.
 """
@@ -13,7 +14,6 @@ Why this shape:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -21,10 +21,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from leadscore import db, faults, features, tables
+from leadscore import db, faults, features, progress, tables
 from leadscore.errors import LeadscoreError
-
-FEATURE_TABLE = "main.fct_lead_features"
 
 
 @dataclass
@@ -36,41 +34,13 @@ class ScoreResult:
     cutoff: float
     seconds: float
 
-
-def table_features(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
-    """(name, type) of every feature column of fct_lead_features, in table order."""
-    return [(f.name, f.sql_type) for f in features.read_features(con)]
-
-
-def check_features(model_features: list[tuple[str, str]], table: list[tuple[str, str]]) -> None:
-    """Raise naming every difference between what the model learned on and what the table has."""
-    have = dict(table)
-    problems = []
-    for name, typ in model_features:
-        if name not in have:
-            problems.append(f"{name} is missing")
-        elif have[name] != typ:
-            problems.append(f"{name} is {have[name]}, model expects {typ}")
-    if problems:
-        raise LeadscoreError(
-            "fct_lead_features no longer matches the model's features ("
-            + "; ".join(problems[:5])
-            + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-            + "): retrain with `leadscore train` or rebuild the features the model was trained on"
-        )
-
-
-def count_to_score(con: duckdb.DuckDBPyConnection, model_version: str, rescore: bool) -> int:
-    """Unlabeled leads, minus those this model already scored unless rescoring."""
-    sql = f"select count(*) from {FEATURE_TABLE} as f where f.split = 'score'"
-    params: list = []
-    if not rescore:
-        sql += (
-            " and not exists (select 1 from ops.score_history as h "
-            "where h.lead_id = f.lead_id and h.model_version = ?)"
-        )
-        params.append(model_version)
-    return int(db.scalar(con, sql, params))
+    def summary(self) -> str:
+        if not self.leads_scored:
+            return (f"nothing to score: every unlabeled lead already has a score from {self.model_version} "
+                    "(--all to rescore)")
+        rate = self.leads_scored / self.seconds if self.seconds else 0.0
+        return (f"scored {self.leads_scored} leads with model {self.model_version} as run {self.run_id} "
+                f"({self.predicted_converted} at or above cutoff {self.cutoff:.4f}; {rate:,.0f} leads/s)")
 
 
 def score_leads(
@@ -78,37 +48,31 @@ def score_leads(
     model_version: str | None = None,
     rescore: bool = False,
     batch_size: int = 200_000,
-    progress: Callable[[int, int], None] | None = None,
+    show_progress: bool = False,
 ) -> ScoreResult:
     """Score unlabeled leads with the current (or given) model and append to the history."""
     from leadscore.model import load_model
 
     started = datetime.now(timezone.utc)
     model = load_model(con, model_version)
-    check_features(list(model.features), table_features(con))
     tables.ensure_schemas(con)
-    total = count_to_score(con, model.version, rescore)
+    rows = features.score_rows(con, model.encoding.features, model.version, rescore, batch_size)
     run_id = f"s{started:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
-    if not total:
+    if not rows.total:
         return ScoreResult(run_id, model.version, 0, 0, float(model.cutoff), 0.0)
 
-    names = [name for name, _ in model.features]
     out_ids: list[pa.Array] = []
     out_probs: list[pa.Array] = []
     done = 0
-    batches = features.iter_score_batches(
-        con, batch_size, model.version, rescore, features=model.encoding.features,
-        history_table="ops.score_history",
-    )
-    for frame in batches:
-        probs = np.asarray(model.predict_proba(frame[names]), dtype="float64")
-        if probs.shape != (len(frame),) or not np.all(np.isfinite(probs)):
-            raise LeadscoreError(f"model {model.version} returned invalid probabilities")
-        out_ids.append(pa.array(frame["lead_id"].to_numpy(dtype=object), type=pa.string()))
-        out_probs.append(pa.array(np.clip(probs, 0.0, 1.0)))
-        done += len(frame)
-        if progress:
-            progress(done, total)
+    with progress.bar("scoring", total=rows.total, enabled=show_progress) as bar:
+        for frame in rows.batches:
+            probs = np.asarray(model.predict_proba(frame), dtype="float64")
+            if probs.shape != (len(frame),) or not np.all(np.isfinite(probs)):
+                raise LeadscoreError(f"model {model.version} returned invalid probabilities")
+            out_ids.append(pa.array(frame["lead_id"].to_numpy(dtype=object), type=pa.string()))
+            out_probs.append(pa.array(np.clip(probs, 0.0, 1.0)))
+            done += len(frame)
+            bar.update(done)
 
     scores = pa.table(
         {"lead_id": pa.concat_arrays(out_ids), "conversion_probability": pa.concat_arrays(out_probs)}
@@ -139,3 +103,14 @@ def score_leads(
     positives = int(db.scalar(con, "select count(*) filter (where predicted_converted) from ops.score_history where run_id = ?", [run_id]))
     seconds = (datetime.now(timezone.utc) - started).total_seconds()
     return ScoreResult(run_id, model.version, done, positives, float(model.cutoff), seconds)
+
+
+def top_leads(con: duckdb.DuckDBPyConnection, n: int = 10) -> list[tuple]:
+    """(lead_id, id, conversion_probability, predicted_converted) of the `n` best-scored leads
+    in main.scored_leads, best first: what the nightly summary shows."""
+    return db.fetch_all(
+        con,
+        "select lead_id, id, conversion_probability, predicted_converted from main.scored_leads "
+        "order by conversion_probability desc, lead_id limit ?",
+        [n],
+    )

@@ -50,6 +50,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,8 @@ from sklearn.model_selection import StratifiedKFold
 from leadscore import db, ensemble, registry
 from leadscore import features as feat
 from leadscore.errors import LeadscoreError
+from leadscore.progress import Bar
+from leadscore.progress import bar as progress_bar
 from leadscore.estimators import (
     BASELINE,
     BASELINE_PARAMS,
@@ -84,7 +87,6 @@ from leadscore.tuning import (
     Clock,
     Data,
     ModelResult,
-    Progress,
     cross_validate,
     current_model_meta,
     data_fingerprint,
@@ -250,23 +252,20 @@ def train_model(
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    bar = Progress(progress, clock)
-    try:
+    with progress_bar("train", total=time_budget, unit="s budget", enabled=progress, elapsed=clock.elapsed) as bar:
         return _train(con_or_db_path, clock, bar, trials, seed, folds, ensemble, target_prevalence, resume,
                       () if baseline_only else tuple(models))
-    finally:
-        bar.close()
 
 
 def _warn(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _train(con_or_db_path, clock: Clock, bar: Progress, trials, seed, folds, ensemble_kind, target_prevalence,
+def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble_kind, target_prevalence,
            resume, families) -> TrainResult:
     con, owned = _open(con_or_db_path)
     try:
-        bar.update("reading training rows")
+        bar.update(text="reading training rows")
         flist = feat.read_features(con)
         fhash = feat.feature_hash(flist)
         train_df = feat.load_split(con, "train", flist)
@@ -296,9 +295,9 @@ def _train(con_or_db_path, clock: Clock, bar: Progress, trials, seed, folds, ens
     warm = warm_start_params(previous, fhash, train_df["lead_id"])
 
     # 1. the baseline: always trained, never tuned
-    bar.update(f"{BASELINE}: cross-validating")
+    bar.update(text=f"{BASELINE}: cross-validating")
     b_oof, b_losses, b_fold_s, b_eff = cross_validate(BASELINE, BASELINE_PARAMS, data)
-    bar.update(f"{BASELINE}: final fit")
+    bar.update(text=f"{BASELINE}: final fit")
     b_est, b_eff, b_fit_s = fit_final(BASELINE, BASELINE_PARAMS, data)
     results: dict[str, ModelResult] = {BASELINE: ModelResult(
         name=BASELINE, params=dict(BASELINE_PARAMS), effective_prior=b_eff, oof=b_oof, fold_losses=b_losses,
@@ -335,7 +334,7 @@ def _train(con_or_db_path, clock: Clock, bar: Progress, trials, seed, folds, ens
             notes[prev.name] += f"; second rung: {note}"
 
     # 3. the ensemble of everything trained, then the selection against the baseline
-    bar.update("combining and selecting")
+    bar.update(text="combining and selecting")
     oofs = {n: r.oof for n, r in results.items()}
     candidates = {n: o for n, o in oofs.items() if n != BASELINE}
     spec_ens = None
@@ -355,10 +354,13 @@ def _train(con_or_db_path, clock: Clock, bar: Progress, trials, seed, folds, ens
     prevalence: PrevalenceEstimate | None = None
     if target_prevalence == "auto":
         mode = "auto"
-        Xs = encoding.transform(score_df)
-        corrected = {n: shift_prior(predict_base(r.kind, r.estimator, Xs, data.n_threads), r.effective_prior, pi)
-                     for n, r in results.items() if n in ensemble.used_models(spec)}
-        p_score = ensemble.combine(corrected, spec)
+        p_score = ensemble.predict(
+            spec,
+            {n: partial(predict_base, r.kind, r.estimator, n_threads=data.n_threads) for n, r in results.items()},
+            {n: r.effective_prior for n, r in results.items()},
+            pi,
+            encoding.transform(score_df),
+        )
         cut_pi = f1_optimal_cutoff(y, oof)[0]
         prevalence = estimate_prevalence(y, oof, cut_pi, p_score, pi, seed=seed)
         target = prevalence.estimate
@@ -428,12 +430,12 @@ def _train(con_or_db_path, clock: Clock, bar: Progress, trials, seed, folds, ens
         for n, r in results.items():
             save_base_model(r.kind, r.estimator, folder / MODEL_FILES[n])
         (folder / registry.MODEL_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
-        bar.update("writing report")
+        bar.update(text="writing report")
         metrics["train_seconds"] = round(clock.elapsed(), 3)
         report.write_report(folder / "report", y=y, p=scored, cutoff=cutoff, sample_weight=sw, metrics=metrics,
                             importances=importances, importance_source=importance_source, per_model_oof=oofs)
 
-    bar.update("registering model")
+    bar.update(text="registering model")
     row = {
         "trained_at": datetime.now(UTC).replace(tzinfo=None),
         "cv_f1": cv_f1, "cv_auc": cv_auc, "cv_average_precision": cv_ap, "cutoff": cutoff,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -47,6 +46,7 @@ from leadscore.estimators import (
     suggest_params,
 )
 from leadscore.operating_point import f1_optimal_cutoff, log_loss, shift_prior
+from leadscore.progress import Bar
 
 
 @dataclass
@@ -97,32 +97,6 @@ class Clock:
 
     def left(self) -> float:
         return self.budget - self.elapsed()
-
-
-class Progress:
-    """A rich progress bar over the time budget on stderr, only when it is a terminal."""
-
-    def __init__(self, enabled: bool, clock: Clock):
-        self.clock = clock
-        self._p = None
-        if enabled and sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._p = Progress(TextColumn("[bold]train[/bold] {task.description}"), BarColumn(),
-                               TimeElapsedColumn(), TextColumn("of {task.total:.0f}s budget"),
-                               console=Console(stderr=True), transient=False)
-            self._p.start()
-            self._task = self._p.add_task("loading", total=clock.budget)
-
-    def update(self, text: str) -> None:
-        if self._p is not None:
-            self._p.update(self._task, description=text, completed=min(self.clock.elapsed(), self.clock.budget))
-
-    def close(self) -> None:
-        if self._p is not None:
-            self._p.update(self._task, completed=self.clock.budget)
-            self._p.stop()
 
 
 class OutOfTime(Exception):
@@ -244,7 +218,7 @@ def fit_final(name: str, params: dict[str, Any], data: Data) -> tuple[Any, float
 
 
 def tune_model(name: str, data: Data, storage, sname: str, slot_end: float, global_end: float,
-               trials: int | None, resume: bool, progress: Progress, ref: tuple[str, float] | None = None,
+               trials: int | None, resume: bool, progress: Bar, ref: tuple[str, float] | None = None,
                warm_start: dict[str, Any] | None = None,
                leader: tuple[str, float, float] | None = None,
                known: ModelResult | None = None) -> tuple[ModelResult | None, str]:
@@ -308,7 +282,7 @@ def tune_model(name: str, data: Data, storage, sname: str, slot_end: float, glob
             return est > 0 and not room(_end, est, folds_left)
 
         best = study.best_value if study.get_trials(deepcopy=False, states=complete) else None
-        progress.update(f"{name}: trial {trial.number}" + (f" (best log-loss {best:.4f})" if best is not None else ""))
+        progress.update(text=f"{name}: trial {trial.number}" + (f" (best log-loss {best:.4f})" if best is not None else ""))
         try:
             oof, losses, fold_s, eff = cross_validate(name, params, data, trial, deadline)
         except optuna.TrialPruned:
@@ -356,9 +330,9 @@ def tune_model(name: str, data: Data, storage, sname: str, slot_end: float, glob
         est = float(bt.user_attrs.get("fold_seconds", 0.0)) or guess
         if not room(global_end, est, k):
             return None, "no time left to re-validate the best trial of an earlier run"
-        progress.update(f"{name}: re-validating the best parameters")
+        progress.update(text=f"{name}: re-validating the best parameters")
         oof, losses, fold_s, eff = cross_validate(name, params, data)
-    progress.update(f"{name}: final fit")
+    progress.update(text=f"{name}: final fit")
     est, eff, fit_s = fit_final(name, params, data)
     before = (known.trials_this_run, known.trials_stopped_for_time) if known is not None else (0, 0)
     result = ModelResult(name=name, params=params, effective_prior=eff, oof=oof, fold_losses=list(losses),

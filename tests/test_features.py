@@ -1,0 +1,119 @@
+"""features.py at array level: reading the feature list, the encoding, and the read side of a
+scoring run (`score_rows`), on small in-memory DuckDB tables; no subprocess, no dbt."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from leadscore import features as feat
+from leadscore import tables
+from leadscore.errors import LeadscoreError
+
+
+@pytest.fixture()
+def con() -> duckdb.DuckDBPyConnection:
+    """A fct_lead_features with every supported type: 4 training rows, 5 score rows."""
+    c = duckdb.connect()
+    c.execute(
+        """
+        create table main.fct_lead_features as
+        select * from (values
+            ('a1', null, 'train', true,  1.5::double, 3::bigint,  true,  'retail'),
+            ('a2', null, 'train', false, null,        5::bigint,  false, 'retail'),
+            ('a3', null, 'train', false, 4.0,         null,       null,  'hotel'),
+            ('a4', null, 'train', true,  2.0,         1::bigint,  true,  null),
+            ('s1', 101::bigint, 'score', null, 9.0,   2::bigint,  false, 'hotel'),
+            ('s2', 102, 'score', null, null,          7,          true,  'never seen'),
+            ('s3', 103, 'score', null, 1.0,           0,          null,  null),
+            ('s4', 104, 'score', null, 2.5,           4,          false, 'retail'),
+            ('s5', 105, 'score', null, 3.5,           8,          true,  'retail')
+        ) as t(lead_id, id, split, is_converted, amount, n_items, flag, segment)
+        """
+    )
+    tables.ensure_schemas(c)
+    yield c
+    c.close()
+
+
+def test_read_features_kinds_follow_sql_types(con):
+    fl = feat.read_features(con)
+    assert [(f.name, f.kind) for f in fl] == [
+        ("amount", "numeric"), ("n_items", "numeric"), ("flag", "numeric"), ("segment", "categorical"),
+    ]
+
+
+def test_read_features_refuses_an_unsupported_type(con):
+    con.execute("alter table main.fct_lead_features add column seen_at timestamp")
+    with pytest.raises(LeadscoreError, match="seen_at .* TIMESTAMP"):
+        feat.read_features(con)
+
+
+def test_encoding_freezes_levels_by_frequency_and_maps_unseen_to_other(con):
+    fl = feat.read_features(con)
+    train = feat.load_split(con, "train", fl)
+    enc = feat.Encoding.fit(train, fl)
+    assert enc.categories["segment"] == ["retail", "hotel"]  # 2 rows, then 1
+    X = enc.transform(feat.load_split(con, "score", fl))
+    seg = X[:, [f.name for f in fl].index("segment")]
+    # s1 hotel -> 3, s2 unseen -> 1 (other), s3 missing -> 0, s4/s5 retail -> 2
+    assert seg.tolist() == [3.0, feat.OTHER_CODE, feat.MISSING_CODE, 2.0, 2.0]
+
+
+def test_encoding_fills_missing_numbers_below_the_training_minimum(con):
+    fl = feat.read_features(con)
+    enc = feat.Encoding.fit(feat.load_split(con, "train", fl), fl)
+    X = enc.transform(feat.load_split(con, "score", fl))
+    amount = X[:, 0]
+    assert amount[1] < 1.5 and enc.fill["amount"] < 1.5  # s2's missing amount sits below every training value
+    assert not np.isnan(X).any()
+    flag = X[:, 2]  # booleans (with a null) arrive as 0/1 and the fill
+    assert flag[[0, 1, 3, 4]].tolist() == [0.0, 1.0, 0.0, 1.0] and flag[2] == enc.fill["flag"]
+
+
+def test_encoding_round_trips_through_json(con):
+    fl = feat.read_features(con)
+    train = feat.load_split(con, "train", fl)
+    enc = feat.Encoding.fit(train, fl)
+    again = feat.Encoding.from_json(enc.to_json())
+    score = feat.load_split(con, "score", fl)
+    assert np.array_equal(enc.transform(score), again.transform(score))
+
+
+def test_check_features_names_every_difference():
+    model = [feat.Feature("a", "DOUBLE", "numeric"), feat.Feature("b", "VARCHAR", "categorical")]
+    table = [feat.Feature("a", "BIGINT", "numeric")]
+    with pytest.raises(LeadscoreError, match="a is BIGINT, model expects DOUBLE; b is missing"):
+        feat.check_features(model, table)
+    feat.check_features(model[:1], [feat.Feature("a", "DOUBLE", "numeric"), *table[1:]])
+
+
+def test_score_rows_counts_and_batches_only_what_this_model_has_not_scored(con):
+    fl = feat.read_features(con)
+    con.execute(
+        "insert into ops.score_history values "
+        "('s2', 'v1', 'r0', now()::timestamp, 0.5, true, 0.3, 1, 1)"
+    )
+    rows = feat.score_rows(con, fl, "v1", batch_size=2)
+    batches = list(rows.batches)
+    assert rows.total == 4
+    assert [b["lead_id"].tolist() for b in batches] == [["s1", "s3"], ["s4", "s5"]]
+    assert batches[0]["id"].tolist() == [101, 103]
+    # another model, or rescoring, sees every score row
+    assert feat.score_rows(con, fl, "v2").total == 5
+    assert feat.score_rows(con, fl, "v1", rescore=True).total == 5
+
+
+def test_score_rows_refuses_features_the_table_no_longer_has(con):
+    model_features = [*feat.read_features(con), feat.Feature("dropped_since", "DOUBLE", "numeric")]
+    with pytest.raises(LeadscoreError, match="dropped_since is missing"):
+        feat.score_rows(con, model_features, "v1")
+
+
+def test_batches_match_one_whole_read(con):
+    fl = feat.read_features(con)
+    whole = feat.load_split(con, "score", fl).drop(columns=[feat.LABEL])
+    paged = pd.concat(feat.iter_score_batches(con, batch_size=2, features=fl), ignore_index=True)
+    pd.testing.assert_frame_equal(whole, paged, check_dtype=False)
