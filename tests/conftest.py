@@ -1,5 +1,6 @@
 """Shared fixtures: every test gets its own database path through LEADSCORE_DB, so tests never
-touch data/leadscore.duckdb and can run in any order."""
+touch data/leadscore.duckdb and can run in any order. Plain helper functions shared by several
+test modules are in helpers.py."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def db_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture()
 def seeded(db_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     """A database that already holds one good load, so 'unchanged' means something."""
-    from test_ingest import run, train_rows, write_csv
+    from helpers import run, train_rows, write_csv
 
     t = write_csv(tmp_path / "good.csv", train_rows(3))
     assert run(capsys, "ingest", "--train", str(t))[0] == 0

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from leadscore import cli, commands
+from leadscore.errors import EXIT_BUSY, EXIT_FAILED, EXIT_USAGE, Busy, LeadscoreError
+
+REPO = Path(__file__).resolve().parents[1]
 
 COMMANDS = ["generate", "ingest", "build", "train", "score", "nightly", "publish", "export-submission",
             "evaluate", "bench"]
@@ -54,3 +58,55 @@ def test_parsing_imports_no_step_module():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_an_unexpected_error_is_one_line_without_traceback(db_file, monkeypatch, capsys):
+    def boom(args):
+        raise OverflowError("value too large to convert to float32")
+
+    monkeypatch.setattr(commands, "cmd_publish", boom)
+    code = cli.main(["publish"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "unexpected OverflowError: value too large" in err and "leadscore-errors.log" in err
+    assert "Traceback" in (db_file.parent / "leadscore-errors.log").read_text()
+
+
+def test_exit_codes_are_in_help_and_readme():
+    out = subprocess.run([sys.executable, "-m", "leadscore.cli", "--help"], capture_output=True, text=True).stdout
+    flat = " ".join(out.split())
+    for fragment in ("0 done", "1 failed", "3 done, with input files refused", "75 busy"):
+        assert fragment in flat
+    readme = (REPO / "README.md").read_text()
+    assert "## Exit codes" in readme and "| 3 |" in readme and "| 75 |" in readme
+
+
+@pytest.mark.parametrize("error, code", [(LeadscoreError, EXIT_FAILED), (Busy, EXIT_BUSY)])
+def test_an_expected_error_is_its_own_one_line_message_and_exit_code(db_file, monkeypatch, capsys, error, code):
+    def fail(args):
+        raise error("first line\n  second line")
+
+    monkeypatch.setattr(commands, "cmd_score", fail)
+    assert cli.main(["score"]) == code
+    assert capsys.readouterr().err == "leadscore score: error: first line second line\n"
+    assert not (db_file.parent / "leadscore-errors.log").exists()  # not a bug: no traceback kept
+
+
+def test_a_bad_command_line_exits_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["score", "--no-such-flag"])
+    assert exc.value.code == EXIT_USAGE
+    assert "unrecognized arguments: --no-such-flag" in capsys.readouterr().err
+
+
+def test_build_passes_unknown_flags_on_to_dbt(db_file, monkeypatch):
+    seen = {}
+
+    def fake(args):
+        seen["dbt_args"] = args.dbt_args
+        return 0
+
+    monkeypatch.setattr(commands, "cmd_build", fake)
+    assert cli.main(["build", "--select", "stg_leads", "--full-refresh"]) == 0
+    assert seen["dbt_args"] == ["--select", "stg_leads", "--full-refresh"]

@@ -3,86 +3,12 @@ row or column, and a failure leaves the database exactly as it was."""
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import duckdb
 
-from leadscore import cli
-from leadscore.input_format import LEAD_COLUMN_NAMES
-
-BASE_ROW = {
-    "bant_submit": "0.5",
-    "customer_country": "/Lima/Peru",
-    "business_unit": "ID",
-    "com_reg_ver_win_rate": "0.05",
-    "customer_idx": "1234",
-    "customer_type": "End-Customer",
-    "enterprise": "SMB",
-    "historical_existing_cnt": "",
-    "id_strategic_ver": "",
-    "it_strategic_ver": "",
-    "idit_strategic_ver": "",
-    "customer_job": "engineering",
-    "lead_desc_length": "42",
-    "inquiry_type": "Quotation or purchase consultation",
-    "product_category": "interactive digital board, video wall",
-    "product_subcategory": "",
-    "product_modelname": "",
-    "customer_country.1": "/Lima/Peru",
-    "customer_position": "manager",
-    "response_corporate": "LGEPR",
-    "expected_timeline": "less than 3 months",
-    "ver_cus": "1",
-    "ver_pro": "0",
-    "ver_win_rate_x": "0.003",
-    "ver_win_ratio_per_bu": "0.02",
-    "business_area": "retail",
-    "business_subarea": "",
-    "lead_owner": "7",
-}
-
-
-def write_csv(path: Path, rows: list[dict], with_id: bool = False, label: bool = True,
-              drop: tuple[str, ...] = (), extra: tuple[str, ...] = ()) -> Path:
-    header = (["id"] if with_id else []) + [c for c in LEAD_COLUMN_NAMES if c not in drop]
-    header += (["is_converted"] if label else []) + list(extra)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=header, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({**BASE_ROW, **r})
-    path.write_text(buf.getvalue(), encoding="utf-8")
-    return path
-
-
-def train_rows(n: int = 5, start: int = 100) -> list[dict]:
-    return [{"customer_idx": str(start + i), "is_converted": "True" if i % 3 == 0 else "False"} for i in range(n)]
-
-
-def score_rows(n: int = 4, start: int = 1001) -> list[dict]:
-    return [{"id": str(start + 7 * i), "is_converted": ""} for i in range(n)]
-
-
-def snapshot(db_file: Path) -> dict:
-    """Everything in the raw schema, to compare before/after a failed command."""
-    if not db_file.exists():
-        return {}
-    con = duckdb.connect(str(db_file), read_only=True)
-    try:
-        tables = [r[0] for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'raw' order by 1"
-        ).fetchall()]
-        return {t: con.execute(f"select * from raw.{t} order by all").fetchall() for t in tables}
-    finally:
-        con.close()
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from helpers import assert_fails_unchanged, rows_of, run, score_rows, snapshot, train_rows, write_csv
+from leadscore import ingest
 
 
 def test_loads_train_and_score_files(db_file, tmp_path, capsys):
@@ -136,16 +62,6 @@ def test_extra_columns_are_kept(db_file, tmp_path, capsys):
     con = duckdb.connect(str(db_file), read_only=True)
     vals = con.execute("select extra_columns->>'lead_date', extra_columns->>'expected_budget' from raw.leads order by source_row").fetchall()
     assert vals == [("2024-01-01", "1,000"), ("2024-01-02", "1,000")]
-
-
-def assert_fails_unchanged(db_file, capsys, argv, *fragments):
-    before = snapshot(db_file)
-    code, _, err = run(capsys, *argv)
-    assert code != 0
-    assert err.count("\n") == 1, f"expected a one-line error, got {err!r}"
-    for fragment in fragments:
-        assert fragment in err, err
-    assert snapshot(db_file) == before
 
 
 def test_missing_file(seeded, tmp_path, capsys):
@@ -255,3 +171,51 @@ def test_source_row_follows_file_order_on_a_larger_file(db_file, tmp_path, capsy
     assert run(capsys, "ingest", "--train", str(p))[0] == 0
     con = duckdb.connect(str(db_file), read_only=True)
     assert con.execute("select count(*) from raw.leads where source_row <> customer_idx + 1").fetchall() == [(0,)]
+
+
+def test_labels_in_a_score_file_are_set_aside_and_every_row_is_scored(db_file, tmp_path, capsys):
+    rows = score_rows(6)
+    for i, r in enumerate(rows):
+        r["is_converted"] = ["1", "0", "True", "False", "", "1"][i]
+    p = write_csv(tmp_path / "submission_filled.csv", rows, with_id=True)
+    code, out, err = run(capsys, "ingest", "--score", str(p))
+    assert code == 0 and "(0 labeled, 6 to score)" in out
+    assert "5 label(s) in a file loaded as a score file set aside in raw.set_aside_labels, never trained on" in err
+    assert rows_of(db_file, "select count(*), count(is_converted) from raw.leads") == [(6, 0)]
+    aside = rows_of(db_file, "select id, raw_value, is_converted from raw.set_aside_labels order by source_row")
+    assert aside == [(1001, "1", True), (1008, "0", False), (1015, "True", True), (1022, "False", False), (1036, "1", True)]
+
+
+def test_quarantine_records_bad_files_and_does_not_retry_them_until_they_change(db_file, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_csv(folder / "a_good.csv", train_rows(3))
+    (folder / "b_empty.csv").write_bytes(b"")
+    write_csv(folder / "c_header_only.csv", [])
+    (folder / "d_junk.csv").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)  # a picture
+    files = ingest.discover_inputs(folder)
+    con = duckdb.connect(str(db_file))
+    try:
+        results = ingest.ingest_files(con, files, quarantine=True)
+        assert [r.status for r in results] == ["loaded", "refused", "refused", "refused"]
+        assert "file is empty" in results[1].message and "header only" in results[2].message
+        assert "not valid UTF-8" in results[3].message
+        recorded = con.execute("select file_name, status from raw.loads order by file_name").fetchall()
+        assert recorded == [("a_good.csv", "loaded"), ("b_empty.csv", "refused"), ("c_header_only.csv", "refused"),
+                            ("d_junk.csv", "refused")]
+        again = ingest.ingest_files(con, files, quarantine=True)
+        assert [r.status for r in again] == ["skipped", "refused", "refused", "refused"]
+        assert all("not retried until the file changes" in r.message for r in again[1:])
+        assert con.execute("select count(*) from raw.loads").fetchall() == [(4,)]
+        write_csv(folder / "c_header_only.csv", train_rows(2, start=700))  # fixed: loads next time
+        third = ingest.ingest_files(con, ingest.discover_inputs(folder), quarantine=True)
+        assert third[2].status == "loaded"
+    finally:
+        con.close()
+
+
+def test_failed_ingest_on_a_new_path_leaves_no_database_file(db_file, tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"")
+    code, _, _ = run(capsys, "ingest", "--train", str(bad))
+    assert code == 1 and not db_file.exists() and not Path(f"{db_file}.wal").exists()

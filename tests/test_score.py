@@ -10,7 +10,7 @@ import pytest
 from leadscore import score, train
 from leadscore.errors import LeadscoreError
 from leadscore.model import load_model
-from test_train import make_feature_table
+from helpers import make_feature_table
 
 
 @pytest.fixture()

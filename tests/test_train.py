@@ -15,57 +15,9 @@ import pytest
 from leadscore import features as feat
 from leadscore import registry, train
 from leadscore import model as model_mod
+from helpers import make_feature_table  # test_registry.py imports it from here too
 
 SMALL = {"trials": 2, "folds": 3, "progress": False}
-
-
-def make_feature_table(path: Path, n_train: int = 1500, n_score: int = 500, seed: int = 0,
-                       shuffle_labels: bool = False, signal: float = 1.0, intercept: float = -3.6) -> pd.DataFrame:
-    """Write a synthetic main.fct_lead_features (all supported column types, nulls, a category
-    that only appears in score rows) into the DuckDB file at `path`. Returns the score rows'
-    true labels (lead_id, is_converted)."""
-    rng = np.random.default_rng(seed)
-    n = n_train + n_score
-    x1 = rng.normal(size=n)
-    x2 = rng.normal(size=n)
-    x3 = rng.exponential(size=n)
-    cat_a = rng.choice(["retail", "education", "hotel", "office", "government", "other"], size=n)
-    cat_b = rng.choice([f"owner{i}" for i in range(30)], size=n)
-    flag = rng.random(n) < 0.3
-    effect_a = pd.Series(cat_a).map({"retail": 1.0, "education": 0.5, "hotel": 0.0, "office": -0.5,
-                                     "government": -1.0, "other": 0.0}).to_numpy()
-    z = signal * (1.3 * x1 + 0.9 * np.sin(2 * x2) + 0.8 * effect_a + 0.9 * flag + 0.8 * (x1 > 1) * (x3 > 1)) + intercept
-    y = rng.random(n) < 1 / (1 + np.exp(-z))
-    if shuffle_labels:
-        y = rng.permutation(y)
-    x1_obs = np.where(rng.random(n) < 0.15, np.nan, x1)
-    cat_b_obs = np.where(rng.random(n) < 0.1, None, cat_b).astype(object)
-    split = np.array(["train"] * n_train + ["score"] * n_score)
-    cat_a = cat_a.astype(object)
-    cat_a[n_train:][rng.random(n_score) < 0.05] = "never seen in training"
-    df = pd.DataFrame({
-        "lead_id": [f"L{i:06d}" for i in range(n)],
-        "id": np.where(split == "score", np.arange(n), -1),
-        "split": split,
-        "is_converted": np.where(split == "train", y, None),
-        "x1": x1_obs, "x2": x2.astype(np.float32), "x3": x3,
-        "n_items": rng.integers(0, 50, size=n),
-        "flag": flag,
-        "cat_a": cat_a, "cat_b": cat_b_obs,
-    })
-    con = duckdb.connect(str(path))
-    try:
-        con.register("synthetic", df)
-        con.execute(
-            "create or replace table main.fct_lead_features as select lead_id, "
-            "case when id >= 0 then id end::bigint as id, split, is_converted::boolean as is_converted, "
-            "x1::double as x1, x2::float as x2, x3::decimal(12,4) as x3, n_items::integer as n_items, "
-            "flag::boolean as flag, cat_a::varchar as cat_a, cat_b::varchar as cat_b from synthetic"
-        )
-        con.unregister("synthetic")
-    finally:
-        con.close()
-    return pd.DataFrame({"lead_id": df["lead_id"][n_train:].to_numpy(), "is_converted": y[n_train:]})
 
 
 def _score_rows(db_file: Path) -> pd.DataFrame:

@@ -1,0 +1,153 @@
+"""csv_input.py: reading one lead file. File-level problems (CSV errors, header problems,
+delimiters, gzip) are refused in one line naming the file, the line and the reason, and leave
+the database unchanged; the role of a file comes from the flag or from its header."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from helpers import assert_fails_unchanged, rows_of, run, score_rows, train_rows, write_csv
+from leadscore import csv_input, ingest
+from leadscore.csv_input import FileRefused
+from leadscore.errors import LeadscoreError
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines()
+
+
+# -- the role of a file ------------------------------------------------------------------------
+
+def test_role_from_the_file_when_not_given(db_file, tmp_path, capsys):
+    t = write_csv(tmp_path / "train.csv", train_rows(3))
+    rows = score_rows(2)
+    rows[0]["is_converted"] = "1"
+    s = write_csv(tmp_path / "submission.csv", rows, with_id=True)
+    code, out, err = run(capsys, "ingest", str(t), str(s))
+    assert code == 0, err
+    assert "loaded 3 rows as a train file (no 'id' column" in out
+    assert "loaded 2 rows as a score file (has an 'id' column" in out
+    assert rows_of(db_file, "select file_name, declared_kind, train_rows, score_rows from raw.loads order by 1") == [
+        ("submission.csv", "score", 0, 2), ("train.csv", "train", 3, 0)]
+
+
+def test_open_lead_file_decides_the_role_flag_first_then_header(tmp_path):
+    with_id = write_csv(tmp_path / "with_id.csv", score_rows(2), with_id=True)
+    without = write_csv(tmp_path / "without.csv", train_rows(2))
+    assert (csv_input.open_lead_file(with_id, "auto").role, csv_input.open_lead_file(without, "auto").role) == (
+        "score", "train")
+    forced = csv_input.open_lead_file(with_id, "train")
+    assert (forced.role, forced.role_reason) == ("train", "given with --train")
+    assert csv_input.open_lead_file(without, "score").role == "score"
+    unlabeled = write_csv(tmp_path / "unlabeled.csv", train_rows(2), label=False)
+    with pytest.raises(FileRefused, match="a training file needs an 'is_converted' column .read as training data"):
+        csv_input.open_lead_file(unlabeled, "auto")
+
+
+def test_open_lead_file_lists_extra_columns_in_file_order(tmp_path):
+    p = write_csv(tmp_path / "extra.csv", train_rows(1), extra=("zeta", "alpha"))
+    f = csv_input.open_lead_file(p, "auto")
+    assert f.extra == ["zeta", "alpha"] and f.has_label and not f.has_id and not f.gz
+
+
+# -- CSV errors name the file, line and reason ---------------------------------------------------
+
+def test_ragged_row_names_the_line(seeded, tmp_path, capsys):
+    p = write_csv(tmp_path / "ragged.csv", train_rows(5, start=600))
+    lines = _lines(p)
+    lines[3] = lines[3] + ",extra"
+    p.write_text("\n".join(lines) + "\n")
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(p)], "ragged.csv", "line 4", "expected 29 fields like the header, found 30")
+
+
+def test_ragged_row_past_the_sniffer_keeps_duckdbs_line_and_reason(seeded, tmp_path, capsys):
+    p = write_csv(tmp_path / "long.csv", train_rows(25_002, start=10_000))
+    lines = _lines(p)
+    lines[25_001] = lines[25_001].rsplit(",", 1)[0]  # data row 25,001 (line 25,002) loses its label field
+    p.write_text("\n".join(lines) + "\n")
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(p)], "long.csv", "Line: 25002",
+                           "Expected Number of Columns: 29 Found: 28")
+
+
+def test_unterminated_quote_names_the_line(seeded, tmp_path, capsys):
+    p = write_csv(tmp_path / "quote.csv", train_rows(5, start=600))
+    lines = _lines(p)
+    lines[2] = lines[2].replace("/Lima/Peru", '"/Lima/Peru', 1)
+    p.write_text("\n".join(lines) + "\n")
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(p)], "quote.csv", "line 3", "quote")
+
+
+def test_oversized_field_names_the_line(seeded, tmp_path, capsys):
+    rows = train_rows(3, start=600)
+    rows[1]["product_modelname"] = "x" * 3_000_000
+    p = write_csv(tmp_path / "blob.csv", rows)
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(p)], "blob.csv", "line 3", "limit")
+
+
+# -- header problems ---------------------------------------------------------------------------
+
+def test_semicolon_file_gets_the_delimiter_hint(seeded, tmp_path, capsys):
+    p = write_csv(tmp_path / "semi.csv", train_rows(2, start=600))
+    p.write_text(p.read_text().replace(",", ";"))
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(p)], "semi.csv", "';'-separated")
+
+
+@pytest.mark.parametrize("sep, name", [("\t", "tab"), ("|", "'|'")])
+def test_tab_and_pipe_files_get_the_delimiter_hint(tmp_path, sep, name):
+    p = write_csv(tmp_path / "other.csv", train_rows(2, start=600))
+    p.write_text(p.read_text().replace(",", sep))
+    with pytest.raises(FileRefused, match=f"looks {name}-separated"):
+        csv_input.open_lead_file(p, "auto")
+
+
+def test_case_only_header_mismatch_is_pointed_out(seeded, tmp_path, capsys):
+    p = write_csv(tmp_path / "case.csv", train_rows(2, start=600))
+    p.write_text(p.read_text().replace("lead_owner", "Lead_Owner", 1))
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(p)], "'Lead_Owner' should be 'lead_owner'")
+
+
+def test_duplicated_header_is_refused(seeded, tmp_path, capsys):
+    p = write_csv(tmp_path / "dup.csv", train_rows(2, start=600), extra=("lead_owner",))
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(p)], "dup.csv: duplicated column name in the header: lead_owner")
+
+
+# -- gzip and the files a folder offers ------------------------------------------------------------
+
+def test_gzip_files_load_and_nightly_finds_every_spelling(db_file, tmp_path, capsys):
+    plain = write_csv(tmp_path / "plain.csv", train_rows(3, start=600))
+    disguised = tmp_path / "disguised.csv"
+    disguised.write_bytes(gzip.compress(plain.read_bytes()))
+    code, out, err = run(capsys, "ingest", "--train", str(disguised))
+    assert code == 0 and "loaded 3 rows" in out and "gzip-compressed" in err
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.csv", "b.CSV", "c.csv.gz", "notes.txt", ".hidden.csv"):
+        (folder / name).write_bytes(b"x")
+    assert [p.name for p, _ in ingest.discover_inputs(folder)] == ["a.csv", "b.CSV", "c.csv.gz"]
+
+
+def test_read_cells_keeps_every_cell_as_text_in_file_order(tmp_path):
+    rows = train_rows(3, start=600)
+    rows[1]["bant_submit"] = "not a number"  # text at this stage: the rules judge it later
+    p = tmp_path / "cells.csv.gz"
+    p.write_bytes(gzip.compress(write_csv(tmp_path / "cells.csv", rows).read_bytes()))
+    f = csv_input.open_lead_file(p, "auto")
+    con = duckdb.connect()
+    try:
+        first = csv_input.read_cells(con, f)
+        got = con.execute(f"select rowid - {first} + 1, customer_idx, bant_submit from _ingest_src order by rowid").fetchall()
+    finally:
+        con.close()
+    assert f.gz and got == [(1, "600", "0.5"), (2, "601", "not a number"), (3, "602", "0.5")]
+
+
+def test_input_file_is_not_a_folder(db_file, tmp_path, capsys):
+    p = write_csv(tmp_path / "train.csv", train_rows(2))
+    code, _, err = run(capsys, "nightly", "--input", str(p))
+    assert code == 1 and "is a file, not a folder" in err
+    with pytest.raises(LeadscoreError, match="no such folder"):
+        csv_input.discover_inputs(tmp_path / "nowhere")

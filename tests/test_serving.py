@@ -1,0 +1,158 @@
+"""serving.py: the read-only snapshot analysts query (published whole, swapped in atomically,
+no WAL or temp file left behind) and the competition-format export. In process, on small
+hand-made tables; the snapshot under a running nightly is in test_nightly.py."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from helpers import rows_of, run, train_rows, write_csv
+from leadscore import faults, serving, tables
+from leadscore.errors import LeadscoreError
+
+SCORED = """
+    create or replace table main.scored_leads as
+    select * from (values
+        ('L1', 11::bigint, 0.91::double, true,  timestamp '2026-01-01 00:00:00'),
+        ('L2', 12,         0.12,         false, timestamp '2026-01-01 00:00:00'),
+        ('L3', null,       0.55,         true,  timestamp '2026-01-01 00:00:00')
+    ) as t(lead_id, id, conversion_probability, predicted_converted, scored_at)
+"""
+
+
+@pytest.fixture()
+def con(db_file):
+    """The main database with current scores, features and an (empty) score history."""
+    c = duckdb.connect(str(db_file))
+    tables.ensure_schemas(c)
+    c.execute(SCORED)
+    c.execute("create table main.fct_lead_features as select 'L' || i as lead_id, i * 1.5 as x from range(1, 6) t(i)")
+    yield c
+    c.close()
+
+
+# -- publish -------------------------------------------------------------------------------------
+
+def test_publish_copies_every_present_relation_and_skips_absent_ones(con, db_file):
+    con.execute("drop table ops.evaluations")  # as in a database from before `leadscore evaluate`
+    result = serving.publish(con)
+    live = db_file.parent / "serving" / "leadscore.duckdb"
+    assert result.path == live and result.parquet_path == live.with_name("scored_leads.parquet")
+    assert result.tables["scored_leads"] == 3 and result.tables["lead_features"] == 5
+    assert result.tables["score_history"] == 0  # ops.score_history exists (ensure_schemas), empty
+    assert "evaluations" not in result.tables  # absent in the main database: skipped, no error
+    assert "evaluations" not in [r[0] for r in rows_of(live, "select table_name from information_schema.tables")]
+    assert rows_of(live, "select * from scored_leads order by lead_id") == con.execute(
+        "select * from main.scored_leads order by lead_id").fetchall()
+    assert rows_of(live, "select sum(x) from lead_features") == [(22.5,)]
+    parquet = con.execute(f"select lead_id, id from read_parquet('{result.parquet_path}') order by lead_id").fetchall()
+    assert parquet == [("L1", 11), ("L2", 12), ("L3", None)]
+
+
+def test_published_files_are_read_only_and_nothing_temporary_is_left(con, db_file):
+    serving.publish(con)
+    folder = db_file.parent / "serving"
+    assert sorted(p.name for p in folder.iterdir()) == ["leadscore.duckdb", "scored_leads.parquet"]
+    for p in folder.iterdir():
+        assert p.stat().st_mode & 0o777 == 0o444, p.name
+
+
+def test_a_new_publish_swaps_the_file_under_an_open_reader(con, db_file):
+    serving.publish(con)
+    live = db_file.parent / "serving" / "leadscore.duckdb"
+    reader = duckdb.connect(str(live), read_only=True)
+    try:
+        con.execute("delete from main.scored_leads where lead_id = 'L3'")
+        serving.publish(con)
+        # the reader keeps its file (the old inode) and reads it whole
+        assert reader.execute("select count(*) from scored_leads").fetchone()[0] == 3
+    finally:
+        reader.close()
+    assert rows_of(live, "select count(*) from scored_leads") == [(2,)]  # the next connection: new file
+
+
+def test_a_publish_that_fails_before_the_swap_leaves_the_snapshot_as_it_was(con, db_file, monkeypatch):
+    serving.publish(con)
+    folder = db_file.parent / "serving"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    def crash(name, detail=""):
+        if name == "publish.before_swap":
+            raise OSError("disk full")
+
+    monkeypatch.setattr(faults, "pause_point", crash)
+    con.execute("delete from main.scored_leads")
+    with pytest.raises(OSError, match="disk full"):
+        serving.publish(con)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # same files, same bytes, no temp
+
+
+def test_publish_removes_a_stale_wal_and_the_leftovers_of_a_killed_publish(con, db_file):
+    folder = db_file.parent / "serving"
+    folder.mkdir(parents=True)
+    leftovers = [folder / ".leadscore.duckdb.dead0001.tmp", folder / ".leadscore.duckdb.dead0001.tmp.wal",
+                 folder / ".scored_leads.parquet.dead0001.tmp"]
+    for f in [*leftovers, folder / "leadscore.duckdb.wal"]:
+        f.write_bytes(b"partial")
+    (folder / "notes.txt").write_text("an analyst's file")  # not ours: kept
+    serving.publish(con)
+    assert not any(f.exists() for f in leftovers)
+    assert not (folder / "leadscore.duckdb.wal").exists()
+    assert (folder / "notes.txt").exists()
+    assert rows_of(folder / "leadscore.duckdb", "select count(*) from scored_leads") == [(3,)]
+
+
+def test_publish_command_succeeds_and_reports(con, db_file, capsys):
+    con.close()
+    code, out, err = run(capsys, "publish")
+    assert code == 0, err
+    assert err == "" and out.strip()
+    assert rows_of(db_file.parent / "serving" / "leadscore.duckdb", "select count(*) from scored_leads") == [(3,)]
+
+
+# -- export-submission ---------------------------------------------------------------------------
+
+def _read(path: Path) -> list[dict]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_export_writes_each_id_once_in_id_order_as_0_or_1(con, tmp_path):
+    # an older database may hold an id twice: the lead scored most recently speaks for it
+    con.execute("insert into main.scored_leads values ('L0', 12, 0.99, true, timestamp '2026-02-01 00:00:00'), "
+                "('L9', 5, 0.01, false, timestamp '2026-01-01 00:00:00')")
+    out = tmp_path / "sub" / "submission.csv"
+    assert serving.export_submission(con, out) == 3
+    assert out.read_text().splitlines()[0] == "id,is_converted"
+    assert _read(out) == [{"id": "5", "is_converted": "0"}, {"id": "11", "is_converted": "1"},
+                          {"id": "12", "is_converted": "1"}]
+    assert [p.name for p in out.parent.iterdir()] == ["submission.csv"]  # no temp file left
+
+
+def test_export_refuses_without_scores_and_keeps_an_earlier_file(con, tmp_path):
+    out = tmp_path / "submission.csv"
+    out.write_text("earlier export\n")
+    con.execute("update main.scored_leads set id = null")
+    with pytest.raises(LeadscoreError, match="nothing to export: no scored lead has an id"):
+        serving.export_submission(con, out)
+    assert out.read_text() == "earlier export\n"
+    con.execute("drop table main.scored_leads")
+    with pytest.raises(LeadscoreError, match="main.scored_leads does not exist"):
+        serving.export_submission(con, out)
+
+
+def test_export_and_publish_with_nothing_to_write_say_so(db_file, tmp_path, capsys):
+    assert run(capsys, "ingest", "--train", str(write_csv(tmp_path / "t.csv", train_rows(2))))[0] == 0
+    code, _, err = run(capsys, "publish")
+    assert code == 1 and "nothing to publish" in err
+    assert not (db_file.parent / "serving" / "leadscore.duckdb").exists()
+    con = duckdb.connect(str(db_file))
+    con.execute("create table main.scored_leads (lead_id varchar, id bigint, predicted_converted boolean, scored_at timestamp)")
+    con.close()
+    out = tmp_path / "sub.csv"
+    code, _, err = run(capsys, "export-submission", "--out", str(out))
+    assert code == 1 and "nothing to export: no scored lead has an id" in err and not out.exists()
