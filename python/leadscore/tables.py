@@ -1,7 +1,7 @@
 """DDL of every table the Python job writes (dbt owns everything it builds).
 
 Two schemas: `raw` holds what came in (leads, the load log, rejected rows) and `ops` what the
-job did (score history, nightly runs, evaluations). Both are dbt sources, so they are documented and tested
+job did (score history, nightly runs, evaluations, dbt runs). Both are dbt sources, so they are documented and tested
 beside the models that read them. `ensure_schemas` is idempotent and runs inside the caller's
 transaction.
 """
@@ -129,6 +129,18 @@ OPS_DDL = [
         log_loss double not null,
         brier double not null,
         report_path varchar
+    )
+    """,
+    # one row per dbt invocation against this database, inserted by dbt's on-run-end hook
+    # (dbt_project/macros/record_dbt_run.sql), so a registered model can name the dbt build that
+    # produced its features
+    """
+    create table if not exists ops.dbt_runs (
+        invocation_id varchar primary key,
+        command varchar,
+        finished_at timestamp,
+        nodes integer,
+        failed integer
     )
     """,
 ]
