@@ -262,7 +262,7 @@ def test_score_refuses_a_feature_table_that_changed(pipeline):
     assert f"{victim} is missing" in run.stderr and "retrain" in run.stderr
 
 
-# -- issue 10 (reliability), pipeline halves ------------------------------------------------------
+# -- a bad night: the input problems of test_csv_input/test_rejections/test_column_rules in a real run --
 # One bad night, built once for the module: on top of the session's pipeline, the real-file case
 # (a score file with labels given with --score), a training file with rows that break column
 # rules (named .CSV), the original score file re-exported with five more leads (gzip), and three
@@ -299,7 +299,7 @@ def bad_night(pipeline_template, tmp_path_factory) -> dict:
     shutil.copytree(pipeline_template / "data", root / "data")
     shutil.copytree(pipeline_template / "incoming", root / "incoming")
     data, incoming = root / "data", root / "incoming"
-    killed = _kill_nightly_during_dbt(root)  # item 7: the run below is the next run
+    killed = _kill_nightly_during_dbt(root)  # the run below is the run after a killed one
     gen = leadscore(data, "generate", "--out", str(root / "gen"), "--train-rows", "60", "--score-rows", "50", "--seed", "77")
     assert gen.returncode == 0, gen.stderr
 
@@ -339,7 +339,7 @@ def bad_night(pipeline_template, tmp_path_factory) -> dict:
             "extra_ids": [30_000_000 + i for i in range(5)], "export": export, "export_path": out}
 
 
-def test_reliability_1_rule_breaking_rows_never_fail_a_later_dbt_build(bad_night):
+def test_rule_breaking_rows_never_fail_a_later_dbt_build(bad_night):
     run, db = bad_night["run"], main_db(bad_night["root"])
     assert run.returncode == 3, run.stdout + run.stderr  # finished; 3 only for the refused files
     assert "dbt build:" in run.stdout and " fail" not in run.stdout.split("dbt build:")[1].splitlines()[0]
@@ -349,7 +349,7 @@ def test_reliability_1_rule_breaking_rows_never_fail_a_later_dbt_build(bad_night
     assert query(db, "select status from ops.nightly_runs order by started_at desc limit 1") == [("succeeded",)]
 
 
-def test_reliability_2_a_score_file_with_labels_is_scored_in_full(bad_night):
+def test_a_score_file_with_labels_is_scored_in_full(bad_night):
     db = main_db(bad_night["root"])
     assert "50 label(s) in a file loaded as a score file set aside" in bad_night["given"].stderr
     ids = ", ".join(map(str, bad_night["filled_ids"]))
@@ -363,7 +363,7 @@ def test_reliability_2_a_score_file_with_labels_is_scored_in_full(bad_night):
     assert "submission_v2.csv.gz: loaded 5 rows as a score file (has an 'id' column" in out
 
 
-def test_reliability_3_export_writes_each_id_once(bad_night):
+def test_export_after_a_bad_night_writes_each_id_once(bad_night):
     export = bad_night["export"]
     assert export.returncode == 0, export.stderr
     with bad_night["export_path"].open() as fh:
@@ -374,7 +374,7 @@ def test_reliability_3_export_writes_each_id_once(bad_night):
     assert query(db, "select rows_loaded, rows_rejected from raw.loads where file_name = 'submission_v2.csv.gz'") == [(5, 400)]
 
 
-def test_reliability_4_bad_files_are_quarantined_and_the_run_finishes(bad_night):
+def test_bad_files_are_quarantined_and_the_run_finishes(bad_night):
     run, db = bad_night["run"], main_db(bad_night["root"])
     assert run.returncode == 3
     assert "with 3 file(s) refused (exit code 3)" in run.stdout
@@ -417,14 +417,14 @@ def _kill_nightly_during_dbt(root: Path) -> dict:
     return {"dbt_alive": _alive(dbt_pid), "dbt_finished": results.exists()}
 
 
-def test_reliability_7_sigkill_during_dbt_build_takes_dbt_with_it(bad_night):
+def test_sigkill_during_dbt_build_takes_dbt_with_it(bad_night):
     """The bad night's run is the run after a nightly killed during dbt build."""
     assert bad_night["killed"] == {"dbt_alive": False, "dbt_finished": False}
     assert query(main_db(bad_night["root"]), "select status from ops.nightly_runs order by started_at") == [
         ("succeeded",), ("abandoned",), ("succeeded",)]
 
 
-def test_reliability_8_publish_leaves_no_replayable_wal(pipeline):
+def test_publish_leaves_no_replayable_wal(pipeline):
     snapshot_file = serving_db(pipeline)
     assert snapshot_file.stat().st_mode & 0o777 == 0o444
     # someone opens the snapshot read-write, changes rows and is killed before a checkpoint
@@ -446,26 +446,3 @@ def test_reliability_8_publish_leaves_no_replayable_wal(pipeline):
     assert not any(f.exists() for f in leftovers)
     assert snapshot_file.stat().st_mode & 0o777 == 0o444
     assert query(serving_db(pipeline), "select count(*) from scored_leads") == [(400,)]
-
-
-def test_reliability_10_build_reports_its_own_run(tmp_path):
-    """A stale run_results.json (another database's failed test) is never reported as this run's."""
-    home = tmp_path / "project"
-    home.mkdir()
-    for name in ("dbt_project.yml", "profiles.yml"):
-        shutil.copy(REPO / name, home / name)
-    for name in ("models_sql", "dbt_project"):
-        shutil.copytree(REPO / name, home / name)
-    stale = {"metadata": {"invocation_id": "from-database-a"}, "elapsed_time": 1.0, "results": [
-        {"unique_id": "test.leadscore.stale_failure_from_database_a", "status": "fail", "message": "Got 3 results"}]}
-    data = tmp_path / "data"
-    for target in (home / "target", data / ".leadscore.duckdb.dbt-target"):
-        target.mkdir(parents=True)
-        (target / "run_results.json").write_text(__import__("json").dumps(stale))
-    run = subprocess.run(
-        [sys.executable, "-m", "leadscore.cli", "build", "--no-such-dbt-flag"],
-        env={**env_for(data), "LEADSCORE_HOME": str(home)}, cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )
-    assert run.returncode == 1
-    assert "dbt build --no-such-dbt-flag failed" in run.stderr
-    assert "stale_failure_from_database_a" not in run.stderr

@@ -1,0 +1,145 @@
+"""build.py: dbt in a subprocess, its results read back from this run's own run_results.json
+(per database), one-line failure messages, and DbtResult.summary. A stand-in dbt script keeps
+most of these fast; the last test runs the real dbt once."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from leadscore import build
+from leadscore.errors import LeadscoreError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _results(*rows: tuple[str, str, str | None], elapsed: float = 2.5, invocation: str = "inv-1") -> dict:
+    return {"metadata": {"invocation_id": invocation}, "elapsed_time": elapsed,
+            "results": [{"unique_id": u, "status": s, "message": m} for u, s, m in rows]}
+
+
+# -- reading run_results.json ----------------------------------------------------------------------
+
+def test_run_results_are_counted_by_resource_type_and_status(tmp_path):
+    (tmp_path / "run_results.json").write_text(json.dumps(_results(
+        ("model.leadscore.stg_leads", "success", "OK"),
+        ("model.leadscore.fct_lead_features", "success", "OK"),
+        ("test.leadscore.not_null_x", "pass", None),
+        ("test.leadscore.unique_y", "fail", "Got 3 results,\n  configured to fail if != 0"),
+        ("seed.leadscore.countries", "error", None),
+        ("model.leadscore.skipped_one", "skipped", None),
+        elapsed=12.34,
+    )))
+    r = build.read_run_results(target=tmp_path)
+    assert r.counts == {"model success": 2, "test pass": 1, "test fail": 1, "seed error": 1, "model skipped": 1}
+    assert r.invocation_id == "inv-1" and r.elapsed == 12.34 and r.returncode == 0
+    # failures and errors only, each on one line, a missing message replaced by the status
+    assert r.failures == ["test.leadscore.unique_y: Got 3 results, configured to fail if != 0",
+                          "seed.leadscore.countries: error"]
+
+
+def test_no_run_results_means_nothing_run(tmp_path):
+    r = build.read_run_results(target=tmp_path)
+    assert (r.counts, r.failures, r.invocation_id, r.elapsed) == ({}, [], None, 0.0)
+    assert r.summary() == "dbt build: nothing run in 0.0 s"
+
+
+def test_summary_lists_the_counts_sorted_with_the_time():
+    r = build.DbtResult(0, {"test pass": 217, "model success": 9, "seed success": 3}, "x", 12.345, [])
+    assert r.summary() == "dbt build: 9 model success, 3 seed success, 217 test pass in 12.3 s"
+
+
+def test_the_target_folder_is_per_database(db_file, monkeypatch, tmp_path):
+    assert build.target_path() == db_file.parent / ".leadscore.duckdb.dbt-target"
+    monkeypatch.setenv("LEADSCORE_DB", str(tmp_path / "other" / "b.duckdb"))
+    assert build.target_path() == tmp_path / "other" / ".b.duckdb.dbt-target"
+
+
+# -- running dbt (a stand-in script) ----------------------------------------------------------------
+
+def _fake_dbt(tmp_path: Path, monkeypatch, results: dict | None, code: int, say: str = "") -> Path:
+    """A `dbt` that records its arguments and environment, writes `results` and exits `code`."""
+    script = tmp_path / "fake-dbt"
+    body = [
+        "#!/bin/sh",
+        f'printf "%s\\n" "$@" > "{tmp_path}/args"',
+        f'printf "%s\\n%s\\n" "$LEADSCORE_DB" "$DBT_TARGET_PATH" > "{tmp_path}/env"',
+        'mkdir -p "$DBT_TARGET_PATH"',
+    ]
+    if results is not None:
+        body.append(f"cat > \"$DBT_TARGET_PATH/run_results.json\" <<'JSON'\n{json.dumps(results)}\nJSON")
+    if say:
+        body.append(f"echo '{say}'")
+    body.append(f"exit {code}")
+    script.write_text("\n".join(body) + "\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setattr(build, "dbt_executable", lambda: str(script))
+    return script
+
+
+def test_a_successful_run_reports_this_databases_results(db_file, tmp_path, monkeypatch):
+    _fake_dbt(tmp_path, monkeypatch, _results(("model.leadscore.a", "success", "OK")), 0)
+    r = build.run_dbt(["build", "--quiet"], quiet=True)
+    assert r.returncode == 0 and r.counts == {"model success": 1}
+    assert (tmp_path / "args").read_text().split() == ["build", "--quiet"]
+    assert (tmp_path / "env").read_text().split("\n")[:2] == [str(db_file), str(build.target_path())]
+
+
+def test_a_failed_run_names_its_first_failures_in_one_line(db_file, tmp_path, monkeypatch):
+    failures = [(f"test.leadscore.t{i}", "fail", f"Got {i} results") for i in range(5)]
+    _fake_dbt(tmp_path, monkeypatch, _results(*failures), 1)
+    with pytest.raises(LeadscoreError) as exc:
+        build.run_dbt(["build"], quiet=True)
+    assert str(exc.value) == ("dbt build failed (exit 1): test.leadscore.t0: Got 0 results; "
+                              "test.leadscore.t1: Got 1 results; test.leadscore.t2: Got 2 results; and 2 more")
+
+
+def test_a_failure_without_results_quotes_dbts_last_line_not_a_stale_file(db_file, tmp_path, monkeypatch):
+    target = build.target_path()
+    target.mkdir(parents=True)
+    (target / "run_results.json").write_text(json.dumps(_results(("test.leadscore.old", "fail", "stale"))))
+    _fake_dbt(tmp_path, monkeypatch, None, 2, say="Error: no such option --bad")
+    with pytest.raises(LeadscoreError, match=r"dbt build --bad failed \(exit 2\): Error: no such option --bad$"):
+        build.run_dbt(["build", "--bad"], quiet=True)
+    assert not (target / "run_results.json").exists()
+
+
+def test_a_database_file_that_is_not_duckdb_fails_before_dbt_runs(db_file, tmp_path, monkeypatch):
+    db_file.write_text("not a database " * 10)
+    _fake_dbt(tmp_path, monkeypatch, None, 0)
+    with pytest.raises(LeadscoreError, match="cannot open database"):
+        build.run_dbt(["build"], quiet=True)
+    assert not (tmp_path / "args").exists()  # dbt never started
+
+
+# -- the real dbt --------------------------------------------------------------------------------
+
+def test_build_reports_its_own_run(tmp_path):
+    """A stale run_results.json (another database's failed test) is never reported as this run's."""
+    home = tmp_path / "project"
+    home.mkdir()
+    for name in ("dbt_project.yml", "profiles.yml"):
+        shutil.copy(REPO / name, home / name)
+    for name in ("models_sql", "dbt_project"):
+        shutil.copytree(REPO / name, home / name)
+    stale = {"metadata": {"invocation_id": "from-database-a"}, "elapsed_time": 1.0, "results": [
+        {"unique_id": "test.leadscore.stale_failure_from_database_a", "status": "fail", "message": "Got 3 results"}]}
+    data = tmp_path / "data"
+    for target in (home / "target", data / ".leadscore.duckdb.dbt-target"):
+        target.mkdir(parents=True)
+        (target / "run_results.json").write_text(json.dumps(stale))
+    env = dict(os.environ, LEADSCORE_DB=str(data / "leadscore.duckdb"), LEADSCORE_HOME=str(home))
+    run = subprocess.run(
+        [sys.executable, "-m", "leadscore.cli", "build", "--no-such-dbt-flag"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 1
+    assert "dbt build --no-such-dbt-flag failed" in run.stderr
+    assert "stale_failure_from_database_a" not in run.stderr
