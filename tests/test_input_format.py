@@ -9,7 +9,6 @@ from pathlib import Path
 
 import duckdb
 import yaml
-
 from leadscore import tables
 from leadscore.input_format import LEAD_COLUMNS
 

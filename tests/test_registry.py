@@ -1,21 +1,26 @@
 """Model registry and artifacts: one current model, all-or-nothing publishing, checksums,
-skops trusted types."""
+skops trusted types; the registry table in ops (main.model_registry is dbt's view of it), and the
+move of an older database's main.model_registry table there, by Python and by a plain dbt run."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-
-from leadscore import config, estimators, registry, train
-from leadscore import model as model_mod
+import yaml
+from conftest import REPO_ROOT
+from helpers import make_feature_table
+from leadscore import config, estimators, registry, tables, train
 from leadscore import features as feat
+from leadscore import model as model_mod
 from leadscore.errors import LeadscoreError
-from test_train import make_feature_table
 
 FAST = {"time_budget": 60, "trials": 1, "folds": 2, "progress": False, "models": ("lightgbm", "random_forest")}
 
@@ -23,7 +28,7 @@ FAST = {"time_budget": 60, "trials": 1, "folds": 2, "progress": False, "models":
 def _registry_rows(db_file: Path) -> list[tuple]:
     con = duckdb.connect(str(db_file))
     try:
-        return con.execute("select model_version, is_current from main.model_registry order by model_version").fetchall()
+        return con.execute("select model_version, is_current from ops.model_registry order by model_version").fetchall()
     finally:
         con.close()
 
@@ -182,3 +187,111 @@ def test_no_model_yet(db_file: Path) -> None:
             model_mod.load_model(con)
     finally:
         con.close()
+
+
+# -- the registry lives in ops; main.model_registry is dbt's view of it ------------------------
+
+def _old_registry(db_file: Path) -> list[tuple]:
+    """A database from before the move: the registry is the table main.model_registry (the same
+    DDL as today, in main), with two models; no ops.model_registry."""
+    old_ddl = tables.REGISTRY_DDL[1].replace(tables.REGISTRY_TABLE, tables.OLD_REGISTRY_TABLE)
+    assert old_ddl != tables.REGISTRY_DDL[1]
+    con = duckdb.connect(str(db_file))
+    try:
+        con.execute(old_ddl)
+        for i, current in ((1, False), (2, True)):
+            con.execute(
+                "insert into main.model_registry (model_version, trained_at, cv_f1, cutoff, is_current, "
+                "feature_hash, feature_list, train_rows, train_positive_rate, target_prevalence_mode, ensemble, "
+                f"artifact_dir, checksums_sha256) values ('v{i}', timestamp '2024-01-0{i}', 0.{i}, 0.3, {current}, "
+                f"'h{i}', '[]', 100, 0.1, 'none', 'single', '/models/v{i}', 'c{i}')"
+            )
+        return con.execute("select * from main.model_registry order by model_version").fetchall()
+    finally:
+        con.close()
+
+
+def _where_registry_is(db_file: Path) -> dict[str, str]:
+    con = duckdb.connect(str(db_file))
+    try:
+        return dict(con.execute(
+            "select table_schema, table_type from information_schema.tables where table_name = 'model_registry'"
+        ).fetchall())
+    finally:
+        con.close()
+
+
+def _rows(db_file: Path, relation: str) -> list[tuple]:
+    con = duckdb.connect(str(db_file))
+    try:
+        return con.execute(f"select * from {relation} order by model_version").fetchall()
+    finally:
+        con.close()
+
+
+def test_an_old_registry_is_read_where_it_is_then_moved_to_ops_keeping_its_rows(db_file: Path) -> None:
+    before = _old_registry(db_file)
+    con = duckdb.connect(str(db_file))
+    try:
+        # not moved yet (no leadscore command wrote since the upgrade): still readable
+        assert registry.current_version(con) == "v2"
+        assert registry.model_row(con, "v1")["artifact_dir"] == "/models/v1"
+        tables.ensure_schemas(con)
+        tables.ensure_schemas(con)  # idempotent
+        assert registry.current_version(con) == "v2"
+        assert [m["model_version"] for m in registry.list_models(con)] == ["v2", "v1"]
+    finally:
+        con.close()
+    assert _where_registry_is(db_file) == {"ops": "BASE TABLE", "main": "VIEW"}
+    # the old columns keep their values; the later ones (here none) are added empty
+    assert [r[:len(before[0])] for r in _rows(db_file, "ops.model_registry")] == before
+    assert _rows(db_file, "main.model_registry") == _rows(db_file, "ops.model_registry")
+
+
+def test_a_plain_dbt_run_on_an_old_database_keeps_the_registry_rows(db_file: Path, tmp_path: Path) -> None:
+    """dbt replaces main.model_registry by its view: its on-run-start hook moves the rows first,
+    even when no leadscore command created ops.model_registry since the upgrade."""
+    before = _old_registry(db_file)
+    env = {**os.environ, "LEADSCORE_DB": str(db_file), "DBT_PROFILES_DIR": str(REPO_ROOT)}
+    dbt = Path(sys.executable).parent / "dbt"
+    cmd = [str(dbt), "run", "--select", "model_registry", "--no-use-colors",
+           "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")]
+    run = subprocess.run(cmd, check=False, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert _where_registry_is(db_file) == {"ops": "BASE TABLE", "main": "VIEW"}
+    assert _rows(db_file, "ops.model_registry") == before
+    assert _rows(db_file, "main.model_registry") == before
+    con = duckdb.connect(str(db_file))
+    try:
+        # the table keeps its constraints; ensure_registry then adds any later column in place
+        with pytest.raises(duckdb.ConstraintException):
+            con.execute("insert into ops.model_registry select * from ops.model_registry limit 1")
+        tables.ensure_registry(con)
+        assert registry.current_version(con) == "v2"
+    finally:
+        con.close()
+    again = subprocess.run(cmd, check=False, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert [r[:len(before[0])] for r in _rows(db_file, "main.model_registry")] == before
+
+
+def test_registry_yaml_describes_every_column_of_the_table() -> None:
+    """ops.model_registry (source) and main.model_registry (model) list exactly the table's
+    columns, in order, each described by a doc block of models_sql/marts/model_registry.md."""
+    con = duckdb.connect()
+    try:
+        tables.ensure_registry(con)
+        columns = [r[0] for r in con.execute(f"describe {tables.REGISTRY_TABLE}").fetchall()]
+    finally:
+        con.close()
+    marts = REPO_ROOT / "models_sql" / "marts"
+    docs = (marts / "model_registry.md").read_text()
+    source = next(t for s in yaml.safe_load((marts / "_sources.yml").read_text())["sources"]
+                  if s["name"] == "ops" for t in s["tables"] if t["name"] == "model_registry")
+    model = next(m for m in yaml.safe_load((marts / "_models.yml").read_text())["models"]
+                 if m["name"] == "model_registry")
+    for declared in (source["columns"], model["columns"]):
+        assert [c["name"] for c in declared] == columns
+        for c in declared:
+            assert c["description"] == f"{{{{ doc('model_registry__{c['name']}') }}}}"
+            assert f"{{% docs model_registry__{c['name']} %}}" in docs

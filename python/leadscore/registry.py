@@ -1,4 +1,5 @@
-"""Model registry (`main.model_registry`) and model artifacts.
+"""Model registry (`ops.model_registry`, shown by dbt as the view `main.model_registry`) and
+model artifacts. The table's DDL is in leadscore.tables.
 
 Layout of one model, `config.models_dir() / <version>/`:
 
@@ -35,64 +36,46 @@ from typing import Any
 
 import duckdb
 
-from leadscore import config, db
-
+from leadscore import config, db, tables
 from leadscore.errors import LeadscoreError
-from leadscore.fileio import fsync_path, sha256_file
 from leadscore.features import Feature
+from leadscore.fileio import fsync_path, sha256_file
 
-REGISTRY_TABLE = "main.model_registry"
+REGISTRY_TABLE = tables.REGISTRY_TABLE  # ops.model_registry
 MODEL_FILE = "model.json"
 CHECKSUM_FILE = "checksums.json"
 FORMAT_VERSION = 2
 # model.json formats model.py can still load (1: before the baseline and named base models)
 READABLE_FORMATS = (1, 2)
 
-REGISTRY_DDL = f"""
-create table if not exists {REGISTRY_TABLE} (
-    model_version        varchar primary key,   -- v<UTC yyyymmddThhmmss>Z-<8 hex>
-    trained_at           timestamp not null,    -- UTC
-    cv_f1                double,                -- out-of-fold F1 at the chosen cutoff
-    cv_auc               double,                -- out-of-fold ROC AUC of the ensemble
-    cv_average_precision double,
-    cutoff               double not null,       -- predicted_converted = probability >= cutoff
-    is_current           boolean not null,      -- exactly one true once a model exists
-    feature_hash         varchar not null,      -- sha256 of the ordered (name, SQL type) list
-    feature_list         json not null,         -- [[name, sql_type], ...] in table order
-    train_rows           bigint not null,
-    train_positive_rate  double not null,       -- pi: positive rate of the training rows
-    target_prevalence    double,                -- P the probabilities are adjusted to (null: none)
-    target_prevalence_mode varchar not null,    -- 'none' | 'given' | 'auto'
-    ensemble             varchar not null,      -- 'voting' | 'stacking' (an ensemble shipped) or 'single'
-    weights              json,                  -- voting weights / meta-model coefficients
-    params               json,                  -- best hyper-parameters per base model
-    per_model_metrics    json,                  -- out-of-fold f1/auc/ap, trials, imbalance choice
-    dbt_invocation_id    varchar,               -- dbt run that built the features, if known
-    artifact_dir         varchar not null,
-    checksums_sha256     varchar not null,      -- sha256 of checksums.json
-    seed                 bigint,
-    folds                integer,
-    time_budget          double,
-    train_seconds        double
-)
-"""
-# Columns added after the first release: added in place to existing registries.
-REGISTRY_MIGRATIONS = [
-    # what won (baseline, a tuned model or the ensemble), by how much, and the fold noise
-    f"alter table {REGISTRY_TABLE} add column if not exists selection json",
-    # fingerprint of the training rows (lead ids, labels, feature values)
-    f"alter table {REGISTRY_TABLE} add column if not exists data_fingerprint varchar",
-]
-
-
 
 # ----------------------------------------------------------------------------------- table
 
 
 def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(REGISTRY_DDL)
-    for ddl in REGISTRY_MIGRATIONS:
-        con.execute(ddl)
+    """ops.model_registry exists (and a registry left in main by an older version is moved)."""
+    tables.ensure_registry(con)
+
+
+def relation(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The table that holds the registry: ops.model_registry, or, in a database from before the
+    registry moved that no leadscore command has written to since, the old main.model_registry
+    (the next write moves it: tables.ensure_registry); None when no model was ever registered."""
+    for qualified in (REGISTRY_TABLE, tables.OLD_REGISTRY_TABLE):
+        schema, name = qualified.split(".")
+        if db.table_exists(con, schema, name):
+            return qualified
+    return None
+
+
+def model_row(con: duckdb.DuckDBPyConnection, version: str) -> dict[str, Any] | None:
+    """The registry row of `version` as a dict of the registry columns, or None."""
+    table = relation(con)
+    if table is None:
+        return None
+    cur = con.execute(f"select * from {table} where model_version = ?", [version])
+    row = cur.fetchone()
+    return None if row is None else dict(zip([d[0] for d in cur.description], row, strict=True))
 
 
 def new_version(now: datetime | None = None) -> str:
@@ -102,16 +85,18 @@ def new_version(now: datetime | None = None) -> str:
 
 def current_version(con: duckdb.DuckDBPyConnection) -> str | None:
     """The version with is_current = true, or None when no model is registered."""
-    if not db.table_exists(con, "main", "model_registry"):
+    table = relation(con)
+    if table is None:
         return None
-    return db.scalar(con, f"select model_version from {REGISTRY_TABLE} where is_current order by trained_at desc limit 1")
+    return db.scalar(con, f"select model_version from {table} where is_current order by trained_at desc limit 1")
 
 
 def list_models(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """Every registered model, newest first, as dicts of the registry columns."""
-    if not db.table_exists(con, "main", "model_registry"):
+    table = relation(con)
+    if table is None:
         return []
-    cur = con.execute(f"select * from {REGISTRY_TABLE} order by trained_at desc, model_version desc")
+    cur = con.execute(f"select * from {table} order by trained_at desc, model_version desc")
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 

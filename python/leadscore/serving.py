@@ -32,7 +32,7 @@ SNAPSHOT_TABLES = {
     "scored_leads": "main.scored_leads",
     "score_history": "ops.score_history",
     "lead_features": "main.fct_lead_features",
-    "model_registry": "main.model_registry",
+    "model_registry": "ops.model_registry",  # the table behind dbt's view main.model_registry
     "nightly_runs": "ops.nightly_runs",
     # how the scores held up once outcomes were known (`leadscore evaluate`)
     "evaluations": "ops.evaluations",

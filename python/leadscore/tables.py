@@ -1,9 +1,10 @@
 """DDL of every table the Python job writes (dbt owns everything it builds).
 
 Two schemas: `raw` holds what came in (leads, the load log, rejected rows) and `ops` what the
-job did (score history, nightly runs, evaluations, dbt runs). Both are dbt sources, so they are documented and tested
-beside the models that read them. `ensure_schemas` is idempotent and runs inside the caller's
-transaction.
+job did (score history, nightly runs, evaluations, the model registry, dbt runs). Both are dbt
+sources, so they are documented and tested beside the models that read them; `main` is dbt's
+(`main.model_registry` is a dbt view over ops.model_registry). `ensure_schemas` is
+idempotent and runs inside the caller's transaction.
 """
 
 from __future__ import annotations
@@ -145,7 +146,77 @@ OPS_DDL = [
     """,
 ]
 
+# The model registry (leadscore.registry writes it). dbt shows it as the view main.model_registry.
+REGISTRY_TABLE = "ops.model_registry"
+REGISTRY_DDL = [
+    "create schema if not exists ops",
+    f"""
+    create table if not exists {REGISTRY_TABLE} (
+        model_version        varchar primary key,   -- v<UTC yyyymmddThhmmss>Z-<8 hex>
+        trained_at           timestamp not null,    -- UTC
+        cv_f1                double,                -- out-of-fold F1 at the chosen cutoff
+        cv_auc               double,                -- out-of-fold ROC AUC of the ensemble
+        cv_average_precision double,
+        cutoff               double not null,       -- predicted_converted = probability >= cutoff
+        is_current           boolean not null,      -- exactly one true once a model exists
+        feature_hash         varchar not null,      -- sha256 of the ordered (name, SQL type) list
+        feature_list         json not null,         -- [[name, sql_type], ...] in table order
+        train_rows           bigint not null,
+        train_positive_rate  double not null,       -- pi: positive rate of the training rows
+        target_prevalence    double,                -- P the probabilities are adjusted to (null: none)
+        target_prevalence_mode varchar not null,    -- 'none' | 'given' | 'auto'
+        ensemble             varchar not null,      -- 'voting' | 'stacking' (an ensemble shipped) or 'single'
+        weights              json,                  -- voting weights / meta-model coefficients
+        params               json,                  -- best hyper-parameters per base model
+        per_model_metrics    json,                  -- out-of-fold f1/auc/ap, trials, imbalance choice
+        dbt_invocation_id    varchar,               -- dbt run that built the features, if known
+        artifact_dir         varchar not null,
+        checksums_sha256     varchar not null,      -- sha256 of checksums.json
+        seed                 bigint,
+        folds                integer,
+        time_budget          double,
+        train_seconds        double
+    )
+    """,
+    # Columns added after the first release: added in place to existing registries.
+    # what won (baseline, a tuned model or the ensemble), by how much, and the fold noise
+    f"alter table {REGISTRY_TABLE} add column if not exists selection json",
+    # fingerprint of the training rows (lead ids, labels, feature values)
+    f"alter table {REGISTRY_TABLE} add column if not exists data_fingerprint varchar",
+]
+# Where the registry lived before it moved to ops (a real table then; dbt's view now).
+OLD_REGISTRY_TABLE = "main.model_registry"
+
 
 def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
     for ddl in (*RAW_DDL, *OPS_DDL):
         con.execute(ddl)
+    ensure_registry(con)
+
+
+def ensure_registry(con: duckdb.DuckDBPyConnection) -> None:
+    """Create ops.model_registry (and its later columns), and move the rows of a registry that
+    still lives in main (a database from before the move) into it.
+
+    The old table becomes the view dbt builds in its place (models_sql/marts/model_registry.sql),
+    so `main.model_registry` answers the same before the next `dbt build` as after it. dbt's
+    on-run-start hook (dbt_project/macros/move_model_registry.sql) does the same move for a plain
+    `dbt build` on an old database.
+    """
+    for ddl in REGISTRY_DDL:
+        con.execute(ddl)
+    old_schema, old_name = OLD_REGISTRY_TABLE.split(".")
+    kind = db.scalar(
+        con,
+        "select table_type from information_schema.tables "
+        "where table_catalog = current_database() and table_schema = ? and table_name = ?",
+        [old_schema, old_name],
+    )
+    if kind != "BASE TABLE":
+        return
+    con.execute(
+        f"insert into {REGISTRY_TABLE} by name select * from {OLD_REGISTRY_TABLE} "
+        f"where model_version not in (select model_version from {REGISTRY_TABLE})"
+    )
+    con.execute(f"drop table {OLD_REGISTRY_TABLE}")
+    con.execute(f"create view {OLD_REGISTRY_TABLE} as select * from {REGISTRY_TABLE}")
