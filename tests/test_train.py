@@ -91,7 +91,7 @@ def test_candidates_replace_the_baseline_only_beyond_fold_noise(db_file: Path) -
         assert (report / name).is_file(), name
     con = duckdb.connect(str(db_file))
     try:
-        row = json.loads(con.execute("select selection from main.model_registry where is_current").fetchone()[0])
+        row = json.loads(con.execute("select selection from ops.model_registry where is_current").fetchone()[0])
     finally:
         con.close()
     assert row["chosen"] == sel["chosen"] and "reason" in row

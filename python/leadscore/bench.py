@@ -176,7 +176,7 @@ def _copy_model(src_dir: Path, dst_dir: Path, env: dict[str, str], root: Path) -
     code = (
         "import duckdb, sys; src, dst = sys.argv[1:3]; con = duckdb.connect(dst); "
         "con.execute(f\"attach '{src}' as src (read_only)\"); "
-        "con.execute('create table main.model_registry as select * from src.main.model_registry')"
+        "con.execute('insert into ops.model_registry by name select * from src.ops.model_registry')"
     )
     subprocess.run([sys.executable, "-c", code, str(src_dir / "leadscore.duckdb"), str(dst_dir / "leadscore.duckdb")],
                    env=env, cwd=root, check=True)
