@@ -45,6 +45,10 @@ class PublishResult:
     parquet_path: Path
     tables: dict[str, int]
 
+    def summary(self) -> str:
+        """One line for the terminal and the nightly log (what `leadscore publish` printed)."""
+        return f"published {self.path}: " + ", ".join(f"{t} {n} rows" for t, n in self.tables.items())
+
 
 def serving_db_path() -> Path:
     return config.serving_dir() / SERVING_DB_NAME
