@@ -176,4 +176,4 @@ def test_evaluate_missing_file_and_unknown_model(scored, tmp_path):
     run = leadscore(scored / "data", "evaluate", "--labels", str(tmp_path / "nope.csv"))
     assert run.returncode == 1 and "nope.csv: no such file" in run.stderr
     run = leadscore(scored / "data", "evaluate", "--labels", str(scored / "raw" / "truth.csv"), "--model", "v0-none")
-    assert run.returncode == 1 and "model version v0-none is not in main.model_registry" in run.stderr
+    assert run.returncode == 1 and "model version v0-none is not in ops.model_registry" in run.stderr

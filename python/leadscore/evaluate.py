@@ -58,12 +58,10 @@ def _model_cutoff(con: duckdb.DuckDBPyConnection, model_version: str | None) -> 
     version = model_version or registry.current_version(con)
     if version is None:
         raise LeadscoreError("no model is registered yet: run `leadscore train` and `leadscore score` first")
-    row = None
-    if db.table_exists(con, "main", "model_registry"):
-        row = db.fetch_one(con, f"select cutoff from {registry.REGISTRY_TABLE} where model_version = ?", [version])
+    row = registry.model_row(con, version)
     if row is None:
         raise LeadscoreError(f"model version {version} is not in {registry.REGISTRY_TABLE}")
-    return version, float(row[0])
+    return version, float(row["cutoff"])
 
 
 def match_scores(con: duckdb.DuckDBPyConnection, labels: Labels, model_version: str) -> dict[str, Any]:

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from leadscore import config, db, registry
+from leadscore import config, registry
 from leadscore.errors import LeadscoreError
 from leadscore.estimators import (
     COST_FACTOR,
@@ -364,13 +364,12 @@ def current_model_meta(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
     version = registry.current_version(con)
     if version is None:
         return None
-    row = db.fetch_one(con, f"select artifact_dir, checksums_sha256 from {registry.REGISTRY_TABLE} "
-                       "where model_version = ?", [version])
-    folder = Path(row[0]) if row else config.models_dir() / version
+    row = registry.model_row(con, version)
+    folder = Path(row["artifact_dir"]) if row else config.models_dir() / version
     if not folder.is_dir():
         folder = config.models_dir() / version
     try:
-        model_mod.verify_checksums(folder, row[1] if row else None)
+        model_mod.verify_checksums(folder, row["checksums_sha256"] if row else None)
         return json.loads((folder / registry.MODEL_FILE).read_text())
     except (LeadscoreError, OSError, ValueError):
         return None
