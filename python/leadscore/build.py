@@ -69,12 +69,14 @@ def run_dbt(args: list[str], quiet: bool = False) -> DbtResult:
     the whole group is killed, and if leadscore is killed outright the kernel kills dbt."""
     import signal
 
-    from leadscore import db
+    from leadscore import db, tables
 
     # Open the database once ourselves first: a file that is not a DuckDB database, or one held
     # by a process outside leadscore, is then a one-line error (or a wait) instead of a dbt
-    # traceback.
-    db.connect().close()
+    # traceback. The tables Python owns (dbt's sources in raw and ops) are made sure of, so the
+    # first build of a database that never trained still finds ops.model_registry.
+    with db.session() as con, db.transaction(con):
+        tables.ensure_schemas(con)
     root = config.project_root()
     env = dict(os.environ)
     env["LEADSCORE_DB"] = str(config.db_path())

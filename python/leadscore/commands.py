@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from leadscore import config, db
+from leadscore import config
 from leadscore.errors import EXIT_FILES_REFUSED, LeadscoreError
 
 
@@ -56,6 +56,7 @@ def _ingest_paths(args: argparse.Namespace) -> list[tuple[Path, str]]:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from leadscore import db
     from leadscore.ingest import ingest_files
 
     files = _ingest_paths(args)
@@ -86,6 +87,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from leadscore import db
     from leadscore.train import train_model
 
     with db.session() as con:
@@ -106,6 +108,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from leadscore import db
     from leadscore.score import score_leads
 
     with db.session() as con:
@@ -115,6 +118,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
+    from leadscore import db
     from leadscore.serving import publish
 
     with db.session() as con:
@@ -139,6 +143,7 @@ def cmd_nightly(args: argparse.Namespace) -> int:
 
 
 def cmd_export_submission(args: argparse.Namespace) -> int:
+    from leadscore import db
     from leadscore.serving import export_submission
 
     with db.session() as con:
@@ -148,6 +153,7 @@ def cmd_export_submission(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from leadscore import db
     from leadscore.evaluate import evaluate_labels, summary_lines
 
     with db.session() as con:
