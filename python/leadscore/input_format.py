@@ -79,6 +79,21 @@ LEAD_COLUMNS: tuple[Column, ...] = (
 )
 
 LEAD_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in LEAD_COLUMNS)
+
+# The final round's published extra columns (issue 12). Optional: a qualifier-format file lacks
+# them (they load as null), a final-round file carries them anywhere after the 28. Typed at the
+# door like the 28: a date, yes/no flags as booleans, the rest text.
+FINAL_COLUMNS: tuple[Column, ...] = (
+    Column("lead_date", "DATE", "When the lead was created"),
+    Column("lead_description", "VARCHAR", "The customer's own inquiry text"),
+    Column("customer_history", "BOOLEAN", "Whether earlier records of the lead exist (yes/no)"),
+    Column("lead_from_channel", "VARCHAR", "How the lead came in (web form, event, partner, ...)"),
+    Column("transfer_agreement", "BOOLEAN", "Consent to move the lead's data abroad (yes/no)"),
+    Column("expected_budget", "VARCHAR", "The customer's budget range as typed ('$10,000 - $50,000', 'TBD')"),
+)
+FINAL_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in FINAL_COLUMNS)
+# Every column raw.leads types: the 28, then the final round's.
+ALL_LEAD_COLUMNS: tuple[Column, ...] = LEAD_COLUMNS + FINAL_COLUMNS
 ID_COLUMN = "id"
 ID_RULE = Column(ID_COLUMN, "BIGINT", "The score file's lead id", min_value=0, max_value=MAX_ID)
 LABEL_COLUMN = "is_converted"

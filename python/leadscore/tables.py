@@ -12,7 +12,7 @@ from __future__ import annotations
 import duckdb
 
 from leadscore import db
-from leadscore.input_format import LEAD_COLUMNS
+from leadscore.input_format import FINAL_COLUMNS, LEAD_COLUMNS
 
 RAW_DDL = [
     "create schema if not exists raw",
@@ -43,6 +43,9 @@ RAW_DDL = [
     ")",
     # Files are known by content. status 'refused': the nightly job quarantined a bad file
     # (reason says why); it is not retried until its content changes.
+    # The final round's optional columns (input_format.FINAL_COLUMNS), added in place to a raw.leads
+    # created before them; null for rows from qualifier-format files.
+    *(f"alter table raw.leads add column if not exists {db.quote_ident(c.name)} {c.sql_type}" for c in FINAL_COLUMNS),
     "alter table raw.loads add column if not exists status varchar default 'loaded'",
     "alter table raw.loads add column if not exists reason varchar",
     # Labels found in a file loaded as a score file (e.g. an earlier export, or the competition's
