@@ -40,7 +40,7 @@ from leadscore.errors import LeadscoreError
 
 FEATURE_TABLE = "main.fct_lead_features"
 SCORE_HISTORY = "ops.score_history"
-KEY_COLUMNS = ("lead_id", "id", "split", "is_converted")
+KEY_COLUMNS = ("lead_id", "id", "split", "is_converted", "lead_date")  # lead_date: final-round files only
 LABEL = "is_converted"
 
 NUMERIC_TYPE = re.compile(
@@ -121,14 +121,22 @@ def _to_pandas(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | Non
     return fetch().to_pandas()
 
 
-def _id_column(con: duckdb.DuckDBPyConnection, table: str) -> str:
+def _key_columns(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """`id` and `lead_date` as the table has them, typed nulls where it lacks them (a table
+    built from qualifier-format data has no lead_date; a test table may have no id)."""
     schema, name = _split_table(table)
-    has_id = db.scalar(
-        con,
-        "select count(*) from information_schema.columns where table_schema = ? and table_name = ? and column_name = 'id'",
-        [schema, name],
+    have = {
+        r[0]
+        for r in db.fetch_all(
+            con,
+            "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
+            "and column_name in ('id', 'lead_date')",
+            [schema, name],
+        )
+    }
+    return ", ".join(
+        f"f.{col}" if col in have else f"cast(null as {typ}) as {col}" for col, typ in (("id", "bigint"), ("lead_date", "date"))
     )
-    return "f.id" if has_id else "cast(null as bigint) as id"
 
 
 def load_split(
@@ -137,11 +145,11 @@ def load_split(
     features: Sequence[Feature] | None = None,
     table: str = FEATURE_TABLE,
 ) -> pd.DataFrame:
-    """All rows of one split ('train' or 'score') with lead_id, id, is_converted and the
-    features, ordered by lead_id (a deterministic order, so same data -> same folds)."""
+    """All rows of one split ('train' or 'score') with lead_id, id, lead_date, is_converted and
+    the features, ordered by lead_id (a deterministic order, so same data -> same folds)."""
     features = list(features) if features is not None else read_features(con, table)
     sql = (
-        f"select f.lead_id, {_id_column(con, table)}, f.{LABEL}, {_select_list(features)} "
+        f"select f.lead_id, {_key_columns(con, table)}, f.{LABEL}, {_select_list(features)} "
         f"from {table} as f where f.split = ? order by f.lead_id"
     )
     return _to_pandas(con, sql, [split])
@@ -214,7 +222,7 @@ def iter_score_batches(
     table: str = FEATURE_TABLE,
 ) -> Iterator[pd.DataFrame]:
     """Yield the unlabeled rows (split = 'score') as pandas DataFrames of at most `batch_size`
-    rows: `lead_id`, `id` and the feature columns (give them to `LoadedModel.predict_proba`).
+    rows: `lead_id`, `id`, `lead_date` and the feature columns (give them to `LoadedModel.predict_proba`).
     With `model_version` and not `rescore`, leads that version already scored are left out, so
     an interrupted scoring run resumes where it stopped.
 
@@ -227,7 +235,7 @@ def iter_score_batches(
     features = list(features) if features is not None else read_features(con, table)
     where, params = _pending(model_version, rescore)
     sql = (
-        f"select f.lead_id, {_id_column(con, table)}, {_select_list(features)} from {table} as f "
+        f"select f.lead_id, {_key_columns(con, table)}, {_select_list(features)} from {table} as f "
         f"where {where} and (cast(? as varchar) is null or f.lead_id > ?) "
         f"order by f.lead_id limit {int(batch_size)}"
     )

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 from leadscore import db, faults, tables
@@ -35,6 +35,8 @@ class NightlyResult:
     trained_model: str | None = None
     model_version: str | None = None
     leads_scored: int = 0
+    scored_from: date | None = None
+    scored_to: date | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     loads: list = field(default_factory=list)
     top_leads: list[tuple] = field(default_factory=list)
@@ -52,7 +54,8 @@ class NightlyResult:
             f"  dbt               {counts.get('model success', 0)} models built, {tests} tests passed, "
             f"{counts.get('seed success', 0)} seeds",
             f"  model version     {self.model_version}" + (" (trained in this run)" if self.trained_model else ""),
-            f"  leads scored      {self.leads_scored}",
+            f"  leads scored      {self.leads_scored}"
+            + (f" (lead dates {self.scored_from} to {self.scored_to})" if self.scored_from else ""),
             f"  top {TOP_LEADS} leads      lead_id           id        probability  above cutoff",
         ]
         for lead_id, id_, prob, pred in self.top_leads:
@@ -84,13 +87,14 @@ def _record_end(result: NightlyResult, status: str, error: str | None) -> None:
         con.execute(
             """
             update ops.nightly_runs set ended_at = ?, status = ?, files_loaded = ?, rows_ingested = ?,
-                rows_rejected = ?, trained_model = ?, model_version = ?, leads_scored = ?, error = ?
+                rows_rejected = ?, trained_model = ?, model_version = ?, leads_scored = ?,
+                scored_from = ?, scored_to = ?, error = ?
             where run_id = ?
             """,
             [
                 datetime.now(timezone.utc).replace(tzinfo=None), status, result.files_loaded,
                 result.rows_ingested, result.rows_rejected, result.trained_model, result.model_version,
-                result.leads_scored, error, result.run_id,
+                result.leads_scored, result.scored_from, result.scored_to, error, result.run_id,
             ],
         )
 
@@ -153,6 +157,7 @@ def run_nightly(
                     scored = score.score_leads(con)
                 result.model_version = scored.model_version
                 result.leads_scored = scored.leads_scored
+                result.scored_from, result.scored_to = scored.first_lead_date, scored.last_lead_date
                 say(scored.summary())
                 with _timed(result, "publish"):
                     published = serving.publish(con)

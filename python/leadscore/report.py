@@ -226,6 +226,23 @@ def write_report(
     fig.savefig(folder / "feature_importance.png", dpi=110)
     plt.close(fig)
 
+    # 6. F1 by month (forward-in-time validation only): does the model hold up as time moves on?
+    by_month = (metrics.get("validation") or {}).get("f1_by_month")
+    if by_month:
+        fig, ax = plt.subplots(figsize=(8, 3.6))
+        months = [m["month"] for m in by_month]
+        ax.bar(months, [m["f1"] or 0.0 for m in by_month], color="C0", label="F1 at the cutoff")
+        ax.plot(months, [m["positives"] / m["rows"] for m in by_month], color="C3", marker="o",
+                label="actual positive rate")
+        ax.set_ylim(0, 1)
+        ax.set_title("Out-of-fold F1 by month of the lead date (forward-in-time folds)", fontsize=11)
+        ax.tick_params(axis="x", labelrotation=60, labelsize=8)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3, axis="y")
+        fig.tight_layout()
+        fig.savefig(folder / "f1_by_month.png", dpi=110)
+        plt.close(fig)
+
     (folder / "metrics.json").write_text(json.dumps(out, indent=2, sort_keys=True, default=_json_default))
     return out
 

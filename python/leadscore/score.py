@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from leadscore import db, faults, features, progress, tables
@@ -33,13 +34,17 @@ class ScoreResult:
     predicted_converted: int
     cutoff: float
     seconds: float
+    first_lead_date: date | None = None  # the date range of the leads scored (final-round data)
+    last_lead_date: date | None = None
 
     def summary(self) -> str:
         if not self.leads_scored:
             return (f"nothing to score: every unlabeled lead already has a score from {self.model_version} "
                     "(--all to rescore)")
         rate = self.leads_scored / self.seconds if self.seconds else 0.0
-        return (f"scored {self.leads_scored} leads with model {self.model_version} as run {self.run_id} "
+        dates = (f", lead dates {self.first_lead_date} to {self.last_lead_date}"
+                 if self.first_lead_date is not None else "")
+        return (f"scored {self.leads_scored} leads{dates} with model {self.model_version} as run {self.run_id} "
                 f"({self.predicted_converted} at or above cutoff {self.cutoff:.4f}; {rate:,.0f} leads/s)")
 
 
@@ -64,6 +69,8 @@ def score_leads(
     out_ids: list[pa.Array] = []
     out_probs: list[pa.Array] = []
     done = 0
+    first: date | None = None
+    last: date | None = None
     with progress.bar("scoring", total=rows.total, enabled=show_progress) as bar:
         for frame in rows.batches:
             probs = np.asarray(model.predict_proba(frame), dtype="float64")
@@ -73,6 +80,10 @@ def score_leads(
             out_probs.append(pa.array(np.clip(probs, 0.0, 1.0)))
             done += len(frame)
             bar.update(done)
+            dates = frame["lead_date"].dropna()
+            if len(dates):
+                lo, hi = pd.Timestamp(dates.min()).date(), pd.Timestamp(dates.max()).date()
+                first, last = min(first or lo, lo), max(last or hi, hi)
 
     scores = pa.table(
         {"lead_id": pa.concat_arrays(out_ids), "conversion_probability": pa.concat_arrays(out_probs)}
@@ -102,7 +113,7 @@ def score_leads(
         con.unregister("_new_scores")
     positives = int(db.scalar(con, "select count(*) filter (where predicted_converted) from ops.score_history where run_id = ?", [run_id]))
     seconds = (datetime.now(timezone.utc) - started).total_seconds()
-    return ScoreResult(run_id, model.version, done, positives, float(model.cutoff), seconds)
+    return ScoreResult(run_id, model.version, done, positives, float(model.cutoff), seconds, first, last)
 
 
 def top_leads(con: duckdb.DuckDBPyConnection, n: int = 10) -> list[tuple]:

@@ -107,6 +107,9 @@ OPS_DDL = [
         error varchar
     )
     """,
+    # the lead dates of the leads a run scored (final-round data carries lead_date; else null)
+    "alter table ops.nightly_runs add column if not exists scored_from date",
+    "alter table ops.nightly_runs add column if not exists scored_to date",
     # one row per `leadscore evaluate` (leadscore.evaluate): scores against outcomes known later
     """
     create table if not exists ops.evaluations (

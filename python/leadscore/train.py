@@ -48,7 +48,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -56,10 +56,11 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
-from sklearn.model_selection import StratifiedKFold
 
-from leadscore import db, ensemble, registry
+from leadscore import db, ensemble, registry, validation
+from leadscore.validation import f1_by_month
 from leadscore import features as feat
 from leadscore.errors import LeadscoreError
 from leadscore.progress import Bar
@@ -128,6 +129,7 @@ class TrainResult:
     time_budget: float
     artifact_dir: Path
     report_dir: Path
+    validation: dict[str, Any] | None = None
 
     def summary(self) -> str:
         sel = self.selection
@@ -138,6 +140,12 @@ class TrainResult:
             f"cutoff {self.cutoff:.4f}",
             f"  selection: {sel['reason']}",
         ]
+        v = self.validation or {}
+        if v.get("scheme") == "forward":
+            rk = v.get("random_kfold_baseline") or {}
+            lines.append(f"  validation: forward in time, {v['folds']} expanding-window folds over the lead dates "
+                         f"({v['validated_rows']} rows validated)"
+                         + (f"; the baseline on random K-fold: F1 {rk['cv_f1']:.4f}" if "cv_f1" in rk else ""))
         if self.target_prevalence is not None:
             lines.append(f"  probabilities adjusted to a target prevalence of {self.target_prevalence:.3%} "
                          f"({self.target_prevalence_mode}); F1 is the expected F1 at that prevalence")
@@ -288,8 +296,8 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
     encoding = feat.Encoding.fit(train_df, flist)
     X = encoding.transform(train_df)
     columns = encoding.column_names
-    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    data = Data(X=X, y=y, pi=pi, folds=list(skf.split(X, y)), cat_idx=encoding.categorical_indices,
+    val = validation.choose(train_df.get("lead_date"), y, folds, seed)
+    data = Data(X=X, y=y, pi=pi, folds=val.folds, cat_idx=encoding.categorical_indices,
                 code_idx=encoding.category_code_indices, seed=seed, n_threads=threads(len(y)))
     data_fp = data_fingerprint(train_df["lead_id"].to_numpy(), y, X)
     warm = warm_start_params(previous, fhash, train_df["lead_id"])
@@ -303,15 +311,18 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
         name=BASELINE, params=dict(BASELINE_PARAMS), effective_prior=b_eff, oof=b_oof, fold_losses=b_losses,
         fold_seconds=b_fold_s, fit_seconds=b_fit_s, estimator=b_est)}
 
-    # 2. the candidates, each family in a slot of the time left; laggards dropped early
     reserve = min(max(0.05 * clock.budget, 2.5), 15.0)
+    # with forward-in-time folds, the baseline on random K-fold too: what a random split flatters
+    random_kfold = _random_kfold_baseline(val, data, clock, reserve, b_fold_s)
+
+    # 2. the candidates, each family in a slot of the time left; laggards dropped early
     notes: dict[str, str] = {}
     dropped: dict[str, str] = {}
     storage = open_storage(_warn) if families else None
     for i, name in enumerate(families):
         leader = min(results.values(), key=lambda r: r.oof_log_loss)
         slot_end = time.monotonic() + max(0.0, (clock.left() - reserve) / (len(families) - i))
-        sname = study_name(name, fhash, data_fp, seed, folds)
+        sname = study_name(name, fhash, data_fp, seed, folds, val.scheme)
         r, note = tune_model(name, data, storage, sname, slot_end, clock.start + clock.budget - reserve, trials,
                              resume, bar, (BASELINE, b_fold_s), warm.get(name),
                              (leader.name, leader.oof_log_loss, DROP_MARGIN * leader.oof_log_loss))
@@ -326,12 +337,20 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
         if clock.left() - reserve < 2 * prev.fold_seconds * folds:
             break
         slot_end = time.monotonic() + max(0.0, (clock.left() - reserve) / (len(survivors) - i))
-        sname = study_name(prev.name, fhash, data_fp, seed, folds)
+        sname = study_name(prev.name, fhash, data_fp, seed, folds, val.scheme)
         r, note = tune_model(prev.name, data, storage, sname, slot_end, slot_end, trials, True, bar,
                              (BASELINE, b_fold_s), known=prev)
         if r is not None:
             results[prev.name] = r
             notes[prev.name] += f"; second rung: {note}"
+
+    # From here on only the validated rows count: forward-in-time folds leave the earliest
+    # block without an out-of-fold score (validation.py); with random folds this is every row.
+    y_all, y = y, val.view(y)
+    vfolds = val.view_folds()
+    b_oof = val.view(b_oof)
+    for r in results.values():
+        r.oof = val.view(r.oof)
 
     # 3. the ensemble of everything trained, then the selection against the baseline
     bar.update(text="combining and selecting")
@@ -339,9 +358,9 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
     candidates = {n: o for n, o in oofs.items() if n != BASELINE}
     spec_ens = None
     if len(results) >= 2:
-        spec_ens, ens_oof = ensemble.build_ensemble(ensemble_kind, oofs, y, data.folds)
+        spec_ens, ens_oof = ensemble.build_ensemble(ensemble_kind, oofs, y, vfolds)
         candidates["ensemble"] = ens_oof
-    selection = select_model(y, data.folds, b_oof, candidates)
+    selection = select_model(y, vfolds, b_oof, candidates)
     selection["dropped"] = dropped
     selection["notes"] = notes
     chosen = selection["chosen"]
@@ -373,6 +392,16 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
     cv_auc = float(roc_auc_score(y, oof))
     cv_ap = float(average_precision_score(y, scored, sample_weight=sw))
 
+    validation_record = {
+        "scheme": val.scheme, "folds": folds, "validated_rows": int(len(y)),
+        "cv_f1": cv_f1, "cv_log_loss": float(fold_log_losses(y, oof, vfolds).mean()),
+        "random_kfold_baseline": random_kfold,
+    }
+    if val.scheme == validation.FORWARD:
+        dates = pd.to_datetime(val.view(train_df["lead_date"].to_numpy()))
+        validation_record["f1_by_month"] = f1_by_month(y, scored, cutoff, dates)
+    selection["validation"] = {k: v for k, v in validation_record.items() if k != "f1_by_month"}
+
     per_model = {}
     for n, r in results.items():
         m = r.metrics(y)
@@ -399,8 +428,9 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
                    for n, r in results.items()],
         "ensemble": spec,
         "selection": selection,
-        "train_rows": int(len(y)),
+        "train_rows": int(len(y_all)),
         "train_positive_rate": pi,
+        "validation": validation_record,
         "target_prevalence": target,
         "target_prevalence_mode": mode,
         "prevalence_estimate": prevalence.to_dict() if prevalence else None,
@@ -411,10 +441,11 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
     }
     metrics = {
         "model_version": version, "cv_f1": cv_f1, "cv_precision": cv_prec, "cv_recall": cv_rec, "cv_auc": cv_auc,
-        "cv_average_precision": cv_ap, "cv_log_loss": float(fold_log_losses(y, oof, data.folds).mean()),
+        "cv_average_precision": cv_ap, "cv_log_loss": float(fold_log_losses(y, oof, vfolds).mean()),
         "cutoff": cutoff,
         "ensemble": ensemble_kind, "weights": weights, "selection": selection, "per_model": per_model,
-        "train_rows": int(len(y)), "train_positives": n_pos, "train_positive_rate": pi,
+        "train_rows": int(len(y_all)), "train_positives": n_pos, "train_positive_rate": pi,
+        "validation": validation_record,
         "target_prevalence": target, "target_prevalence_mode": mode,
         "prevalence_estimate": meta["prevalence_estimate"],
         "cv_f1_at_train_prevalence": f1_at(y, oof, shift_prior(np.array([cutoff]), target, pi)[0])
@@ -439,7 +470,7 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
     row = {
         "trained_at": datetime.now(UTC).replace(tzinfo=None),
         "cv_f1": cv_f1, "cv_auc": cv_auc, "cv_average_precision": cv_ap, "cutoff": cutoff,
-        "feature_hash": fhash, "feature_list": registry.feature_list_of(flist), "train_rows": int(len(y)),
+        "feature_hash": fhash, "feature_list": registry.feature_list_of(flist), "train_rows": int(len(y_all)),
         "train_positive_rate": pi, "target_prevalence": target, "target_prevalence_mode": mode,
         "ensemble": ensemble_kind if chosen == "ensemble" else "single",
         "weights": {"source": selection["reason"], **({"weights": weights} if spec["kind"] == "voting" else spec)},
@@ -460,11 +491,29 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
     return TrainResult(
         model_version=version, cv_f1=cv_f1, cv_auc=cv_auc, cv_average_precision=cv_ap, cutoff=cutoff,
         ensemble=ensemble_kind, weights=weights, per_model=per_model,
-        selection={k: v for k, v in selection.items() if k != "notes"}, train_rows=int(len(y)),
+        selection={k: v for k, v in selection.items() if k != "notes"}, train_rows=int(len(y_all)),
         train_positive_rate=pi, target_prevalence=target, target_prevalence_mode=mode,
         prevalence_estimate=meta["prevalence_estimate"], seconds=clock.elapsed(), time_budget=clock.budget,
-        artifact_dir=folder, report_dir=folder / "report",
+        artifact_dir=folder, report_dir=folder / "report", validation=validation_record,
     )
+
+
+def _random_kfold_baseline(val: validation.Validation, data: Data, clock: Clock, reserve: float,
+                           fold_seconds: float) -> dict[str, Any] | None:
+    """With forward-in-time folds, the baseline's random K-fold figures beside them, when the
+    budget allows: the gap between the two is how much a random split flatters the model."""
+    if val.scheme != validation.FORWARD:
+        return None
+    rand = validation.random_kfold(data.y, len(val.folds), data.seed)
+    # a random fold fits on (k-1)/k of the rows, a forward fold on fewer: scale its time up
+    k = len(rand.folds)
+    per_fold = fold_seconds * (len(data.y) * (k - 1) / k) / max(1.0, float(np.mean([len(tr) for tr, _ in val.folds])))
+    if clock.left() - reserve < 1.2 * per_fold * k:
+        return {"skipped": "not enough of the time budget left"}
+    oof, losses, _, _ = cross_validate(BASELINE, BASELINE_PARAMS, replace(data, folds=rand.folds))
+    _, f1, _, _ = f1_optimal_cutoff(data.y, oof)
+    return {"model": BASELINE, "cv_f1": float(f1), "cv_log_loss": float(np.mean(losses)),
+            "cv_auc": float(roc_auc_score(data.y, oof))}
 
 
 def _importances(results: dict[str, ModelResult], spec: dict[str, Any], columns: list[str]) -> tuple[str, dict[str, float]]:

@@ -202,8 +202,10 @@ def data_fingerprint(lead_ids: np.ndarray, y: np.ndarray, X: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def study_name(model: str, fhash: str, data_fp: str, seed: int, folds: int) -> str:
-    return f"leadscore-{model}-f{fhash[:10]}-d{data_fp[:10]}-s{seed}-k{folds}-{SEARCH_SPACE_VERSION}"
+def study_name(model: str, fhash: str, data_fp: str, seed: int, folds: int, scheme: str = "random_kfold") -> str:
+    """Trials are comparable only on the same rows, features, folds and validation scheme."""
+    split = f"k{folds}" if scheme == "random_kfold" else f"k{folds}-{scheme}"
+    return f"leadscore-{model}-f{fhash[:10]}-d{data_fp[:10]}-s{seed}-{split}-{SEARCH_SPACE_VERSION}"
 
 
 def fit_final(name: str, params: dict[str, Any], data: Data) -> tuple[Any, float, float]:

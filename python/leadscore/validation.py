@@ -1,0 +1,108 @@
+"""How training rows are split to validate: random stratified K-fold, or forward in time.
+
+Why forward: a nightly job scores tomorrow's leads with a model fitted on yesterday's. When the
+leads carry a `lead_date` (the final round's files do), a random split lets the model learn from
+leads that came after the ones it is judged on, so the cutoff and the model choice are read off
+a friendlier world than the one it will score. Expanding-window folds judge every validated lead
+only by a model fitted on earlier leads: the rows are cut by date into K + 1 consecutive blocks
+(a day is never split), fold k trains on blocks 0..k-1 and validates block k. The first block is
+training-only, so it has no out-of-fold score: `validated` says which rows do, and everything
+read off out-of-fold scores (selection, ensemble weights, cutoff) uses `view`.
+
+Without dates (the qualifier files) nothing changes: stratified K-fold, every row validated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold
+
+from leadscore.errors import LeadscoreError
+
+RANDOM = "random_kfold"
+FORWARD = "forward"
+# Forward folds only when (nearly) every training row has a date: a few undated rows would
+# otherwise all land in one block.
+MIN_DATED_SHARE = 0.99
+
+
+@dataclass(frozen=True)
+class Validation:
+    scheme: str  # RANDOM | FORWARD
+    folds: list[tuple[np.ndarray, np.ndarray]]  # (fit rows, validation rows), indices into the training rows
+    validated: np.ndarray  # sorted indices of the rows that get an out-of-fold score
+
+    def view(self, values: np.ndarray) -> np.ndarray:
+        """The validated rows of an array over all training rows."""
+        return values[self.validated]
+
+    def view_folds(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The folds as positions in `view(...)` arrays: each fold's validation rows, and as its
+        fit rows the other validated rows (what a meta-model fitted on out-of-fold scores, e.g.
+        stacking, may learn from)."""
+        position = np.full(int(self.validated.max()) + 1 if len(self.validated) else 0, -1, dtype=np.int64)
+        position[self.validated] = np.arange(len(self.validated))
+        out = []
+        for _, va in self.folds:
+            val = position[va]
+            rest = np.ones(len(self.validated), dtype=bool)
+            rest[val] = False
+            out.append((np.flatnonzero(rest), val))
+        return out
+
+
+def random_kfold(y: np.ndarray, k: int, seed: int) -> Validation:
+    folds = list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+    return Validation(RANDOM, folds, np.arange(len(y)))
+
+
+def forward(dates: pd.Series, y: np.ndarray, k: int) -> Validation:
+    """K expanding-window folds over K + 1 date blocks of about equal row counts."""
+    day = pd.to_datetime(dates).dt.normalize().to_numpy()
+    order = np.argsort(day, kind="stable")
+    n = len(order)
+    # block boundaries at row quantiles, moved forward to the next change of day
+    bounds = [0]
+    for b in range(1, k + 1):
+        i = max(int(round(b * n / (k + 1))), bounds[-1] + 1)
+        while i < n and day[order[i]] == day[order[i - 1]]:
+            i += 1
+        bounds.append(min(i, n))
+    bounds.append(n)
+    blocks = [order[bounds[b]:bounds[b + 1]] for b in range(k + 1)]
+    if any(len(blk) == 0 for blk in blocks):
+        raise LeadscoreError(f"too few distinct lead dates for {k} forward-in-time folds")
+    folds = []
+    for b in range(1, k + 1):
+        fit, val = np.sort(np.concatenate(blocks[:b])), np.sort(blocks[b])
+        if y[fit].min() == y[fit].max() or y[val].min() == y[val].max():
+            raise LeadscoreError(f"forward-in-time fold {b} has only one class: too few leads per period "
+                                 f"for {k} folds")
+        folds.append((fit, val))
+    return Validation(FORWARD, folds, np.sort(np.concatenate(blocks[1:])))
+
+
+def choose(dates: pd.Series | None, y: np.ndarray, k: int, seed: int) -> Validation:
+    """Forward in time when the training rows carry dates, random stratified K-fold otherwise."""
+    if dates is not None and len(dates) and dates.notna().mean() >= MIN_DATED_SHARE:
+        filled = dates.fillna(dates.min())
+        if filled.nunique() > k:
+            return forward(filled, y, k)
+    return random_kfold(y, k, seed)
+
+
+def f1_by_month(y: np.ndarray, p: np.ndarray, cutoff: float, dates) -> list[dict]:
+    """Out-of-fold F1 at `cutoff` per calendar month of the lead date: whether the model holds
+    up as time moves on, or only on average."""
+    frame = pd.DataFrame({"y": np.asarray(y, dtype=bool), "flag": np.asarray(p) >= cutoff,
+                          "month": pd.to_datetime(dates).to_period("M").astype(str)})
+    out = []
+    for month, g in frame.groupby("month", sort=True):
+        tp = int((g.y & g.flag).sum())
+        denom = int(g.flag.sum() + g.y.sum())
+        out.append({"month": month, "rows": len(g), "positives": int(g.y.sum()), "flagged": int(g.flag.sum()),
+                    "f1": (2 * tp / denom) if denom else None})
+    return out

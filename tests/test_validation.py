@@ -1,0 +1,109 @@
+"""validation.py: forward-in-time folds never judge a lead by a model that saw a later lead;
+without dates nothing changes (stratified K-fold, every row validated)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from leadscore import validation
+from leadscore.errors import LeadscoreError
+
+
+def dated(n: int = 600, days: int = 120, seed: int = 0) -> tuple[pd.Series, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    dates = pd.Series(pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, days, n), unit="D"))
+    y = (rng.random(n) < 0.2).astype(np.int8)
+    return dates, y
+
+
+def test_forward_folds_fit_only_on_earlier_days():
+    dates, y = dated()
+    v = validation.forward(dates, y, 4)
+    assert v.scheme == validation.FORWARD and len(v.folds) == 4
+    for fit, val in v.folds:
+        assert dates[fit].max() < dates[val].min()  # strictly earlier: a day is never split
+
+
+def test_forward_folds_expand_and_leave_the_first_block_unvalidated():
+    dates, y = dated()
+    v = validation.forward(dates, y, 4)
+    sizes = [len(fit) for fit, _ in v.folds]
+    assert sizes == sorted(sizes) and sizes[0] > 0
+    vals = np.concatenate([val for _, val in v.folds])
+    assert len(vals) == len(set(vals)) == len(v.validated)
+    first = set(range(len(y))) - set(vals)
+    assert dates[list(first)].max() < dates[v.validated].min()
+    assert 0.15 < len(first) / len(y) < 0.25  # about 1 / (k + 1)
+
+
+def test_view_folds_point_at_the_same_rows():
+    dates, y = dated()
+    v = validation.forward(dates, y, 3)
+    ids = np.arange(len(y)) * 10
+    viewed = v.view(ids)
+    for (fit, val), (vfit, vval) in zip(v.folds, v.view_folds(), strict=True):
+        assert np.array_equal(viewed[vval], ids[val])
+        assert len(vfit) + len(vval) == len(viewed) and not set(vfit) & set(vval)
+
+
+def test_without_dates_it_is_stratified_k_fold_over_every_row():
+    _, y = dated()
+    for dates in (None, pd.Series([pd.NaT] * len(y))):
+        v = validation.choose(dates, y, 5, seed=1)
+        assert v.scheme == validation.RANDOM and np.array_equal(v.validated, np.arange(len(y)))
+        assert sorted(np.concatenate([va for _, va in v.folds]).tolist()) == list(range(len(y)))
+
+
+def test_with_dates_choose_goes_forward():
+    dates, y = dated()
+    assert validation.choose(dates, y, 5, seed=1).scheme == validation.FORWARD
+
+
+def test_too_few_days_for_the_folds_is_a_clear_error():
+    dates, y = dated(n=50, days=3)
+    with pytest.raises(LeadscoreError, match="too few distinct lead dates"):
+        validation.forward(dates, y, 5)
+
+
+def test_f1_by_month_by_hand():
+    dates = pd.to_datetime(["2024-01-03", "2024-01-20", "2024-01-31", "2024-02-01", "2024-02-10"])
+    y = np.array([1, 0, 1, 0, 0])
+    p = np.array([0.9, 0.8, 0.1, 0.7, 0.2])
+    rows = validation.f1_by_month(y, p, 0.5, dates)
+    assert rows == [
+        {"month": "2024-01", "rows": 3, "positives": 2, "flagged": 2, "f1": 0.5},  # tp 1: 2*1/(2+2)
+        {"month": "2024-02", "rows": 2, "positives": 0, "flagged": 1, "f1": 0.0},
+    ]
+
+
+def test_training_on_dated_rows_validates_forward_and_reports_f1_by_month(db_file):
+    import json
+
+    import duckdb
+
+    from helpers import make_feature_table
+    from leadscore import registry, train
+
+    make_feature_table(db_file, n_train=1500, n_score=100)
+    con = duckdb.connect(str(db_file))
+    con.execute(
+        "create or replace table main.fct_lead_features as select *, date '2024-01-01' + "
+        "cast(row_number() over (order by lead_id) / 6 as integer) as lead_date from main.fct_lead_features"
+    )
+    con.close()
+    res = train.train_model(db_file, time_budget=60, seed=0, folds=3, progress=False, baseline_only=True)
+    assert res.validation["scheme"] == validation.FORWARD
+    assert res.validation["validated_rows"] < 1500  # the first block has no out-of-fold score
+    metrics = json.loads((res.report_dir / "metrics.json").read_text())
+    months = [m["month"] for m in metrics["validation"]["f1_by_month"]]
+    assert months == sorted(months) and len(months) >= 6
+    assert (res.report_dir / "f1_by_month.png").is_file()
+    con = duckdb.connect(str(db_file))
+    try:
+        row = registry.model_row(con, res.model_version)
+    finally:
+        con.close()
+    assert json.loads(row["selection"])["validation"]["scheme"] == "forward"
+    assert "lead_date" not in [f[0] for f in json.loads(row["feature_list"])]  # a key, never a feature
