@@ -11,7 +11,14 @@
 
 with leads as materialized (
 
-    select * from {{ ref('stg_leads') }}
+    -- the final round's columns and the file's extra columns take their own models
+    -- (int_leads_budget, int_leads_channel, int_leads_description, int_leads_promoted_columns)
+    select
+        * exclude (
+            lead_date, lead_description, customer_history, lead_from_channel, transfer_agreement,
+            expected_budget, extra_columns
+        )
+    from {{ ref('stg_leads') }}
 
 ),
 

@@ -1,5 +1,7 @@
 -- Training and scoring leads in one relation, plus `split`. Renames only: `leadscore ingest`
 -- already typed the columns (python/leadscore/input_format.py) and trimmed the text, empty = null.
+-- The final round's six columns (input_format.FINAL_COLUMNS) are null for rows from a
+-- qualifier-format file; extra_columns holds any other column of the file as JSON.
 -- Every interpretation of the values is an intermediate model.
 with source as (
 
@@ -46,7 +48,14 @@ final as (
         ver_win_ratio_per_bu,
         business_area,
         business_subarea,
-        lead_owner
+        lead_owner,
+        lead_date,
+        lead_description,
+        customer_history,
+        lead_from_channel,
+        transfer_agreement,
+        expected_budget,
+        extra_columns
     from source
 
 )
