@@ -15,10 +15,11 @@ from leadscore.errors import EXIT_BUSY, EXIT_FAILED, EXIT_USAGE, Busy, Leadscore
 REPO = Path(__file__).resolve().parents[1]
 
 COMMANDS = ["generate", "ingest", "build", "train", "score", "nightly", "publish", "export-submission",
-            "evaluate", "bench"]
-READERS = {"generate", "export-submission", "bench"}
+            "evaluate", "bench", "models"]
+READERS = {"generate", "export-submission", "bench", "models"}  # `models list`; promote/rollback write
 MINIMAL_ARGS = {
     "generate": ["--out", "x"], "export-submission": ["--out", "x"], "evaluate": ["--labels", "x"],
+    "models": ["list"],
 }
 
 

@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="positive rate of the score rows (default: as in train, ~8%%; the real test file was ~0.33)")
     p.add_argument("--score-drift", action="store_true",
                    help="score rows from a 'later form version': new spellings, fewer easy leads")
+    p.add_argument("--schema", choices=("qualifier", "final"), default="qualifier",
+                   help="qualifier: the 28 columns (default); final: also the final round's lead_date, "
+                   "lead_description, customer_history, lead_from_channel, transfer_agreement, expected_budget")
 
     p = sub.add_parser("ingest", help="load competition-format CSV files into the database",
                        description="Load CSV files into raw tables, all in one transaction (a refused file "
@@ -100,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-resume", action="store_true", help="start the Optuna studies afresh")
     p.add_argument("--baseline-only", action="store_true",
                    help="train only the fixed-parameter LightGBM baseline (fast, deterministic)")
+    p.add_argument("--promote", choices=["auto", "always", "never"], default="auto",
+                   help="auto (default): the new model becomes current only if it is at least as good as the "
+                   "current one on the same evidence, else it is registered as a challenger")
 
     p = sub.add_parser("score", help="score unlabeled leads with the current model",
                        description="Score unlabeled leads not yet scored by the model and append the "
@@ -138,6 +144,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.cmd_evaluate, writes=True)
     p.add_argument("--labels", type=Path, required=True, help="CSV with id and is_converted (0/1/true/false)")
     p.add_argument("--model", help="model version (default: the current one)")
+
+    p = sub.add_parser("models", help="list, show, compare, promote or roll back registered models",
+                       description="The model registry as champion (the current model) and challengers.")
+    p.set_defaults(func=commands.cmd_models, writes=False)
+    models = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    models.add_parser("list", help="every registered model, newest first, the current one marked")
+    m = models.add_parser("show", help="one model's figures, selection and history")
+    m.add_argument("version", nargs="?", help="model version (default: the current one)")
+    m = models.add_parser("compare", help="two models side by side on the same evidence")
+    m.add_argument("a")
+    m.add_argument("b")
+    m = models.add_parser("promote", help="make VERSION the current model (scoring follows at once)")
+    m.add_argument("version")
+    m.set_defaults(writes=True)
+    m = models.add_parser("rollback", help="make the model that was current before the latest change current again")
+    m.set_defaults(writes=True)
 
     p = sub.add_parser("bench", help="time every stage at several sizes (see make bench)")
     p.set_defaults(func=commands.cmd_bench, writes=False)

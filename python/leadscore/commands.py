@@ -38,6 +38,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         kwargs["score_prevalence"] = args.score_prevalence
     if args.score_drift:
         kwargs["score_drift"] = True
+    if args.schema != "qualifier":
+        kwargs["schema"] = args.schema
     result = generate(**kwargs)
     say(
         f"wrote {result['train_path']} ({result['train_rows']} rows, "
@@ -102,6 +104,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             resume=not args.no_resume,
             progress=True,
             baseline_only=args.baseline_only,
+            promote=args.promote,
         )
     say(result.summary())
     return 0
@@ -161,6 +164,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for note in ev.notes:
         warn(f"leadscore evaluate: warning: {note}")
     for line in summary_lines(ev):
+        say(line)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from leadscore import db, promotion, registry
+
+    if args.action in ("promote", "rollback"):
+        with db.session() as con:
+            if args.action == "promote":
+                previous = registry.promote(con, args.version)
+                say(f"{args.version} is the current model" + (f" (was {previous})" if previous != args.version else
+                                                               " already"))
+            else:
+                was, now = registry.rollback(con)
+                say(f"rolled back: {now} is the current model again (was {was})")
+        return 0
+    with db.session(read_only=True) as con:
+        if args.action == "list":
+            lines = promotion.list_lines(con)
+        elif args.action == "show":
+            lines = promotion.show_lines(con, args.version)
+        else:
+            lines = promotion.compare_lines(con, args.a, args.b)
+    for line in lines:
         say(line)
     return 0
 

@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from leadscore import config, ensemble, estimators, registry
+from leadscore import ensemble, estimators, registry
 from leadscore.errors import LeadscoreError
 from leadscore.features import Encoding
 from leadscore.fileio import sha256_file
@@ -126,10 +126,7 @@ def load_model(con: duckdb.DuckDBPyConnection, version: str | None = None) -> Lo
     row = registry.model_row(con, version)
     if row is None:
         raise LeadscoreError(f"model version {version} is not in {registry.REGISTRY_TABLE}")
-    folder = Path(row["artifact_dir"])
-    if not folder.is_dir():
-        # the data folder may have moved: fall back to models_dir()/version
-        folder = config.models_dir() / version
+    folder = registry.artifact_folder(row)
     if not folder.is_dir():
         raise LeadscoreError(f"model folder for {version} not found ({row['artifact_dir']})")
     model = load_model_dir(folder, row["checksums_sha256"])

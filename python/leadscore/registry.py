@@ -78,6 +78,15 @@ def model_row(con: duckdb.DuckDBPyConnection, version: str) -> dict[str, Any] | 
     return None if row is None else dict(zip([d[0] for d in cur.description], row, strict=True))
 
 
+def artifact_folder(row: dict[str, Any]) -> Path:
+    """Where a registry row's model files are: artifact_dir relative to the models folder (or an
+    absolute path from before); an installation that moved finds them under models_dir()/version."""
+    folder = Path(row["artifact_dir"])
+    if not folder.is_absolute():
+        folder = config.models_dir() / folder
+    return folder if folder.is_dir() else config.models_dir() / row["model_version"]
+
+
 def new_version(now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     return f"v{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"
@@ -141,8 +150,10 @@ def publish_model(
     version: str,
     write_files: Callable[[Path], None],
     row: dict[str, Any] | Callable[[], dict[str, Any]],
+    verdict: Any = None,
 ) -> Path:
-    """Write a model's files atomically and register it as the current model.
+    """Write a model's files atomically and register it: as the current model, or as a
+    challenger when `verdict` (a promotion.Verdict) says it may not replace the current one.
 
     `write_files(tmp_dir)` writes model.json, the model files and the report into a temporary
     folder. Then: checksums, fsync, rename to `models_dir()/version`, and one transaction that
@@ -167,24 +178,32 @@ def publish_model(
         renamed = True
         fsync_path(root)
         values = dict(row() if callable(row) else row)
+        promote = verdict is None or verdict.promote
         values.update(
             model_version=version,
-            is_current=True,
-            artifact_dir=str(final),
+            is_current=promote,
+            artifact_dir=final.name,  # relative to the models folder: a moved installation finds it
             checksums_sha256=checksum,
         )
         for key in ("feature_list", "weights", "params", "per_model_metrics", "selection"):
             if key in values and not isinstance(values[key], str | type(None)):
                 values[key] = json.dumps(values[key], sort_keys=True)
+        tables.ensure_schemas(con)
         ensure_table(con)
         cols = list(values)
         with db.transaction(con):
-            con.execute(f"update {REGISTRY_TABLE} set is_current = false where is_current")
+            previous = current_version(con)
+            if promote:
+                con.execute(f"update {REGISTRY_TABLE} set is_current = false where is_current")
             con.execute(
                 f"insert into {REGISTRY_TABLE} ({', '.join(db.quote_ident(c) for c in cols)}) "
                 f"values ({', '.join('?' for _ in cols)})",
                 [values[c] for c in cols],
             )
+            reason = verdict.reason if verdict is not None else "registered as current"
+            evidence = verdict.evidence if verdict is not None else {}
+            _event(con, version, "registered as current" if promote else "registered as challenger",
+                   previous, reason, evidence)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         if renamed:
@@ -192,6 +211,62 @@ def publish_model(
         raise
     return final
 
+
+
+def _event(con: duckdb.DuckDBPyConnection, version: str, action: str, previous: str | None, reason: str,
+           evidence: dict[str, Any] | None = None) -> None:
+    con.execute(
+        "insert into ops.model_events values (?, ?, ?, ?, ?, ?)",
+        [datetime.now(UTC).replace(tzinfo=None), version, action, previous, reason,
+         json.dumps(evidence or {}, sort_keys=True, default=str)],
+    )
+
+
+def promote(con: duckdb.DuckDBPyConnection, version: str, reason: str = "promoted by hand") -> str | None:
+    """Make `version` the current model; returns the version it replaced. Scoring follows at once
+    (it always loads the current model)."""
+    if model_row(con, version) is None:
+        raise LeadscoreError(f"model version {version} is not in {REGISTRY_TABLE}")
+    tables.ensure_schemas(con)
+    with db.transaction(con):
+        previous = current_version(con)
+        if previous == version:
+            return previous
+        con.execute(f"update {REGISTRY_TABLE} set is_current = (model_version = ?)", [version])
+        _event(con, version, "promoted", previous, reason)
+    return previous
+
+
+def rollback(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
+    """Make the model that was current before the latest change current again; returns (from, to)."""
+    tables.ensure_schemas(con)
+    row = db.fetch_one(
+        con,
+        "select model_version, previous_current from ops.model_events where action in "
+        "('registered as current', 'promoted', 'rolled back') and previous_current is not null "
+        "order by event_at desc limit 1",
+    )
+    current = current_version(con)
+    if row is None or current is None or row[0] != current:
+        raise LeadscoreError("nothing to roll back to: no earlier current model is recorded "
+                             "(`leadscore models promote VERSION` picks one by hand)")
+    target = row[1]
+    if model_row(con, target) is None:
+        raise LeadscoreError(f"the earlier current model {target} is no longer in {REGISTRY_TABLE}")
+    with db.transaction(con):
+        con.execute(f"update {REGISTRY_TABLE} set is_current = (model_version = ?)", [target])
+        _event(con, target, "rolled back", current, f"rollback from {current}")
+    return current, target
+
+
+def events(con: duckdb.DuckDBPyConnection, version: str | None = None) -> list[dict[str, Any]]:
+    """The champion / challenger history, newest first (of one model when `version` is given)."""
+    if not db.table_exists(con, "ops", "model_events"):
+        return []
+    sql = "select * from ops.model_events" + (" where model_version = ? or previous_current = ?" if version else "")
+    cur = con.execute(sql + " order by event_at desc", [version, version] if version else [])
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
 
 def feature_list_of(features: list[Feature]) -> list[list[str]]:

@@ -110,6 +110,18 @@ OPS_DDL = [
     # the lead dates of the leads a run scored (final-round data carries lead_date; else null)
     "alter table ops.nightly_runs add column if not exists scored_from date",
     "alter table ops.nightly_runs add column if not exists scored_to date",
+    # champion / challenger history (leadscore.promotion, `leadscore models`): every change of the
+    # current model, and every model registered without becoming current, with the reason
+    """
+    create table if not exists ops.model_events (
+        event_at timestamp not null,
+        model_version varchar not null,
+        action varchar not null,
+        previous_current varchar,
+        reason varchar not null,
+        evidence json
+    )
+    """,
     # one row per `leadscore evaluate` (leadscore.evaluate): scores against outcomes known later
     """
     create table if not exists ops.evaluations (

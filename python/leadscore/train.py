@@ -59,7 +59,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from leadscore import db, ensemble, registry, validation
+from leadscore import db, ensemble, promotion, registry, validation
 from leadscore.validation import f1_by_month
 from leadscore import features as feat
 from leadscore.errors import LeadscoreError
@@ -130,12 +130,17 @@ class TrainResult:
     artifact_dir: Path
     report_dir: Path
     validation: dict[str, Any] | None = None
+    became_current: bool = True
+    promotion_reason: str = ""
 
     def summary(self) -> str:
         sel = self.selection
         lines = [
             f"model {self.model_version} ({sel['chosen']}, {self.train_rows} training rows, "
             f"positive rate {self.train_positive_rate:.3%})",
+            ("  now the current model: " if self.became_current else
+             "  registered as a CHALLENGER, the current model stays (`leadscore models promote` to switch): ")
+            + self.promotion_reason,
             f"  out-of-fold F1 {self.cv_f1:.4f}  AUC {self.cv_auc:.4f}  PR-AUC {self.cv_average_precision:.4f}  "
             f"cutoff {self.cutoff:.4f}",
             f"  selection: {sel['reason']}",
@@ -235,6 +240,7 @@ def train_model(
     *,
     models: tuple[str, ...] = MODEL_NAMES,
     baseline_only: bool = False,
+    promote: str = "auto",
 ) -> TrainResult:
     """Train the baseline and the candidates, select, register a new current model version.
 
@@ -253,6 +259,8 @@ def train_model(
         raise LeadscoreError(f"target prevalence must be a rate in (0, 1) or 'auto', got {target_prevalence!r}")
     if isinstance(target_prevalence, int | float) and not 0 < float(target_prevalence) < 1:
         raise LeadscoreError(f"target prevalence must be a rate in (0, 1), got {target_prevalence}")
+    if promote not in ("auto", "always", "never"):
+        raise LeadscoreError(f"promote must be auto, always or never, got {promote!r}")
     unknown = [m for m in models if m not in MODEL_NAMES]
     if unknown:
         raise LeadscoreError(f"unknown model(s) {unknown}: choose from {', '.join(MODEL_NAMES)}")
@@ -262,7 +270,7 @@ def train_model(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with progress_bar("train", total=time_budget, unit="s budget", enabled=progress, elapsed=clock.elapsed) as bar:
         return _train(con_or_db_path, clock, bar, trials, seed, folds, ensemble, target_prevalence, resume,
-                      () if baseline_only else tuple(models))
+                      () if baseline_only else tuple(models), promote)
 
 
 def _warn(message: str) -> None:
@@ -270,7 +278,7 @@ def _warn(message: str) -> None:
 
 
 def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble_kind, target_prevalence,
-           resume, families) -> TrainResult:
+           resume, families, promote) -> TrainResult:
     con, owned = _open(con_or_db_path)
     try:
         bar.update(text="reading training rows")
@@ -484,7 +492,12 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
 
     con, owned = _open(con_or_db_path)
     try:
-        folder = registry.publish_model(con, version, write_files, final_row)
+        if promote == "auto":
+            verdict = promotion.judge(con, data_fp, float(selection["chosen_oof_log_loss"]),
+                                      val.view(train_df["lead_id"].to_numpy()), y, oof)
+        else:
+            verdict = promotion.Verdict(promote == "always", f"--promote {promote}")
+        folder = registry.publish_model(con, version, write_files, final_row, verdict)
     finally:
         if owned:
             con.close()
@@ -495,6 +508,7 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
         train_positive_rate=pi, target_prevalence=target, target_prevalence_mode=mode,
         prevalence_estimate=meta["prevalence_estimate"], seconds=clock.elapsed(), time_budget=clock.budget,
         artifact_dir=folder, report_dir=folder / "report", validation=validation_record,
+        became_current=verdict.promote, promotion_reason=verdict.reason,
     )
 
 

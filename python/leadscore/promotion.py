@@ -1,0 +1,209 @@
+"""Whether a newly trained model may replace the current one (champion / challenger).
+
+A retrain is not better because it is newer: a 45 s retrain can be worse than the model it
+replaces. A new model becomes current only when it is at least as good as the current one on
+the same evidence, in this order:
+
+1. same training rows (equal data fingerprints): the out-of-fold log-loss of the chosen model,
+   the score every candidate is selected on;
+2. outcomes learned since the current model scored them: leads the current model scored as
+   unlabeled (ops.score_history) that are now labeled training rows. The current model's score
+   is out of sample for them, and so is the new model's out-of-fold score: log-loss on exactly
+   those leads (at least `MIN_SHARED_OUTCOMES`, with a positive among them);
+3. neither: no evidence against the new model, so it becomes current, and the reason says so.
+
+Otherwise it is registered as a challenger: `leadscore models compare` / `promote` decide.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from leadscore import db, registry
+from leadscore.errors import LeadscoreError
+from leadscore.operating_point import log_loss, shift_prior
+
+MIN_SHARED_OUTCOMES = 50
+
+
+@dataclass
+class Verdict:
+    promote: bool
+    reason: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def judge(
+    con: duckdb.DuckDBPyConnection,
+    data_fingerprint: str,
+    oof_log_loss: float,
+    lead_ids: np.ndarray,
+    y: np.ndarray,
+    oof: np.ndarray,
+) -> Verdict:
+    """The verdict on a new model whose chosen out-of-fold scores are `oof` for training leads
+    `lead_ids` with labels `y` (validated rows only)."""
+    current = registry.current_version(con)
+    if current is None:
+        return Verdict(True, "the first model")
+    row = registry.model_row(con, current) or {}
+    selection = row.get("selection")
+    selection = json.loads(selection) if isinstance(selection, str) else (selection or {})
+    cur_ll = selection.get("chosen_oof_log_loss")
+    if row.get("data_fingerprint") == data_fingerprint and cur_ll is not None:
+        ev = {"basis": "same training rows", "current": current, "current_oof_log_loss": float(cur_ll),
+              "new_oof_log_loss": float(oof_log_loss)}
+        if oof_log_loss <= cur_ll:
+            return Verdict(True, f"out-of-fold log-loss {oof_log_loss:.5f} <= current {current}'s {cur_ll:.5f} "
+                                 "on the same training rows", ev)
+        return Verdict(False, f"out-of-fold log-loss {oof_log_loss:.5f} > current {current}'s {cur_ll:.5f} "
+                              "on the same training rows", ev)
+
+    shared = _current_scores_now_labeled(con, current, lead_ids)
+    if len(shared) >= MIN_SHARED_OUTCOMES:
+        pos = pd.Series(np.arange(len(lead_ids)), index=pd.Index(lead_ids.astype(str)))
+        idx = pos.loc[shared["lead_id"].astype(str)].to_numpy()
+        yy = y[idx].astype(float)
+        if 0 < yy.sum() < len(yy):
+            p_cur = shared["p"].to_numpy()
+            if row.get("target_prevalence") is not None:  # its scores were shifted to a target rate
+                p_cur = shift_prior(p_cur, float(row["target_prevalence"]), float(row["train_positive_rate"]))
+            cur = log_loss(yy, p_cur)
+            new = log_loss(yy, oof[idx])
+            ev = {"basis": "outcomes learned since the current model scored them", "current": current,
+                  "leads": int(len(yy)), "positives": int(yy.sum()), "current_log_loss": cur, "new_log_loss": new}
+            if new <= cur:
+                return Verdict(True, f"log-loss {new:.5f} <= current {current}'s {cur:.5f} on {len(yy)} leads "
+                                     "it scored before their outcome was known", ev)
+            return Verdict(False, f"log-loss {new:.5f} > current {current}'s {cur:.5f} on {len(yy)} leads "
+                                  "it scored before their outcome was known", ev)
+    return Verdict(True, f"no shared evidence with current {current} (other training rows, no outcomes of its "
+                         "scores): the newer model becomes current", {"basis": "none", "current": current})
+
+
+def _current_scores_now_labeled(con: duckdb.DuckDBPyConnection, version: str, lead_ids: np.ndarray) -> pd.DataFrame:
+    """The current model's latest score of each lead that is now a training row."""
+    if not db.table_exists(con, "ops", "score_history"):
+        return pd.DataFrame({"lead_id": [], "p": []})
+    con.register("_training_leads", pd.DataFrame({"lead_id": lead_ids.astype(str)}))
+    try:
+        rows = db.fetch_all(
+            con,
+            "select h.lead_id, arg_max(h.conversion_probability, h.scored_at) as p from ops.score_history as h "
+            "join _training_leads as t on h.lead_id = t.lead_id where h.model_version = ? group by h.lead_id "
+            "order by h.lead_id",
+            [version],
+        )
+    finally:
+        con.unregister("_training_leads")
+    return pd.DataFrame(rows, columns=["lead_id", "p"])
+
+
+# ------------------------------------------------------------------------ `leadscore models`
+
+
+def _selection(row: dict[str, Any]) -> dict[str, Any]:
+    sel = row.get("selection")
+    return json.loads(sel) if isinstance(sel, str) else (sel or {})
+
+
+def list_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
+    models = registry.list_models(con)
+    if not models:
+        return ["no model is registered yet: run `leadscore train`"]
+    lines = ["   version                       trained (UTC)        chosen              OOF F1   OOF log-loss  rows"]
+    for m in models:
+        sel = _selection(m)
+        ll = sel.get("chosen_oof_log_loss")
+        lines.append(f"{'*' if m['is_current'] else ' '}  {m['model_version']:<29} {m['trained_at']:%Y-%m-%d %H:%M:%S}  "
+                     f"{sel.get('chosen', m.get('ensemble', '')):<18} {m['cv_f1'] or 0:7.4f}  "
+                     f"{'' if ll is None else f'{ll:12.5f}'}  {m['train_rows']}")
+    lines.append("* current (champion); the others are earlier models or challengers")
+    return lines
+
+
+def show_lines(con: duckdb.DuckDBPyConnection, version: str | None) -> list[str]:
+    version = version or registry.current_version(con)
+    row = registry.model_row(con, version) if version else None
+    if row is None:
+        raise LeadscoreError(f"model version {version} is not in {registry.REGISTRY_TABLE}")
+    sel = _selection(row)
+    lines = [
+        f"model {version}" + (" (current)" if row["is_current"] else ""),
+        f"  trained {row['trained_at']:%Y-%m-%d %H:%M:%S} UTC on {row['train_rows']} rows "
+        f"(positive rate {row['train_positive_rate']:.3%}), data fingerprint {str(row.get('data_fingerprint'))[:12]}",
+        f"  out-of-fold F1 {row['cv_f1']:.4f}  AUC {row['cv_auc']:.4f}  cutoff {row['cutoff']:.4f}",
+        f"  chosen {sel.get('chosen')}: {sel.get('reason', '')}",
+        f"  files {registry.artifact_folder(row)}",
+    ]
+    for e in registry.events(con, version):
+        lines.append(f"  {e['event_at']:%Y-%m-%d %H:%M:%S}  {e['model_version']} {e['action']}"
+                     + (f" (current was {e['previous_current']})" if e["previous_current"] else "")
+                     + f": {e['reason']}")
+    return lines
+
+
+def compare_lines(con: duckdb.DuckDBPyConnection, a: str, b: str) -> list[str]:
+    """Two models on the same evidence: the same training rows, outcomes learned since both
+    scored the same leads, and `leadscore evaluate` runs on the same labels file."""
+    rows = {v: registry.model_row(con, v) for v in (a, b)}
+    for v, r in rows.items():
+        if r is None:
+            raise LeadscoreError(f"model version {v} is not in {registry.REGISTRY_TABLE}")
+    ra, rb = rows[a], rows[b]
+    lines = [f"{'':34}{a:>30}  {b:>30}"]
+    for label, key in (("out-of-fold F1", "cv_f1"), ("out-of-fold AUC", "cv_auc"), ("cutoff", "cutoff"),
+                       ("training rows", "train_rows")):
+        lines.append(f"{label:<34}{ra[key]:>30.4f}  {rb[key]:>30.4f}" if isinstance(ra[key], float)
+                     else f"{label:<34}{ra[key]:>30}  {rb[key]:>30}")
+    la, lb = _selection(ra).get("chosen_oof_log_loss"), _selection(rb).get("chosen_oof_log_loss")
+    same_rows = ra.get("data_fingerprint") == rb.get("data_fingerprint")
+    if la is not None and lb is not None:
+        lines.append(f"{'out-of-fold log-loss':<34}{la:>30.5f}  {lb:>30.5f}"
+                     + ("   (same training rows: comparable)" if same_rows else "   (other training rows)"))
+    shared = db.fetch_all(
+        con,
+        """
+        with latest as (
+            select lead_id, model_version, arg_max(conversion_probability, scored_at) as p
+            from ops.score_history where model_version in (?, ?) group by all
+        )
+        select x.p, y.p, l.is_converted
+        from latest as x
+        join latest as y on x.lead_id = y.lead_id and y.model_version = ?
+        join raw.leads as l on l.lead_id = x.lead_id
+        where x.model_version = ? and l.is_converted is not null
+        """,
+        [a, b, b, a],
+    ) if db.table_exists(con, "ops", "score_history") else []
+    if shared:
+        y = np.array([r[2] for r in shared], dtype=float)
+        pa, pb = np.array([r[0] for r in shared]), np.array([r[1] for r in shared])
+        lines.append(f"{f'log-loss on {len(y)} leads both scored':<34}{log_loss(y, pa):>30.5f}  {log_loss(y, pb):>30.5f}"
+                     "   (outcomes learned later)")
+    if db.table_exists(con, "ops", "evaluations"):
+        ev = db.fetch_all(
+            con,
+            """
+            select e.labels_sha256, e.model_version, arg_max(e.f1_at_cutoff, e.evaluated_at), arg_max(e.log_loss, e.evaluated_at)
+            from ops.evaluations as e where e.model_version in (?, ?) group by all
+            """,
+            [a, b],
+        )
+        by_file: dict[str, dict[str, tuple]] = {}
+        for sha, v, f1, ll in ev:
+            by_file.setdefault(sha, {})[v] = (f1, ll)
+        for sha, m in by_file.items():
+            if a in m and b in m:
+                lines.append(f"{f'evaluate {sha[:8]}: F1 / log-loss':<34}{m[a][0]:>21.4f} / {m[a][1]:.4f}  "
+                             f"{m[b][0]:>21.4f} / {m[b][1]:.4f}")
+    return lines
