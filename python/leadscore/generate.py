@@ -36,6 +36,9 @@ flatter within each family and ~15% of values in capitals, spellings train never
 
 Deterministic: one `np.random.default_rng(seed)` drives everything; the same seed gives
 byte-identical files. Fully vectorised: the real size takes about a second.
+
+`schema="final"` adds the final round's six columns and their share of the label (generate_final,
+from its own random stream, so the qualifier output of a seed never changes).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from leadscore.input_format import ID_COLUMN, LABEL_COLUMN, LEAD_COLUMN_NAMES
 REAL_TRAIN_ROWS = 59_299
 REAL_SCORE_ROWS = 5_271
 TRAIN_POSITIVE_RATE = 0.082
+SCHEMAS = ("qualifier", "final")  # the 28 columns; the 28 plus the final round's six (generate_final)
 CATCH_ALL_SHARE = 7_686 / REAL_TRAIN_ROWS  # one customer id holding ~13% of rows ...
 CATCH_ALL_RATE = 0.009  # ... converting at ~0.9%
 ALL_CONVERTED_SHARE = 2_421 / REAL_TRAIN_ROWS  # one customer id whose rows all convert
@@ -761,9 +765,12 @@ def _country_strings(rng, w: _World, country, n, split):
     return out
 
 
-def _rows(rng, w: _World, n: int, split: str, drift: bool = False) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+def _rows(rng, w: _World, n: int, split: str, drift: bool = False,
+          final=None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """n lead rows; returns (frame of the 28 columns, linear predictor without intercept, special).
-    drift (score rows only): the later-form spelling mix and a rarer all-converting id."""
+    drift (score rows only): the later-form spelling mix and a rarer all-converting id.
+    final (a generate_final.FinalRound): rows in date order with the final round's six columns, and
+    their share of the linear predictor."""
     t = split == "score"
     cust = _customers_for_rows(rng, w, n, split, drift)
 
@@ -1012,6 +1019,10 @@ def _rows(rng, w: _World, n: int, split: str, drift: bool = False) -> tuple[pd.D
     eta = (EFFECT_SCALE * meaning + CUSTOMER_RE_SD * w.cust_re[cust] + OWNER_RE_SD * w.owner_re[owner]
            + rng.normal(0.0, NOISE_SD, n))
     special = np.where(cust == 0, 1, np.where(cust == 1, 2, 0))
+    if final is not None:
+        frame, eta, special = final.extend(split, frame, eta, special, cust=cust, country=country, bu=bu, inq=inq,
+                                           placeholder=placeholder, bant=bant, enterprise=enterprise, hist=hist,
+                                           drift=drift)
     return frame, eta, special
 
 
@@ -1036,7 +1047,7 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 def generate(out_dir: Path, train_rows: int = REAL_TRAIN_ROWS, score_rows: int = REAL_SCORE_ROWS, seed: int = 0,
              truth_path: Path | None = None, score_prevalence: float | None = None,
-             score_drift: bool = False) -> dict:
+             score_drift: bool = False, schema: str = "qualifier") -> dict:
     """Writes out_dir/train.csv and out_dir/submission.csv; returns {"train_path":..., "score_path":...,
     "train_rows":..., "score_rows":..., "train_positive_rate":..., "seconds":...}
 
@@ -1047,31 +1058,41 @@ def generate(out_dir: Path, train_rows: int = REAL_TRAIN_ROWS, score_rows: int =
     mix, ~15% of values in capitals, the all-converting id rarer). Off by default, so that score
     rows are drawn like training rows and out-of-fold metrics predict score-row metrics; on, it
     shows what the feature store's normalisation buys when the input drifts.
+    schema: "qualifier" (the 28 columns) or "final" (also the final round's six published columns,
+    input_format.FINAL_COLUMNS, before is_converted: rows in date order, score rows the later leads,
+    the label depending on them too; see generate_final).
     """
     started = time.perf_counter()
     if train_rows < 1 or score_rows < 1:
         raise LeadscoreError(f"row counts must be positive, got train_rows={train_rows}, score_rows={score_rows}")
     if score_prevalence is not None and not 0.0 < score_prevalence < 1.0:
         raise LeadscoreError(f"score_prevalence must be in (0, 1), got {score_prevalence}")
+    if schema not in SCHEMAS:
+        raise LeadscoreError(f"schema must be one of {', '.join(SCHEMAS)}, got {schema!r}")
     out_dir = Path(out_dir)
     rng = np.random.default_rng(seed)
     world = _World(rng, train_rows, score_rows)
+    final = None
+    if schema == "final":
+        from leadscore.generate_final import FinalRound
 
-    train, eta, special = _rows(rng, world, train_rows, "train")
+        final = FinalRound(seed, world, train_rows, score_rows)
+
+    train, eta, special = _rows(rng, world, train_rows, "train", final=final)
     b0 = _intercept(eta, special, train_rows)
     train[LABEL_COLUMN] = _labels(rng, eta, special, b0)
 
     # score rows: same process, same intercept (a lead converts with the same probability in both
     # files); the prevalence follows from the score mix (about 7-8%) unless score_prevalence is given
     if score_prevalence is None:
-        score, s_eta, s_special = _rows(rng, world, score_rows, "score", score_drift)
+        score, s_eta, s_special = _rows(rng, world, score_rows, "score", score_drift, final)
         y = _labels(rng, s_eta, s_special, b0)
     else:
         n_pos = min(score_rows - 1, max(1, round(score_prevalence * score_rows))) if score_rows > 1 else 1
         n_neg = score_rows - n_pos
         m = int(score_rows * max(1.0, 1.5 * n_pos / (TRAIN_POSITIVE_RATE * score_rows),
                                  1.5 * n_neg / ((1 - TRAIN_POSITIVE_RATE) * score_rows))) + 50
-        score, s_eta, s_special = _rows(rng, world, m, "score", score_drift)
+        score, s_eta, s_special = _rows(rng, world, m, "score", score_drift, final)
         y = _labels(rng, s_eta, s_special, b0)
         pos_i, neg_i = np.flatnonzero(y), np.flatnonzero(~y)
         if len(pos_i) < n_pos or len(neg_i) < n_neg:
