@@ -1,12 +1,13 @@
 """The per-cell column rules of leadscore.input_format, as DuckDB SQL.
 
-Every rule lives once, in `input_format.LEAD_COLUMNS` (plus `ID_RULE` and the label spellings);
-this module turns it into SQL over a lead file's text cells (`s."column"` in the temp table
-`_ingest_src` of leadscore.csv_input): the reason a cell breaks its rule (an unparseable number
-or label, a value outside its domain, a required value missing; null when it is fine), the cast
-of a cell to the type raw.leads stores, and the same rules over rows already typed in raw.leads
-(for rows an earlier version let in). Only strings are built here; leadscore.rejections runs
-them and leadscore.ingest casts with them.
+Every rule lives once, in `input_format.LEAD_COLUMNS` and `FINAL_COLUMNS` (plus `ID_RULE` and
+the label spellings); this module turns it into SQL over a lead file's text cells (`s."column"` in
+the temp table `_ingest_src` of leadscore.csv_input): the reason a cell breaks its rule (an
+unparseable number, date, flag or label, a value outside its domain, a required value missing;
+null when it is fine), the cast of a cell to the type raw.leads stores, and the same rules over
+rows already typed in raw.leads (for rows an earlier version let in). A final-round column the
+file lacks has no cell: it is cast to a typed null and has no rule to break. Only strings are
+built here; leadscore.rejections runs them and leadscore.ingest casts with them.
 """
 
 from __future__ import annotations
@@ -33,12 +34,36 @@ def int_expr(name: str) -> str:
     return f"try_cast(try_cast(trim({cell(name)}) as double) as bigint)"
 
 
-def cast_expr(name: str, sql_type: str) -> str:
-    """The cell cast to the type raw.leads stores (a blank text becomes null), named as its column."""
-    if sql_type == "BIGINT":
+def date_expr(column: Column) -> str:
+    """The cell as a DATE, read with the column's date spellings (a time of day is dropped);
+    null when empty or not a date."""
+    formats = "[" + ", ".join(db.quote_literal(f) for f in column.date_formats) + "]"
+    return f"try_strptime(nullif(trim({cell(column.name)}), ''), {formats})::date"
+
+
+def flag_expr(column: Column) -> str:
+    """The cell as a BOOLEAN from the column's yes/no spellings (any case, trimmed); null when
+    empty or not a flag."""
+    v = f"lower(trim({cell(column.name)}))"
+    trues = ", ".join(db.quote_literal(x) for x in column.true_values)
+    falses = ", ".join(db.quote_literal(x) for x in column.false_values)
+    return f"case when {v} in ({trues}) then true when {v} in ({falses}) then false else null end"
+
+
+def cast_expr(column: Column, present: bool = True) -> str:
+    """The cell cast to the type raw.leads stores (a blank text becomes null), named as its
+    column; a typed null when the file has no such column (`present=False`)."""
+    name, sql_type = column.name, column.sql_type
+    if not present:
+        expr = f"null::{sql_type}"
+    elif sql_type == "BIGINT":
         expr = int_expr(name)
     elif sql_type == "DOUBLE":
         expr = f"try_cast(trim({cell(name)}) as double)"
+    elif sql_type == "DATE":
+        expr = date_expr(column)
+    elif sql_type == "BOOLEAN":
+        expr = flag_expr(column)
     else:
         expr = f"nullif(trim({cell(name)}), '')"
     return f"{expr} as {db.quote_ident(name)}"
@@ -57,10 +82,15 @@ def _num(v: float) -> str:
 
 
 def rule_problem(column: Column) -> str | None:
-    """SQL for the reason a cell breaks its column's rules (input_format.LEAD_COLUMNS), or null."""
+    """SQL for the reason a cell breaks its column's rules (input_format.LEAD_COLUMNS,
+    FINAL_COLUMNS), or null; None when the column has no rule (optional text)."""
     raw = f"trim({cell(column.name)})"
     empty = f"nullif({raw}, '') is null"
     missing = "'required value missing'" if column.required else "null"
+    parsed = {"DATE": date_expr, "BOOLEAN": flag_expr}.get(column.sql_type)
+    if parsed is not None:  # a date or a flag: null after parsing a non-empty cell is the problem
+        reason = db.quote_literal("not " + column.rule_text().removeprefix("required; "))
+        return f"case when {empty} then {missing} when {parsed(column)} is null then {reason} else null end"
     if column.sql_type not in ("BIGINT", "DOUBLE"):
         return f"case when {empty} then {missing} else null end" if column.required else None
     d = f"try_cast({raw} as double)"
@@ -83,11 +113,12 @@ def rule_problem(column: Column) -> str | None:
     return f"case {' '.join(checks)} else null end"
 
 
-def cell_problems(has_id: bool, check_label: bool) -> list[tuple[str, str]]:
-    """(column, SQL for the reason its cell is rejected, or null) for every column with a rule;
-    the `id` column when the file has one, the label when it is read (training files)."""
+def cell_problems(has_id: bool, check_label: bool, final: tuple[Column, ...] = ()) -> list[tuple[str, str]]:
+    """(column, SQL for the reason its cell is rejected, or null) for every column with a rule:
+    the 28, the final-round columns the file has (`final`), the `id` column when the file has
+    one, the label when it is read (training files)."""
     problems: list[tuple[str, str]] = []
-    for c in LEAD_COLUMNS:
+    for c in (*LEAD_COLUMNS, *final):
         reason = rule_problem(c)
         if reason:
             problems.append((c.name, reason))

@@ -11,6 +11,10 @@ A file's role: `--train` / `--score` on the command line decide it; otherwise (`
 positional files) the file does: a file with an `id` column is a score file (the competition's
 test file has one, its training file has none). A training file needs an `is_converted` column.
 
+A file's columns: the 28 lead columns are required; the final round's (input_format.FINAL_COLUMNS)
+are optional, anywhere in the header, so qualifier-format and final-round files can sit in one
+folder; every other column is an extra column (kept as JSON by leadscore.ingest).
+
 The CSV is parsed by DuckDB's reader, every cell as text, into the temp table `_ingest_src`
 (gzip-compressed files too, whatever their name); the cells are validated and cast in SQL
 afterwards (leadscore.column_rules): no Python row loops, so 1M rows load in seconds. Beyond
@@ -32,7 +36,14 @@ import duckdb
 from leadscore import db
 from leadscore.errors import LeadscoreError
 from leadscore.fileio import check_input_file
-from leadscore.input_format import ID_COLUMN, LABEL_COLUMN, LEAD_COLUMNS
+from leadscore.input_format import (
+    FINAL_COLUMN_NAMES,
+    FINAL_COLUMNS,
+    ID_COLUMN,
+    LABEL_COLUMN,
+    LEAD_COLUMNS,
+    Column,
+)
 
 _CSV_OPTIONS = "header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"'"
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -162,7 +173,8 @@ def _header_problem(path: Path, header: list[str]) -> str | None:
         if len(header) <= 1:
             return "no header row found (expected the competition columns)"
         return f"required column{'s' if len(missing) > 1 else ''} missing: {', '.join(missing)}"
-    for special in (ID_COLUMN, LABEL_COLUMN):
+    # the optional columns too: 'Lead_Date' would otherwise be kept as an untyped extra column
+    for special in (ID_COLUMN, LABEL_COLUMN, *FINAL_COLUMN_NAMES):
         if special not in header and any(h.strip().lower() == special for h in header):
             wrong = next(h for h in header if h.strip().lower() == special)
             return f"column names differ only in case or spaces (names are case-sensitive): '{wrong}' should be '{special}'"
@@ -204,7 +216,8 @@ class LeadFile:
     header: list[str]
     role: str  # "train" or "score"
     role_reason: str
-    extra: list[str]  # columns beyond the competition's, in file order
+    extra: list[str]  # columns beyond the competition's and the final round's, in file order
+    final: tuple[Column, ...] = ()  # the final-round columns the file has (input_format order)
 
     @property
     def has_id(self) -> bool:
@@ -230,9 +243,10 @@ def open_lead_file(path: Path, kind: str) -> LeadFile:
             f"{path}: a training file needs an '{LABEL_COLUMN}' column"
             + ("" if kind == "train" else f" (read as training data: {role_reason})")
         )
-    known = {c.name for c in LEAD_COLUMNS} | {ID_COLUMN, LABEL_COLUMN}
+    known = {c.name for c in LEAD_COLUMNS} | set(FINAL_COLUMN_NAMES) | {ID_COLUMN, LABEL_COLUMN}
     extra = [h for h in header if h not in known]
-    return LeadFile(path, gz, header, role, role_reason, extra)
+    final = tuple(c for c in FINAL_COLUMNS if c.name in header)
+    return LeadFile(path, gz, header, role, role_reason, extra, final)
 
 
 def read_cells(con: duckdb.DuckDBPyConnection, f: LeadFile) -> int:

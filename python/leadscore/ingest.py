@@ -17,7 +17,11 @@ Policy of this module:
   into a refused file.
 - In a score file every row is scored; labels found there are set aside in
   `raw.set_aside_labels`, never trained on. In a training file labeled rows train and
-  unlabeled rows are scored. Extra columns are kept in `raw.leads.extra_columns` as JSON.
+  unlabeled rows are scored.
+- The final round's columns (input_format.FINAL_COLUMNS) load typed into their raw.leads columns
+  when a file has them, as null when it does not. Any other extra column is kept in
+  `raw.leads.extra_columns` as JSON under its own name (`json_extract_string(extra_columns,
+  '$.name')` reads it back) and profiled in the load's result: filled share, distinct values.
 - `ingest` loads all its files in one transaction (a failure leaves the database as it was); the
   nightly job loads each file in its own. A file whose sha256 is already loaded is skipped.
 - Before loading, rows an earlier version let in that break a rule of today are moved out of
@@ -37,7 +41,7 @@ from leadscore.csv_input import FileRefused, check_file, open_lead_file, read_ce
 from leadscore.csv_input import discover_inputs as discover_inputs  # nightly: ingest.discover_inputs
 from leadscore.errors import LeadscoreError
 from leadscore.fileio import sha256_file
-from leadscore.input_format import ID_COLUMN, LABEL_COLUMN, LEAD_COLUMNS
+from leadscore.input_format import ALL_LEAD_COLUMNS, FINAL_COLUMNS, ID_COLUMN, LABEL_COLUMN
 from leadscore.rejections import (
     quarantine_loaded_rows,
     reject_known_ids,
@@ -63,6 +67,18 @@ class LoadResult:
     role: str = ""
     role_reason: str = ""
     labels_set_aside: int = 0
+    final_columns: list[str] = field(default_factory=list)  # the final-round columns the file had
+    # per extra column, over the file's data rows: (name, share of non-empty cells, distinct values)
+    extra_profile: list[tuple[str, float, int]] = field(default_factory=list)
+
+    def profile_notes(self) -> list[str]:
+        """One note per extra column: "extra column 'x': 92% filled, 14 distinct"."""
+        return _profile_notes(self.extra_profile)
+
+    def _final_text(self) -> str:
+        if len(self.final_columns) == len(FINAL_COLUMNS):
+            return f"all {len(FINAL_COLUMNS)}"
+        return ", ".join(self.final_columns)
 
     def summary(self) -> str:
         """One line for this file, the same in `leadscore ingest` and the nightly log."""
@@ -75,7 +91,21 @@ class LoadResult:
             + (f" ({self.role_reason})" if self.role_reason else "")
             + f", load {self.load_id} ({self.train_rows} labeled, {self.score_rows} to score"
             + (f", {self.rows_rejected} rejected)" if self.rows_rejected else ")")
+            + (f"; final-round columns: {self._final_text()}" if self.final_columns else "")
+            + "".join(f"; {note}" for note in self.profile_notes())
         )
+
+
+def _profile_notes(profile: list[tuple[str, float, int]]) -> list[str]:
+    return [f"extra column '{name}': {_percent(share)} filled, {distinct} distinct" for name, share, distinct in profile]
+
+
+def _percent(share: float) -> str:
+    """A share as a whole percentage that never rounds a partly filled column to 0% or 100%."""
+    pct = round(100 * share)
+    if 0 < share < 1:
+        pct = min(max(pct, 1), 99)
+    return f"{pct}%"
 
 
 def ingest_files(
@@ -180,7 +210,7 @@ def _load_one(
 
     load_id = int(db.scalar(con, "select coalesce(max(load_id), 0) + 1 from raw.loads"))
     row = f"(s.rowid - {int(first_rowid)} + 1)"
-    reject_rule_breaks(con, path, load_id, has_id, has_label and role == "train", row)
+    reject_rule_breaks(con, path, load_id, has_id, has_label and role == "train", row, f.final)
     if has_id:
         reject_repeated_ids(con, path, load_id, row)
         reject_known_ids(con, path, load_id, row)
@@ -199,7 +229,8 @@ def _load_one(
             f"column {first[1]}: {first[3]} (value {first[2]!r})"
         )
 
-    select_cols = ",\n".join(f"    {cast_expr(c.name, c.sql_type)}" for c in LEAD_COLUMNS)
+    # the 28 and the final round's columns, typed; a final-round column the file lacks is null
+    select_cols = ",\n".join(f"    {cast_expr(c, present=c.name in f.header)}" for c in ALL_LEAD_COLUMNS)
     label_sql = label_expr() if has_label and role == "train" else "null::boolean"
     id_expr = f"{int_expr(ID_COLUMN)}" if has_id else "null::bigint"
     extra_expr = (
@@ -234,7 +265,7 @@ def _load_one(
             db.scalar(con, "select count(distinct source_row) from raw.rejected_rows where load_id = ?", [load_id])
         )
     columns = ", ".join(
-        ["lead_id", "load_id", "source_row", "id", *(db.quote_ident(c.name) for c in LEAD_COLUMNS),
+        ["lead_id", "load_id", "source_row", "id", *(db.quote_ident(c.name) for c in ALL_LEAD_COLUMNS),
          "is_converted", "extra_columns", "loaded_at"]
     )
     con.execute(
@@ -265,6 +296,7 @@ def _load_one(
         [load_id],
     )
     loaded, train_rows, score_rows = (int(x) for x in counts)
+    profile = _profile_extra_columns(con, extra)
     con.execute(
         "insert into raw.loads (load_id, file_name, file_path, sha256, declared_kind, rows_loaded, "
         "rows_rejected, train_rows, score_rows, extra_columns, loaded_at, status, reason) "
@@ -295,9 +327,24 @@ def _load_one(
         )
     if extra:
         notes.append(f"extra column(s) kept in extra_columns: {', '.join(extra)}")
+        notes.extend(_profile_notes(profile))
     if role == "train" and score_rows:
         notes.append(f"{score_rows} row(s) without a label will be scored, not trained on")
     return LoadResult(
         path, "loaded", load_id, loaded, rejected, train_rows, score_rows, extra, "; ".join(notes),
-        role, role_reason, set_aside,
+        role, role_reason, set_aside, [c.name for c in f.final], profile,
     )
+
+
+def _profile_extra_columns(con: duckdb.DuckDBPyConnection, extra: list[str]) -> list[tuple[str, float, int]]:
+    """(name, share of non-empty cells, distinct non-empty values, both trimmed) of each extra
+    column over every data row of the file (rejected rows too: it describes what the file
+    brings, also when none of its rows is new), in one scan of `_ingest_src`."""
+    if not extra:
+        return []
+    aggregates = ", ".join(
+        f"count(nullif(trim({cell(e)}), '')), count(distinct nullif(trim({cell(e)}), ''))" for e in extra
+    )
+    got = db.fetch_one(con, f"select count(*), {aggregates} from _ingest_src as s")
+    total = int(got[0]) or 1
+    return [(e, int(got[1 + 2 * i]) / total, int(got[2 + 2 * i])) for i, e in enumerate(extra)]

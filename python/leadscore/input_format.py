@@ -26,17 +26,39 @@ class Column:
     min_value: float | None = None  # inclusive bounds for numbers
     max_value: float | None = None
     allowed: tuple[float, ...] | None = None  # the only values a number may take
+    # DATE columns: the spellings a cell may take (strptime formats; a time of day is dropped)
+    date_formats: tuple[str, ...] = ()
+    # BOOLEAN columns: the spellings of true and of false (compared trimmed and lower-cased),
+    # pairwise (true_values[i] / false_values[i] is one way of writing yes / no)
+    true_values: tuple[str, ...] = ()
+    false_values: tuple[str, ...] = ()
 
     def rule_text(self) -> str:
         """The rule in words, for documentation and rejection reasons."""
         parts = []
         if self.required:
             parts.append("required")
+        if self.sql_type == "DATE" and self.date_formats:
+            parts.append("a date: " + _or_list([_format_words(f) for f in self.date_formats]))
+        if self.sql_type == "BOOLEAN" and self.true_values:
+            pairs = [f"{t}/{f}" for t, f in zip(self.true_values, self.false_values)]
+            parts.append("a yes/no flag: " + _or_list(pairs))
         if self.allowed is not None:
             parts.append("one of " + ", ".join(f"{v:g}" for v in self.allowed))
         elif self.min_value is not None or self.max_value is not None:
             parts.append(f"between {self.min_value:g} and {self.max_value:g}")
         return "; ".join(parts)
+
+
+def _format_words(fmt: str) -> str:
+    """A strptime format as people read it: '%Y-%m-%d %H:%M:%S' -> 'YYYY-MM-DD HH:MM:SS'."""
+    for code, words in (("%Y", "YYYY"), ("%m", "MM"), ("%d", "DD"), ("%H", "HH"), ("%M", "MM"), ("%S", "SS")):
+        fmt = fmt.replace(code, words)
+    return fmt
+
+
+def _or_list(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
 
 
 # Sane ranges at the door: ids fit in a BIGINT and in a float64 exactly; counts and lengths far
@@ -82,13 +104,17 @@ LEAD_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in LEAD_COLUMNS)
 
 # The final round's published extra columns (issue 12). Optional: a qualifier-format file lacks
 # them (they load as null), a final-round file carries them anywhere after the 28. Typed at the
-# door like the 28: a date, yes/no flags as booleans, the rest text.
+# door like the 28: a date, yes/no flags as booleans, the rest text (trimmed, empty = null). A
+# date or flag cell that is not empty and not one of the spellings below is a rejected row.
+_LEAD_DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y-%m-%d %H:%M:%S")  # ISO, slashes, a CRM timestamp
+_YES = ("yes", "y", "true", "1")
+_NO = ("no", "n", "false", "0")
 FINAL_COLUMNS: tuple[Column, ...] = (
-    Column("lead_date", "DATE", "When the lead was created"),
+    Column("lead_date", "DATE", "When the lead was created", date_formats=_LEAD_DATE_FORMATS),
     Column("lead_description", "VARCHAR", "The customer's own inquiry text"),
-    Column("customer_history", "BOOLEAN", "Whether earlier records of the lead exist (yes/no)"),
+    Column("customer_history", "BOOLEAN", "Whether earlier records of the lead exist (yes/no)", true_values=_YES, false_values=_NO),
     Column("lead_from_channel", "VARCHAR", "How the lead came in (web form, event, partner, ...)"),
-    Column("transfer_agreement", "BOOLEAN", "Consent to move the lead's data abroad (yes/no)"),
+    Column("transfer_agreement", "BOOLEAN", "Consent to move the lead's data abroad (yes/no)", true_values=_YES, false_values=_NO),
     Column("expected_budget", "VARCHAR", "The customer's budget range as typed ('$10,000 - $50,000', 'TBD')"),
 )
 FINAL_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in FINAL_COLUMNS)

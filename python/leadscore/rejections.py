@@ -3,7 +3,8 @@
 Row-level problems do not stop a load: a row is kept in `raw.rejected_rows` with the file, row
 number, column, raw value, reason and its whole record, and the command warns (`--strict` in
 leadscore.ingest turns any rejected row into a refused file). A row is rejected when:
-- a cell breaks its column's rule (leadscore.column_rules, from input_format.LEAD_COLUMNS);
+- a cell breaks its column's rule (leadscore.column_rules, from input_format.LEAD_COLUMNS and
+  the final-round columns the file has, input_format.FINAL_COLUMNS);
 - its `id` repeats an earlier row's in the same file;
 - it is a lead already loaded. A lead's identity is its `id` when it has one: a row with an id
   already in `raw.leads` is rejected ("already loaded"), so a lead is loaded, scored and
@@ -26,14 +27,16 @@ import duckdb
 
 from leadscore import db
 from leadscore.column_rules import cell, cell_problems, int_expr, loaded_row_checks
-from leadscore.input_format import ID_COLUMN, LEAD_COLUMNS
+from leadscore.input_format import ID_COLUMN, LEAD_COLUMNS, Column
 
 
 def reject_rule_breaks(
-    con: duckdb.DuckDBPyConnection, path: Path, load_id: int, has_id: bool, check_label: bool, row: str
+    con: duckdb.DuckDBPyConnection, path: Path, load_id: int, has_id: bool, check_label: bool, row: str,
+    final: tuple[Column, ...] = (),
 ) -> None:
-    """One row per (data row, column) problem, with the whole raw record, so nothing is lost."""
-    problems = cell_problems(has_id, check_label)
+    """One row per (data row, column) problem, with the whole raw record, so nothing is lost;
+    `final`: the final-round columns the file has, whose rules apply too."""
+    problems = cell_problems(has_id, check_label, final)
     union = "\nunion all\n".join(
         f"select {row} as source_row, {db.quote_literal(name)} as column_name, "
         f"{cell(name)} as raw_value, {reason} as reason, to_json(s) as raw_record "
