@@ -2,7 +2,7 @@
 lead_from_channel, transfer_agreement and expected_budget load typed when a file has them and as
 null when it does not, so qualifier-format and final-round files load side by side; their cells
 break rules like the 28's; any other extra column is kept as JSON and profiled in the load's
-result."""
+result; a lead without an id is recognised across the two formats."""
 
 from __future__ import annotations
 
@@ -176,6 +176,32 @@ def test_a_final_round_column_in_the_wrong_case_is_pointed_out(seeded, tmp_path,
     p = write_csv(tmp_path / "cased.csv", final_rows(2, start=900), extra=("Lead_Date",))
     code, _, err = run(capsys, "ingest", "--train", str(p))
     assert code != 0 and "'Lead_Date' should be 'lead_date'" in err
+
+
+def test_a_lead_without_an_id_is_known_across_the_two_formats(db_file, tmp_path):
+    qualifier = train_rows(3, start=100)
+    # the same three leads exported again with the final round's columns, plus one new lead
+    again = [{**q, **f} for q, f in zip(qualifier, final_rows(3, start=100))] + final_rows(1, start=150)
+    [r1, r2] = _ingest(db_file, [write_csv(tmp_path / "q.csv", qualifier),
+                                 write_csv(tmp_path / "f.csv", again, extra=FINAL_COLUMN_NAMES)])
+    assert (r1.rows_loaded, r2.rows_loaded, r2.rows_rejected) == (3, 1, 3)
+    reason = ("identical row already loaded (load 1); a lead without an id is known by its content, "
+              "so a re-sent row is not loaded twice")
+    assert rows_of(db_file, "select distinct reason from raw.rejected_rows") == [(reason,)]
+    # a final-round file sent again (same dates) loads only a further copy; lead 150 on another
+    # date is another lead. Leads 100-102 were first loaded without a date: a dated copy, on any
+    # date, is taken for them (nothing tells them apart), as a qualifier file sent again would be.
+    later = [{**r, "lead_date": "2024-09-01"} for r in again]
+    [r3, r4] = _ingest(db_file, [write_csv(tmp_path / "f_again.csv", again + [dict(again[3])], extra=FINAL_COLUMN_NAMES),
+                                 write_csv(tmp_path / "later.csv", later, extra=FINAL_COLUMN_NAMES)])
+    assert (r3.rows_loaded, r3.rows_rejected) == (1, 4)  # only the second copy of lead 150 is new
+    assert (r4.rows_loaded, r4.rows_rejected) == (1, 3)
+    assert rows_of(db_file, "select lead_date, count(*) from raw.leads where customer_idx = 150 group by 1 order by 1") == [
+        (dt.date(2024, 3, 1), 2), (dt.date(2024, 9, 1), 1)]
+    # and the other way round: dated leads sent again in a qualifier-format file
+    [r5] = _ingest(db_file, [write_csv(tmp_path / "q_again.csv", train_rows(1, start=150) * 4)])
+    assert (r5.rows_loaded, r5.rows_rejected) == (1, 3)  # three dated copies of lead 150 were loaded
+    assert rows_of(db_file, "select count(*) from raw.leads") == [(7,)]
 
 
 @pytest.mark.parametrize("column, cell, reason", [

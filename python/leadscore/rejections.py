@@ -10,7 +10,9 @@ leadscore.ingest turns any rejected row into a refused file). A row is rejected 
   already in `raw.leads` is rejected ("already loaded"), so a lead is loaded, scored and
   exported once. A row without an id is known by its content: an identical row already loaded
   by an earlier file (a re-exported file) is rejected the same way; identical rows within one
-  file are all kept.
+  file are all kept. Content is the 28 lead columns and the label, and the lead's date where
+  both rows have one (`reject_known_rows`): a qualifier-format row sent again in a final-round
+  file is the same lead, two leads that differ only in their dates are not.
 Rows an earlier version let into raw.leads that break a rule of today are moved here as well
 (`quarantine_loaded_rows`), so that they cannot fail the dbt tests of every later night.
 
@@ -94,7 +96,14 @@ def reject_known_ids(con: duckdb.DuckDBPyConnection, path: Path, load_id: int, r
     )
 
 
+# What a row without an id is compared on. Not the final round's columns: a lead first loaded
+# from a qualifier-format file (they are null there) and sent again in a final-round file (they
+# are filled) would no longer be the same lead and would load twice. lead_date alone is compared
+# where both rows have one (reject_known_rows): a lead's creation date does not change when it is
+# re-exported, and it tells apart two leads that match on everything else (a customer's repeated
+# inquiry); the other five are descriptive and may be edited between exports.
 _CONTENT_COLUMNS = [c.name for c in LEAD_COLUMNS] + ["is_converted"]
+_DATE_COLUMN = "lead_date"
 
 
 def _content_key(alias: str) -> str:
@@ -103,30 +112,67 @@ def _content_key(alias: str) -> str:
 
 
 def reject_known_rows(con: duckdb.DuckDBPyConnection, path: Path, load_id: int, first_rowid: int) -> None:
-    """Rows without an id are known by their content: the k-th copy of a row in this file is
-    rejected when earlier loads already hold at least k copies (a re-exported file loads only
-    its new rows; identical rows within one file all stay)."""
+    """Rows without an id are known by their content (`_CONTENT_COLUMNS`): the k-th copy of a row
+    in this file is rejected when earlier loads already hold at least k copies (a re-exported
+    file loads only its new rows; identical rows within one file all stay).
+
+    lead_date counts where both sides have one. Copies are matched in two passes: first on the
+    content and the same date (both without one included), then what is left crosses formats:
+    a dated row of this file against undated earlier copies (a qualifier-format file sent again
+    as a final-round file), an undated row against dated earlier copies (the other way round).
+    Two dated copies with different dates never match: they are two leads."""
     if not db.scalar(con, "select count(*) from raw.leads where id is null"):
         return
+    d = db.quote_ident(_DATE_COLUMN)
     con.execute(
         f"""
         insert into raw.rejected_rows
-        select ?, ?, t.source_row, 'row', null,
+        with t as (
+            select source_row, {_content_key('t')} as key, t.{d} as d from _ingest_typed as t
+        ),
+        earlier as (
+            select {_content_key('l')} as key, l.{d} as d, count(*) as copies, min(l.load_id) as first_load
+            from raw.leads as l
+            where l.id is null
+            group by 1, 2
+        ),
+        -- pass 1: the same content and the same date (or neither has one)
+        numbered as (
+            select t.*, row_number() over (partition by key, d order by source_row) as copy from t
+        ),
+        same_date as (
+            select n.source_row, e.first_load
+            from numbered as n
+            inner join earlier as e on n.key = e.key and n.d is not distinct from e.d and n.copy <= e.copies
+        ),
+        -- what pass 1 left of the earlier copies, by whether they have a date
+        file_copies as (select key, d, count(*) as n from t group by 1, 2),
+        left_over as (
+            select e.key, e.d is null as undated, sum(greatest(e.copies - coalesce(f.n, 0), 0)) as copies,
+                min(e.first_load) filter (where e.copies > coalesce(f.n, 0)) as first_load
+            from earlier as e
+            left join file_copies as f on e.key = f.key and e.d is not distinct from f.d
+            group by 1, 2
+        ),
+        -- pass 2: across formats, a dated row against undated earlier copies and the other way round
+        unmatched as (
+            select t.source_row, t.key, t.d is null as undated,
+                row_number() over (partition by t.key, t.d is null order by t.source_row) as copy
+            from t
+            where t.source_row not in (select source_row from same_date)
+        ),
+        cross_format as (
+            select u.source_row, o.first_load
+            from unmatched as u
+            inner join left_over as o on u.key = o.key and u.undated <> o.undated and u.copy <= o.copies
+        ),
+        known as (select * from same_date union all select * from cross_format)
+        select ?, ?, k.source_row, 'row', null,
             'identical row already loaded (load ' || k.first_load || '); a lead without an id is '
                 || 'known by its content, so a re-sent row is not loaded twice',
             to_json(s), now()::timestamp
-        from (
-            select source_row, {_content_key('t')} as key,
-                row_number() over (partition by {_content_key('t')} order by source_row) as copy
-            from _ingest_typed as t
-        ) as t
-        inner join (
-            select {_content_key('l')} as key, count(*) as copies, min(l.load_id) as first_load
-            from raw.leads as l
-            where l.id is null
-            group by 1
-        ) as k on t.key = k.key and t.copy <= k.copies
-        inner join _ingest_src as s on s.rowid = t.source_row + {first_rowid} - 1
+        from known as k
+        inner join _ingest_src as s on s.rowid = k.source_row + {first_rowid} - 1
         """,
         [load_id, str(path.resolve())],
     )
