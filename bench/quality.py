@@ -1,4 +1,4 @@
-"""Quality benchmark (`make bench-quality`): the whole pipeline, as a new user runs it, on five worlds.
+"""Quality benchmark (`make bench-quality`): the whole pipeline, as a new user runs it, on six worlds.
 
 Every world gets its own temporary folder with `LEADSCORE_DB=<tmp>/<run>/leadscore.duckdb`, so
 its database and models folder start empty, and runs the CLI as subprocesses:
@@ -21,6 +21,9 @@ The worlds:
     e  foreign 1:2  foreign submission.csv subsampled (seed 0) by truth.csv to 1 positive per 2
                   negatives (choosing a test population is not fitting), written as a new
                   submission file; trained with auto and with the true rate given
+    f  final round  leadscore generate --seed 106 --schema final: the six final-round columns
+                  and lead dates, so training validates forward in time; its ablation's
+                  use_final_round_features row is the qualifier columns only
 
 After each training run the model is read back (`registry.load_model`) and every base model in
 model.json is scored on the score rows (`LoadedModel.base_probabilities`, shifted to the model's
@@ -28,11 +31,11 @@ target prevalence when it has one, compared with the model's own `oof_cutoff`), 
 model that was chosen (`predict_proba` against the registry cutoff; cross-checked against what
 `leadscore evaluate` stored). The metric code is `leadscore.metrics.evaluate_scores`.
 
-Ablation (worlds a and c): for each `use_*` var of dbt_project.yml, `leadscore build --vars
+Ablation (worlds a, c and f): for each `use_*` var of dbt_project.yml, `leadscore build --vars
 '{use_x: false}'` and `leadscore train --baseline-only --seed 1`, against the same baseline with
 every family on.
 
-    .venv/bin/python bench/quality.py [--worlds a,b,c,d,e] [--budget 120] [--skip-long]
+    .venv/bin/python bench/quality.py [--worlds a,b,c,d,e,f] [--budget 120] [--skip-long]
         [--out bench/results] [--ablation/--no-ablation] [--keep]
 
 Missing keys in model.json (an older train.py) show as n/a; a failed CLI step is reported in
@@ -75,7 +78,7 @@ PREVALENCE_ERR_MAX = 0.03
 F1_VS_GIVEN_MAX = 0.01
 FOREIGN_F1_MIN = 0.65
 
-WORLD_NAMES = {"a": "demo", "b": "drift", "c": "foreign", "d": "demo 1:2", "e": "foreign 1:2"}
+WORLD_NAMES = {"a": "demo", "b": "drift", "c": "foreign", "d": "demo 1:2", "e": "foreign 1:2", "f": "final round"}
 
 
 # ------------------------------------------------------------------------------ small helpers
@@ -211,9 +214,10 @@ class Data:
 def prepare_data(world: World, folder: Path, small: bool, run: Runner) -> Data:
     folder.mkdir(parents=True, exist_ok=True)
     size = ["--train-rows", str(SMALL_TRAIN_ROWS), "--score-rows", str(SMALL_SCORE_ROWS)] if small else []
-    if world.key in ("a", "b", "d"):
+    if world.key in ("a", "b", "d", "f"):
         extra = {"a": ["--seed", "101"], "b": ["--seed", "102", "--score-drift"],
-                 "d": ["--seed", "103", "--score-prevalence", "0.33"]}[world.key]
+                 "d": ["--seed", "103", "--score-prevalence", "0.33"],
+                 "f": ["--seed", "106", "--schema", "final"]}[world.key]
         run("generate", "--out", str(folder), "--truth", str(folder / "truth.csv"), *extra, *size)
         train, score, truth = folder / "train.csv", folder / "submission.csv", folder / "truth.csv"
         note = "leadscore generate " + " ".join(extra) + (" (small)" if small else "")
@@ -432,6 +436,9 @@ def worlds_for(keys: list[str], budget: float, skip_long: bool) -> list[World]:
         "e": World("e", "foreign 1:2", [RunSpec("auto", f"auto, {b}", budget, "auto"),
                                         RunSpec("given", f"true prevalence given, {b}", budget, "truth")],
                    prevalence_world=True),
+        # the final round's columns and dates: forward-in-time validation; the ablation's
+        # use_final_round_features row is the qualifier columns only
+        "f": World("f", "final round", [RunSpec("b", b, budget)], ablation=True),
     }
     return [table[k] for k in keys]
 
@@ -695,13 +702,13 @@ def _commit() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--worlds", default="a,b,c,d,e", help="comma-separated worlds (default: a,b,c,d,e)")
+    parser.add_argument("--worlds", default="a,b,c,d,e,f", help="comma-separated worlds (default: a,b,c,d,e,f)")
     parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET,
                         help=f"--time-budget of every training run (default: {DEFAULT_BUDGET:g})")
     parser.add_argument("--skip-long", action="store_true",
                         help=f"skip world c's run with train's default budget ({LONG_BUDGET:g} s)")
     parser.add_argument("--ablation", action=argparse.BooleanOptionalAction, default=True,
-                        help="feature-family ablation on worlds a and c (default: on)")
+                        help="feature-family ablation on worlds a, c and f (default: on)")
     parser.add_argument("--out", type=Path, default=Path("bench/results"), help="results folder")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folders (databases, logs)")
     parser.add_argument("--small", action="store_true", help=argparse.SUPPRESS)  # development: tiny worlds
