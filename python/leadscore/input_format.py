@@ -15,7 +15,7 @@ class Column:
 
     The rules are the single source of truth for what a value may be: ingestion rejects a row
     that breaks one (raw.rejected_rows, with the reason), the dbt source tests on raw.leads
-    mirror them (tests/test_reliability.py checks the mirror), so a dbt test can never fail on
+    mirror them (tests/test_column_rules.py checks the mirror), so a dbt test can never fail on
     input that got past the door.
     """
 
