@@ -5,7 +5,8 @@ open it read-only. So the nightly run publishes a separate read-only copy of wha
 and swaps it in with an atomic rename:
 
     data/serving/leadscore.duckdb        tables scored_leads, score_history, lead_features,
-                                         model_registry, nightly_runs, evaluations
+                                         model_registry, model_events, nightly_runs,
+                                         evaluations
     data/serving/scored_leads.parquet    the same current scores for pandas, Spark, Excel...
 
 A reader that opened the old file keeps reading it (POSIX keeps the inode alive); the next
@@ -33,6 +34,7 @@ SNAPSHOT_TABLES = {
     "score_history": "ops.score_history",
     "lead_features": "main.fct_lead_features",
     "model_registry": "ops.model_registry",  # the table behind dbt's view main.model_registry
+    "model_events": "ops.model_events",  # champion / challenger history
     "nightly_runs": "ops.nightly_runs",
     # how the scores held up once outcomes were known (`leadscore evaluate`)
     "evaluations": "ops.evaluations",
