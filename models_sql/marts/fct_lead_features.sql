@@ -1,6 +1,11 @@
 -- One row per lead (training and scoring) with every feature the training job uses.
--- Contract enforced: the Python job treats every column but lead_id, id, split and is_converted
--- as a feature (numeric types numeric, VARCHAR categorical), so only features belong here.
+-- Contract enforced: the Python job treats every column but the keys lead_id, id, split,
+-- is_converted and lead_date as a feature (numeric types numeric, VARCHAR categorical), so only
+-- features belong here. lead_date (null for a qualifier-format file) orders the leads in time
+-- for validation and is never a feature. The final round's features (int_leads_final_round) and
+-- the point-in-time history (int_lead_history_as_of) come last; they are null or 'missing' for
+-- rows from a qualifier-format file. The contract orders the table's columns as _models.yml
+-- lists them, whatever the order of this select (the loops come first here).
 {%- set rate_columns = var('target_rate_columns') %}
 
 with bucketed as (
@@ -21,6 +26,18 @@ derived as (
 
 ),
 
+final_round as (
+
+    select * from {{ ref('int_leads_final_round') }}
+
+),
+
+history as (
+
+    select * from {{ ref('int_lead_history_as_of') }}
+
+),
+
 final as (
 
     select
@@ -28,6 +45,7 @@ final as (
         bucketed.id,
         bucketed.split,
         bucketed.is_converted,
+        final_round.lead_date,
         bucketed.business_unit,
         bucketed.enterprise,
         bucketed.customer_type,
@@ -85,10 +103,38 @@ final as (
         derived.product_count,
         derived.country_matches_subsidiary,
         derived.strategic_flag_count,
-        derived.missing_field_count
+        derived.missing_field_count,
+        {% for column in var('history_as_of_columns') %}
+            cast(history.{{ column }}_earlier_leads as bigint) as {{ column }}_earlier_leads,
+            cast(history.{{ column }}_earlier_training_leads as bigint) as {{ column }}_earlier_training_leads,
+            cast(history.{{ column }}_earlier_conversions as bigint) as {{ column }}_earlier_conversions,
+            cast(history.{{ column }}_earlier_conversion_rate as double) as {{ column }}_earlier_conversion_rate,
+            cast(history.{{ column }}_days_since_last_lead as bigint) as {{ column }}_days_since_last_lead,
+        {% endfor %}
+        {% for name in var('promoted_extra_columns') %}
+            final_round.{{ promoted_column_name(name) }},
+        {% endfor %}
+        {% for family in var('description_keyword_families') %}
+            cast(final_round.description_{{ family }}_keywords as bigint) as description_{{ family }}_keywords,
+        {% endfor %}
+        final_round.customer_history,
+        final_round.transfer_agreement,
+        final_round.lead_from_channel,
+        final_round.budget_status,
+        final_round.budget_currency,
+        cast(final_round.budget_low_usd as double) as budget_low_usd,
+        cast(final_round.budget_high_usd as double) as budget_high_usd,
+        cast(final_round.description_length as bigint) as description_length,
+        cast(final_round.description_word_count as bigint) as description_word_count,
+        final_round.description_has_phone,
+        final_round.description_has_email,
+        cast(final_round.description_ascii_share as double) as description_ascii_share,
+        final_round.description_script
     from bucketed
     inner join target_rates on bucketed.lead_id = target_rates.lead_id
     inner join derived on bucketed.lead_id = derived.lead_id
+    inner join final_round on bucketed.lead_id = final_round.lead_id
+    inner join history on bucketed.lead_id = history.lead_id
 
 )
 
