@@ -7,6 +7,11 @@
 -- rows from a qualifier-format file. The contract orders the table's columns as _models.yml
 -- lists them, whatever the order of this select (the loops come first here).
 {%- set rate_columns = var('target_rate_columns') %}
+{#- Features counted over every lead whatever its date (out-of-fold target rates, evidence
+    counts, lead counts per customer / owner) would let a dated lead see later leads: for a row
+    with a lead_date they are null, and the point-in-time *_earlier_* columns carry that history
+    as of the lead's date. Rows without a date (qualifier files) keep them. #}
+{%- set undated = 'final_round.lead_date is null' %}
 
 with bucketed as (
 
@@ -85,21 +90,25 @@ final as (
         bucketed.is_missing_ver_win_ratio_per_bu,
         bucketed.is_missing_country,
         {% for column in rate_columns %}
-            target_rates.{{ column }}_target_rate,
-            target_rates.{{ column }}_rate_tier,
+            case when {{ undated }} then target_rates.{{ column }}_target_rate end as {{ column }}_target_rate,
+            case when {{ undated }} then target_rates.{{ column }}_rate_tier end as {{ column }}_rate_tier,
         {% endfor %}
         {% for column in var('evidence_count_columns') %}
-            target_rates.{{ column }}_evidence_rows,
-            target_rates.{{ column }}_evidence_conversions,
+            case
+                when {{ undated }} then target_rates.{{ column }}_evidence_rows
+            end as {{ column }}_evidence_rows,
+            case
+                when {{ undated }} then target_rates.{{ column }}_evidence_conversions
+            end as {{ column }}_evidence_conversions,
         {% endfor %}
         derived.timeline_months,
         derived.bant_answered_count,
         derived.log_desc_length,
         derived.is_placeholder_desc,
-        derived.leads_per_customer,
-        derived.leads_per_owner,
-        derived.leads_per_customer_owner,
-        derived.customer_share_of_owner,
+        case when {{ undated }} then derived.leads_per_customer end as leads_per_customer,
+        case when {{ undated }} then derived.leads_per_owner end as leads_per_owner,
+        case when {{ undated }} then derived.leads_per_customer_owner end as leads_per_customer_owner,
+        case when {{ undated }} then derived.customer_share_of_owner end as customer_share_of_owner,
         derived.product_count,
         derived.country_matches_subsidiary,
         derived.strategic_flag_count,
