@@ -97,20 +97,6 @@ def test_candidates_replace_the_baseline_only_beyond_fold_noise(db_file: Path) -
     assert row["chosen"] == sel["chosen"] and "reason" in row
 
 
-def test_select_model_needs_more_than_fold_noise() -> None:
-    rng = np.random.default_rng(0)
-    y = (rng.random(5000) < 0.1).astype(int)
-    folds = [(np.setdiff1d(np.arange(5000), va), va) for va in np.array_split(rng.permutation(5000), 5)]
-    z = 2.0 * y + rng.normal(0, 1, y.size) - 2.5
-    baseline = 1 / (1 + np.exp(-z))
-    jitter = np.clip(baseline * np.exp(rng.normal(0, 0.02, y.size)), 1e-6, 1 - 1e-6)
-    better = 1 / (1 + np.exp(-(z + 1.5 * y - 0.3)))
-    sel = train.select_model(y, folds, baseline, {"same_but_noisy": jitter})
-    assert sel["chosen"] == train.BASELINE and "no candidate" in sel["reason"]
-    sel = train.select_model(y, folds, baseline, {"same_but_noisy": jitter, "better": better})
-    assert sel["chosen"] == "better" and sel["gain"] > sel["noise"] > 0
-
-
 @pytest.mark.slow
 def test_shuffled_labels_stay_at_baseline(db_file: Path) -> None:
     truth = make_feature_table(db_file, n_train=2000, n_score=1000, seed=2, shuffle_labels=True)

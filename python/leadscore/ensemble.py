@@ -4,7 +4,7 @@ Both work on probabilities already mapped back to the training rate, so the mode
 probability scale. Voting weights minimise the out-of-fold log-loss over the simplex; the blend
 is then Platt-scaled on its own out-of-fold probabilities (monotone: ranking and F1 unchanged,
 but the probabilities fit for prior shift). Whether the ensemble is used at all is decided by
-train.select_model against the fixed baseline, not here.
+selection.select_model against the fixed baseline, not here.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from leadscore.errors import LeadscoreError  # noqa: E402
 
 # The tuned families, in the order they get budget. The baseline is a LightGBM of fixed textbook
-# parameters: every other candidate must beat it out of fold to be used (train.select_model).
+# parameters: every other candidate must beat it out of fold to be used (selection.select_model).
 MODEL_NAMES = ("lightgbm", "xgboost", "extra_trees", "random_forest")
 BASELINE = "lightgbm_baseline"
 KINDS = {BASELINE: "lightgbm", **{n: n for n in MODEL_NAMES}}

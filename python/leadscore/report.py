@@ -35,6 +35,20 @@ def _plt():
     return plt
 
 
+def importances(estimators: dict[str, Any], spec: dict[str, Any], columns: list[str]) -> tuple[str, dict[str, float]]:
+    """Gain importances of the LightGBM the shipped model reads most (the baseline otherwise),
+    with the name of their source for the plot's axis."""
+    from leadscore import ensemble
+    from leadscore.estimators import BASELINE, KINDS
+
+    used = ensemble.used_models(spec)
+    weights = spec.get("weights", {})
+    lgbm = sorted((n for n in used if KINDS[n] == "lightgbm"), key=lambda n: -float(weights.get(n, 1.0)))
+    name = lgbm[0] if lgbm else BASELINE
+    gain = estimators[name].booster_.feature_importance(importance_type="gain")
+    return f"{name} total gain", {c: float(g) for c, g in zip(columns, gain, strict=True)}
+
+
 def decile_table(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> list[dict[str, float]]:
     """Leads sorted by score, cut into 10 groups of equal (weighted) size, best first."""
     y = np.asarray(y).astype(float)

@@ -59,7 +59,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from leadscore import db, ensemble, promotion, registry, validation
+from leadscore import db, ensemble, promotion, registry, report, validation
+from leadscore.selection import select_model
 from leadscore.validation import f1_by_month
 from leadscore import features as feat
 from leadscore.errors import LeadscoreError
@@ -100,9 +101,6 @@ from leadscore.tuning import (
 )
 
 ENSEMBLE_KINDS = ensemble.ENSEMBLE_KINDS
-# A candidate replaces the baseline only when its mean per-fold log-loss gain exceeds this many
-# standard errors of the paired per-fold differences.
-NOISE_SE = 2.0
 # A family whose first trial is this much (relative log-loss) behind the leader is dropped.
 DROP_MARGIN = 0.03
 
@@ -178,43 +176,6 @@ class TrainResult:
 
     def __str__(self) -> str:
         return self.summary()
-
-
-# ----------------------------------------------------------------------------- selection
-
-
-def select_model(y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]], baseline: np.ndarray,
-                 candidates: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Which candidate replaces the baseline, if any: the one with the largest mean per-fold
-    log-loss gain over it, provided that gain exceeds NOISE_SE standard errors of the paired
-    per-fold differences. Returns the record stored in the registry."""
-    base_folds = fold_log_losses(y, baseline, folds)
-    k = len(folds)
-    table: dict[str, dict[str, float]] = {}
-    for name, oof in candidates.items():
-        cand_folds = fold_log_losses(y, oof, folds)
-        d = base_folds - cand_folds  # > 0: the candidate is better
-        gain = float(d.mean())
-        noise = float(NOISE_SE * d.std(ddof=1) / np.sqrt(k)) if k > 1 else float("inf")
-        table[name] = {"oof_log_loss": float(cand_folds.mean()), "gain": gain, "noise": noise,
-                       "wins": bool(gain > noise and gain > 0)}
-    winners = {n: t for n, t in table.items() if t["wins"]}
-    base_ll = float(base_folds.mean())
-    if winners:
-        chosen = max(winners, key=lambda n: (winners[n]["gain"], n))
-        t = winners[chosen]
-        reason = (f"{chosen} beats {BASELINE} by {t['gain']:.5f} log-loss per fold "
-                  f"(noise {t['noise']:.5f} = {NOISE_SE:g} s.e. of the paired fold differences)")
-    else:
-        chosen = BASELINE
-        best = min(table, key=lambda n: table[n]["oof_log_loss"]) if table else None
-        reason = (f"no candidate beats {BASELINE} by more than the fold noise" +
-                  (f" (best: {best}, gain {table[best]['gain']:.5f} vs noise {table[best]['noise']:.5f})" if best else
-                   " (no candidate trained)"))
-    won = table.get(chosen, {"oof_log_loss": base_ll, "gain": 0.0, "noise": 0.0})
-    return {"chosen": chosen, "baseline_oof_log_loss": base_ll, "chosen_oof_log_loss": won["oof_log_loss"],
-            "gain": won["gain"], "noise": won["noise"], "noise_standard_errors": NOISE_SE, "reason": reason,
-            "candidates": table}
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -420,7 +381,8 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
         dict(zip(spec["inputs"], spec["coef"], strict=True))
 
     version = registry.new_version()
-    importance_source, importances = _importances(results, spec, columns)
+    importance_source, importances = report.importances(
+        {n: r.estimator for n, r in results.items()}, spec, columns)
     meta = {
         "format": registry.FORMAT_VERSION,
         "version": version,
@@ -464,8 +426,6 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
     }
 
     def write_files(folder: Path) -> None:
-        from leadscore import report
-
         for n, r in results.items():
             save_base_model(r.kind, r.estimator, folder / MODEL_FILES[n])
         (folder / registry.MODEL_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
@@ -528,13 +488,3 @@ def _random_kfold_baseline(val: validation.Validation, data: Data, clock: Clock,
     _, f1, _, _ = f1_optimal_cutoff(data.y, oof)
     return {"model": BASELINE, "cv_f1": float(f1), "cv_log_loss": float(np.mean(losses)),
             "cv_auc": float(roc_auc_score(data.y, oof))}
-
-
-def _importances(results: dict[str, ModelResult], spec: dict[str, Any], columns: list[str]) -> tuple[str, dict[str, float]]:
-    """Gain importances of the LightGBM the shipped model reads most (the baseline otherwise)."""
-    used = ensemble.used_models(spec)
-    weights = spec.get("weights", {})
-    lgbm = sorted((n for n in used if KINDS[n] == "lightgbm"), key=lambda n: -float(weights.get(n, 1.0)))
-    name = lgbm[0] if lgbm else BASELINE
-    gain = results[name].estimator.booster_.feature_importance(importance_type="gain")
-    return f"{name} total gain", {c: float(g) for c, g in zip(columns, gain, strict=True)}
