@@ -56,7 +56,7 @@ def test_exactly_one_current_model(db_file: Path, trained: train.TrainResult) ->
         assert set(json.loads(m["params"])) == {"lightgbm_baseline", "lightgbm", "random_forest"}
         assert json.loads(m["selection"])["chosen"] in ("lightgbm_baseline", "lightgbm", "random_forest", "ensemble")
         assert m["train_seconds"] > 0 and m["artifact_dir"] == second.model_version  # relative to models/
-        assert registry.artifact_folder(m) == second.artifact_dir
+        assert registry.artifact_folder(m, con) == second.artifact_dir
         # an older version stays loadable by name
         old = model_mod.load_model(con, trained.model_version)
         assert old.version == trained.model_version and old.cutoff == trained.cutoff

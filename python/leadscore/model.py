@@ -126,7 +126,7 @@ def load_model(con: duckdb.DuckDBPyConnection, version: str | None = None) -> Lo
     row = registry.model_row(con, version)
     if row is None:
         raise LeadscoreError(f"model version {version} is not in {registry.REGISTRY_TABLE}")
-    folder = registry.artifact_folder(row)
+    folder = registry.artifact_folder(row, con)
     if not folder.is_dir():
         raise LeadscoreError(f"model folder for {version} not found ({row['artifact_dir']})")
     model = load_model_dir(folder, row["checksums_sha256"])

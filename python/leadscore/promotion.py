@@ -143,7 +143,7 @@ def show_lines(con: duckdb.DuckDBPyConnection, version: str | None) -> list[str]
         f"(positive rate {row['train_positive_rate']:.3%}), data fingerprint {str(row.get('data_fingerprint'))[:12]}",
         f"  out-of-fold F1 {row['cv_f1']:.4f}  AUC {row['cv_auc']:.4f}  cutoff {row['cutoff']:.4f}",
         f"  chosen {sel.get('chosen')}: {sel.get('reason', '')}",
-        f"  files {registry.artifact_folder(row)}",
+        f"  files {registry.artifact_folder(row, con)}",
     ]
     for e in registry.events(con, version):
         lines.append(f"  {e['event_at']:%Y-%m-%d %H:%M:%S}  {e['model_version']} {e['action']}"

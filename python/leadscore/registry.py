@@ -78,13 +78,25 @@ def model_row(con: duckdb.DuckDBPyConnection, version: str) -> dict[str, Any] | 
     return None if row is None else dict(zip([d[0] for d in cur.description], row, strict=True))
 
 
-def artifact_folder(row: dict[str, Any]) -> Path:
-    """Where a registry row's model files are: artifact_dir relative to the models folder (or an
-    absolute path from before); an installation that moved finds them under models_dir()/version."""
+def models_dir_of(con: duckdb.DuckDBPyConnection | None) -> Path:
+    """The models folder beside the database `con` is attached to (what config.models_dir() is
+    for the CLI, whatever LEADSCORE_DB says in a process that opened another database)."""
+    if con is not None:
+        path = db.scalar(con, "select path from duckdb_databases() where database_name = current_database()")
+        if path:
+            return Path(path).resolve().parent / "models"
+    return config.models_dir()
+
+
+def artifact_folder(row: dict[str, Any], con: duckdb.DuckDBPyConnection | None = None) -> Path:
+    """Where a registry row's model files are: artifact_dir relative to the models folder of the
+    database (or an absolute path from before); an installation that moved finds them under
+    <models folder>/<version>."""
+    root = models_dir_of(con)
     folder = Path(row["artifact_dir"])
     if not folder.is_absolute():
-        folder = config.models_dir() / folder
-    return folder if folder.is_dir() else config.models_dir() / row["model_version"]
+        folder = root / folder
+    return folder if folder.is_dir() else root / row["model_version"]
 
 
 def new_version(now: datetime | None = None) -> str:
@@ -160,7 +172,7 @@ def publish_model(
     inserts `row` (registry columns; a callable is called once the files are written, so it can
     carry the final timing) and flips is_current. On any failure nothing is left behind.
     """
-    root = config.models_dir()
+    root = models_dir_of(con)  # beside the database the row goes into, so the relative path resolves
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{version}"
     final = root / version

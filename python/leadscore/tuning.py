@@ -367,7 +367,7 @@ def current_model_meta(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
     if version is None:
         return None
     row = registry.model_row(con, version)
-    folder = registry.artifact_folder(row) if row else config.models_dir() / version
+    folder = registry.artifact_folder(row, con) if row else registry.models_dir_of(con) / version
     try:
         model_mod.verify_checksums(folder, row["checksums_sha256"] if row else None)
         return json.loads((folder / registry.MODEL_FILE).read_text())
