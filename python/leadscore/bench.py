@@ -225,8 +225,26 @@ def _commit() -> str:
         return "unknown"
 
 
+MIN_SIZE = 1_000  # fewer leads leave too few labeled rows for the folds of training
+
+
+def check_arguments(sizes: list[int], repeats: int) -> None:
+    """A bad size or repeat count is a one-line error before anything is generated."""
+    from leadscore.errors import LeadscoreError
+
+    if not sizes:
+        raise LeadscoreError("no sizes given (e.g. --sizes 64570,1000000)")
+    small = [s for s in sizes if not isinstance(s, int) or s < MIN_SIZE]
+    if small:
+        raise LeadscoreError(f"sizes must be whole lead counts of at least {MIN_SIZE:,}, got "
+                             + ", ".join(map(str, small)))
+    if not isinstance(repeats, int) or repeats < 1:
+        raise LeadscoreError(f"repeats must be a positive whole number, got {repeats}")
+
+
 def run_bench(sizes: list[int], repeats: int = 3, out_dir: Path = Path("bench/results"),
               say: Callable[[str], None] = print) -> list[dict]:
+    check_arguments(sizes, repeats)
     rows: list[dict] = []
     for size in sizes:
         rows.extend(s.row() for s in bench_size(size, repeats, say))

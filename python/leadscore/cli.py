@@ -41,12 +41,44 @@ def _positive_int(value: str) -> int:
     return n
 
 
+def _sizes(value: str) -> list[int]:
+    """`bench --sizes 64570,1000000`: comma-separated positive lead counts."""
+    sizes = []
+    for part in value.split(","):
+        if not part.strip():
+            continue
+        try:
+            n = int(part.strip())
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated lead counts such as 64570,1000000, got {value!r}") from exc
+        if n <= 0:
+            raise argparse.ArgumentTypeError(f"expected positive lead counts, got {part.strip()!r}")
+        sizes.append(n)
+    if not sizes:
+        raise argparse.ArgumentTypeError(f"expected at least one lead count, got {value!r}")
+    return sizes
+
+
+def package_version() -> str:
+    """The installed distribution's version (pyproject.toml), else the source tree's."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("leadscore")
+    except PackageNotFoundError:
+        from leadscore import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leadscore",
         description="SQL-first feature store and nightly batch scoring for B2B lead conversion.",
         epilog=EXIT_CODES_HELP,
     )
+    parser.add_argument("--version", action="version", version=f"leadscore {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("generate", help="write realistic demo train.csv and submission.csv",
@@ -163,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="time every stage at several sizes (see make bench)")
     p.set_defaults(func=commands.cmd_bench, writes=False)
-    p.add_argument("--sizes", default="64570,1000000",
+    p.add_argument("--sizes", type=_sizes, default="64570,1000000",
                    help="comma-separated lead counts (default: 64570,1000000; 64570 = the real 59,299 + 5,271)")
     p.add_argument("--repeats", type=_positive_int, default=3, help="runs per stage; the median is reported")
     p.add_argument("--out", type=Path, default=Path("bench/results"), help="results folder")

@@ -40,13 +40,21 @@ def cmd_generate(args: argparse.Namespace) -> int:
         kwargs["score_drift"] = True
     if args.schema != "qualifier":
         kwargs["schema"] = args.schema
-    result = generate(**kwargs)
+    try:
+        result = generate(**kwargs)
+    except OSError as exc:  # an output folder or file that cannot be written: name it, no traceback
+        raise LeadscoreError(_cannot_write(exc, args.out)) from exc
     say(
         f"wrote {result['train_path']} ({result['train_rows']} rows, "
         f"{result['train_positive_rate']:.1%} converted) and {result['score_path']} "
         f"({result['score_rows']} rows) in {result['seconds']:.1f} s"
     )
     return 0
+
+
+def _cannot_write(exc: OSError, default: Path) -> str:
+    where = exc.filename if exc.filename is not None else default
+    return f"cannot write {where}: {exc.strerror or exc}"
 
 
 def _ingest_paths(args: argparse.Namespace) -> list[tuple[Path, str]]:
@@ -196,6 +204,5 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from leadscore.bench import run_bench
 
-    sizes = [int(s) for s in str(args.sizes).split(",") if s.strip()]
-    run_bench(sizes, repeats=args.repeats, out_dir=args.out, say=say)
+    run_bench(list(args.sizes), repeats=args.repeats, out_dir=args.out, say=say)
     return 0

@@ -155,11 +155,22 @@ def export_submission(con: duckdb.DuckDBPyConnection, out: Path) -> int:
             f"nothing to export: no scored lead has an id (ids come from score files such as "
             f"submission.csv; run `leadscore score` after loading one); {out} not written"
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.is_dir():
+            raise IsADirectoryError(21, "is a folder, give a file path", str(out))
+        tmp.touch()  # the folder takes a file: an OSError naming the path, not a DuckDB IO error
         con.execute(f"copy ({rows} order by id) to {db.quote_literal(str(tmp))} (header, delimiter ',')")
         os.replace(tmp, out)
+    except (OSError, duckdb.IOException) as exc:
+        from leadscore.errors import LeadscoreError
+
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else " ".join(str(exc).split())
+        raise LeadscoreError(f"cannot write {out}: {reason}") from exc
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
     return n
