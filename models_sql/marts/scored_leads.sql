@@ -1,6 +1,11 @@
--- The current score of every scored lead: the latest row per lead in the score history that
--- the scoring job appends to. A view, so analysts see new scores as soon as a scoring run
--- commits, without another dbt run; the history stays queryable as a source.
+-- The current score of every scored lead: the current model's latest row per lead in the score
+-- history that the scoring job appends to, ranked among ALL those scores. A view, so analysts see
+-- new scores (and a promote or rollback of the current model) as soon as it commits, without
+-- another dbt run; the history stays queryable as a source.
+--
+-- rank / decile are computed here, over every current score: an incremental night scores only
+-- the new leads, so the run-level rank_in_run / decile_in_run of ops.score_history restart with
+-- each run and are kept only as what that run saw.
 {{ config(materialized='view') }}
 
 with history as (
@@ -9,14 +14,23 @@ with history as (
 
 ),
 
+current_model as (
+
+    select model_version
+    from {{ ref('model_registry') }}
+    where is_current
+
+),
+
 latest as (
 
-    select *
+    select history.*
     from history
+    inner join current_model on history.model_version = current_model.model_version
     qualify
         row_number() over (
-            partition by lead_id
-            order by scored_at desc, run_id desc
+            partition by history.lead_id
+            order by history.scored_at desc, history.run_id desc
         ) = 1
 
 ),
@@ -36,11 +50,10 @@ leads as (
 
 ),
 
-final as (
+ranked as (
 
     select
         latest.lead_id,
-        leads.id,
         latest.conversion_probability,
         latest.predicted_converted,
         latest.model_version,
@@ -49,14 +62,46 @@ final as (
         latest.run_id,
         latest.rank_in_run,
         latest.decile_in_run,
+        leads.id,
         leads.lead_owner,
         leads.customer_idx,
         leads.customer_country,
         leads.business_unit,
         leads.business_area,
-        leads.response_corporate
+        leads.response_corporate,
+        row_number() over (
+            order by latest.conversion_probability desc, latest.lead_id asc
+        ) as rank,
+        ntile(10) over (
+            order by latest.conversion_probability desc, latest.lead_id asc
+        ) as decile_of_ten
     from latest
     inner join leads on latest.lead_id = leads.lead_id
+
+),
+
+final as (
+
+    select
+        lead_id,
+        id,
+        conversion_probability,
+        predicted_converted,
+        rank,
+        cast(decile_of_ten as integer) as decile,
+        model_version,
+        scored_at,
+        cutoff,
+        run_id,
+        rank_in_run,
+        decile_in_run,
+        lead_owner,
+        customer_idx,
+        customer_country,
+        business_unit,
+        business_area,
+        response_corporate
+    from ranked
 
 )
 
