@@ -13,7 +13,7 @@ export DBT_PROFILES_DIR := $(CURDIR)
 help:
 	@echo "make run    - set up .venv, generate demo data if data/raw has no CSV, run the nightly job"
 	@echo "make test   - pytest, dbt build on a small generated dataset, sqlfluff lint"
-	@echo "make lint   - sqlfluff lint models_sql dbt_project"
+	@echo "make lint   - sqlfluff lint models_sql dbt_project, dbt-score (project score >= 9.0)"
 	@echo "make docs   - dbt docs generate (the feature catalog)"
 	@echo "make bench  - time every stage at 60k and 1M leads (BENCH_SIZES to change)"
 	@echo "make bench-quality - model quality on five worlds via the CLI (about 40 min on 2 cores; QUALITY_ARGS for options)"
@@ -48,8 +48,18 @@ test-dbt: $(STAMP)
 	$(BIN)/dbt build --no-use-colors
 
 # The dbt templater opens the profile: point it at a throwaway database, never the live one.
+# Then dbt-score rates the project's metadata (descriptions, owners, tests, macros) from a
+# manifest parsed into the same temp folder, and fails under DBT_SCORE_MIN.
+DBT_SCORE_MIN ?= 9.0
 lint: $(STAMP)
-	LEADSCORE_DB=$$(mktemp -d)/lint.duckdb $(BIN)/sqlfluff lint models_sql dbt_project
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	export LEADSCORE_DB="$$tmp/lint.duckdb"; \
+	echo "sqlfluff lint models_sql dbt_project"; \
+	$(BIN)/sqlfluff lint models_sql dbt_project; \
+	echo "dbt-score lint --fail-project-under $(DBT_SCORE_MIN)"; \
+	$(BIN)/dbt parse --quiet --no-use-colors --target-path "$$tmp/target"; \
+	$(BIN)/dbt-score lint --manifest "$$tmp/target/manifest.json" --show failing-items \
+	  --fail-project-under $(DBT_SCORE_MIN)
 
 docs: $(STAMP)
 	$(BIN)/dbt docs generate
