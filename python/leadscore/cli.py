@@ -60,6 +60,21 @@ def _sizes(value: str) -> list[int]:
     return sizes
 
 
+def _dbt_vars(value: str) -> str:
+    """`--vars '{rare_min_count: 30}'`: checked to be a YAML mapping here (dbt would fail later
+    with a longer story), passed to `dbt build --vars` as given."""
+    import yaml
+
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise argparse.ArgumentTypeError(f"expected a YAML mapping such as '{{rare_min_count: 30}}', "
+                                         f"got {value!r} ({' '.join(str(exc).split())[:120]})") from exc
+    if not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError(f"expected a YAML mapping such as '{{rare_min_count: 30}}', got {value!r}")
+    return value
+
+
 def package_version() -> str:
     """The installed distribution's version (pyproject.toml), else the source tree's."""
     from importlib.metadata import PackageNotFoundError, version
@@ -70,6 +85,18 @@ def package_version() -> str:
         from leadscore import __version__
 
         return __version__
+
+
+def add_training_arguments(p: argparse._ActionsContainer, time_budget: float) -> None:
+    """The training options `train` and `nightly` share (one definition, one parsing)."""
+    p.add_argument("--time-budget", type=float, default=time_budget,
+                   help=f"seconds for tuning and the final fit (default: {time_budget:.0f})")
+    p.add_argument("--trials", type=_positive_int, default=None, help="cap on Optuna trials per model")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--folds", type=_positive_int, default=5, help="cross-validation folds (default: 5)")
+    p.add_argument("--ensemble", choices=["voting", "stacking"], default="voting", help="how to combine models (default: voting)")
+    p.add_argument("--target-prevalence", type=_prevalence, default=None,
+                   help="positive rate of the scoring population (e.g. 0.33), or 'auto' to estimate it")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,13 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "out-of-fold log-loss by more than the fold noise. The F1-optimal cutoff is chosen out "
                        "of fold and the model is registered as the current one.")
     p.set_defaults(func=commands.cmd_train, writes=True)
-    p.add_argument("--time-budget", type=float, default=300.0, help="seconds for tuning and the final fit (default: 300)")
-    p.add_argument("--trials", type=_positive_int, default=None, help="cap on Optuna trials per model")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--folds", type=_positive_int, default=5, help="cross-validation folds (default: 5)")
-    p.add_argument("--ensemble", choices=["voting", "stacking"], default="voting", help="how to combine models (default: voting)")
-    p.add_argument("--target-prevalence", type=_prevalence, default=None,
-                   help="positive rate of the scoring population (e.g. 0.33), or 'auto' to estimate it")
+    add_training_arguments(p, time_budget=300.0)
     p.add_argument("--no-resume", action="store_true", help="start the Optuna studies afresh")
     p.add_argument("--baseline-only", action="store_true",
                    help="train only the fixed-parameter LightGBM baseline (fast, deterministic)")
@@ -158,8 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.cmd_nightly, writes=True)
     p.add_argument("--input", type=Path, default=None, help="folder with new CSV files (default: data/raw)")
     p.add_argument("--retrain", action="store_true", help="train a new model even if one exists")
-    p.add_argument("--time-budget", type=float, default=120.0, help="training budget in seconds when training (default: 120)")
-    p.add_argument("--seed", type=int, default=0, help="random seed for training (default: 0)")
+    p.add_argument("--vars", dest="dbt_vars", type=_dbt_vars, default=None, metavar="YAML",
+                   help="dbt variables for this run's build, passed to `dbt build --vars` "
+                   "(e.g. '{rare_min_count: 30}')")
+    p.add_argument("--log-format", choices=["text", "json"], default="text",
+                   help="text (default): 'time LEVEL step: message' lines; json: one JSON object per line "
+                   "(time, level, step, message, run_id), the final summary included")
+    training = p.add_argument_group("training (when the run trains: no current model, or --retrain)")
+    add_training_arguments(training, time_budget=120.0)
 
     p = sub.add_parser("publish", help="refresh the read-only serving snapshot under data/serving/")
     p.set_defaults(func=commands.cmd_publish, writes=True)

@@ -4,12 +4,19 @@ print the result's own summary.
 Kept apart from cli.py so that argument parsing stays import-light: each step module is
 imported inside its command, after the run lock is taken. Every result formats itself
 (`summary()`), so a command and the nightly job print the same words for the same step.
+The nightly job logs through the standard `logging` module; its format (text lines with time,
+level and step, or one JSON object per line) is chosen here, once, by `logging_to_stdout`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 from leadscore import config
@@ -22,6 +29,66 @@ def say(message: str) -> None:
 
 def warn(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+# -- the nightly log ------------------------------------------------------------------------------
+# Step modules log to the "leadscore" logger with the step in `extra` (nightly.py); the format is
+# chosen here, once, by the command.
+
+class TextLogFormatter(logging.Formatter):
+    """`2026-11-21 23:15:02 INFO ingest: ...` (local time, as cron and journald users read it)."""
+
+    def __init__(self) -> None:
+        super().__init__(datefmt="%Y-%m-%d %H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        step = getattr(record, "step", None)
+        head = f"{self.formatTime(record, self.datefmt)} {record.levelname} " + (f"{step}: " if step else "")
+        return head + record.getMessage()
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: time (ISO 8601, local with offset), level, step, message, and the
+    record's `run_id` and `data` when it has them."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "step": getattr(record, "step", None),
+            "message": record.getMessage(),
+        }
+        for key in ("run_id", "data"):
+            if getattr(record, key, None) is not None:
+                entry[key] = getattr(record, key)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever sys.stdout is at the time (pytest's capture, a redirect), flushed per line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout
+        super().emit(record)
+
+
+@contextmanager
+def logging_to_stdout(log_format: str = "text") -> Iterator[logging.Logger]:
+    """Send the "leadscore" logger's records (INFO and up) to stdout in `log_format` while the
+    command runs, then put the logger back as it was (commands also run in process, in tests)."""
+    logger = logging.getLogger("leadscore")
+    handler = _StdoutHandler()
+    handler.setFormatter(JsonLogFormatter() if log_format == "json" else TextLogFormatter())
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # no second copy through a root handler someone configured
+    try:
+        yield logger
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -142,9 +209,23 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     from leadscore.nightly import run_nightly
 
     input_dir = args.input if args.input is not None else config.project_root() / "data" / "raw"
-    result = run_nightly(input_dir, retrain=args.retrain, time_budget=args.time_budget, seed=args.seed, say=say)
-    say("")
-    say(result.summary())
+    with logging_to_stdout(args.log_format) as log:
+        result = run_nightly(
+            input_dir,
+            retrain=args.retrain,
+            time_budget=args.time_budget,
+            seed=args.seed,
+            trials=args.trials,
+            folds=args.folds,
+            ensemble=args.ensemble,
+            target_prevalence=args.target_prevalence,
+            dbt_vars=args.dbt_vars,
+        )
+        if args.log_format == "json":  # every line of the stream parses; the summary too
+            log.info(result.summary(), extra={"step": "summary", "run_id": result.run_id, "data": result.as_dict()})
+    if args.log_format != "json":  # the summary block stays as people read it, no time stamps
+        say("")
+        say(result.summary())
     if result.files_refused:
         for r in result.loads:
             if r.status == "refused":

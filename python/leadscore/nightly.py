@@ -11,16 +11,21 @@ EXIT_FILES_REFUSED.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+import duckdb
+
 from leadscore import db, faults, tables
 from leadscore.errors import LeadscoreError
+
+LOG = logging.getLogger("leadscore.nightly")
 
 
 @dataclass
@@ -63,6 +68,28 @@ class NightlyResult:
                          f"{'yes' if pred else 'no'}")
         return "\n".join(lines)
 
+    def as_dict(self) -> dict:
+        """The summary's figures for a machine (the nightly's JSON log)."""
+        return {
+            "run_id": self.run_id,
+            "files_loaded": self.files_loaded,
+            "files_skipped": self.files_skipped,
+            "files_refused": self.files_refused,
+            "rows_ingested": self.rows_ingested,
+            "rows_rejected": self.rows_rejected,
+            "dbt": dict(self.dbt_counts),
+            "trained_model": self.trained_model,
+            "model_version": self.model_version,
+            "leads_scored": self.leads_scored,
+            "scored_from": None if self.scored_from is None else self.scored_from.isoformat(),
+            "scored_to": None if self.scored_to is None else self.scored_to.isoformat(),
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "top_leads": [
+                {"lead_id": lead_id, "id": id_, "probability": float(prob), "above_cutoff": bool(pred)}
+                for lead_id, id_, prob, pred in self.top_leads
+            ],
+        }
+
 
 TOP_LEADS = 10
 
@@ -82,21 +109,26 @@ def _record_start(run_id: str, input_dir: Path | None) -> None:
         )
 
 
-def _record_end(result: NightlyResult, status: str, error: str | None) -> None:
-    with db.session() as con:
-        con.execute(
-            """
-            update ops.nightly_runs set ended_at = ?, status = ?, files_loaded = ?, rows_ingested = ?,
-                rows_rejected = ?, trained_model = ?, model_version = ?, leads_scored = ?,
-                scored_from = ?, scored_to = ?, error = ?
-            where run_id = ?
-            """,
-            [
-                datetime.now(timezone.utc).replace(tzinfo=None), status, result.files_loaded,
-                result.rows_ingested, result.rows_rejected, result.trained_model, result.model_version,
-                result.leads_scored, result.scored_from, result.scored_to, error, result.run_id,
-            ],
-        )
+def _record_end(result: NightlyResult, status: str, error: str | None,
+                con: duckdb.DuckDBPyConnection | None = None) -> None:
+    """Write the run's outcome to ops.nightly_runs (on `con`, else on a connection of its own)."""
+    if con is None:
+        with db.session() as own:
+            _record_end(result, status, error, own)
+        return
+    con.execute(
+        """
+        update ops.nightly_runs set ended_at = ?, status = ?, files_loaded = ?, rows_ingested = ?,
+            rows_rejected = ?, trained_model = ?, model_version = ?, leads_scored = ?,
+            scored_from = ?, scored_to = ?, error = ?
+        where run_id = ?
+        """,
+        [
+            datetime.now(timezone.utc).replace(tzinfo=None), status, result.files_loaded,
+            result.rows_ingested, result.rows_rejected, result.trained_model, result.model_version,
+            result.leads_scored, result.scored_from, result.scored_to, error, result.run_id,
+        ],
+    )
 
 
 @contextmanager
@@ -111,60 +143,99 @@ def run_nightly(
     retrain: bool = False,
     time_budget: float = 120.0,
     seed: int = 0,
-    say: Callable[[str], None] = print,
+    *,
+    trials: int | None = None,
+    folds: int = 5,
+    ensemble: str = "voting",
+    target_prevalence: float | str | None = None,
+    dbt_vars: str | None = None,
 ) -> NightlyResult:
     """Run every step, each with the same step function its own command calls; raise
-    LeadscoreError (after recording the failure) if any step fails."""
+    LeadscoreError (after recording the failure) if any step fails.
+
+    Progress goes to the "leadscore.nightly" logger, one record per event with the step in
+    `extra` (the command chooses the format: commands.logging_to_stdout). The training options
+    are train_model's and apply when the run trains; `dbt_vars` goes to `dbt build --vars`."""
     from leadscore import build, ingest, registry, runlock, score, serving, train
 
     run_id = f"n{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     result = NightlyResult(run_id)
+    started = time.perf_counter()
+    step = "run"
+
+    def log(message: str, level: int = logging.INFO) -> None:
+        LOG.log(level, message, extra={"step": step, "run_id": run_id})
+
     with runlock.exclusive("nightly"):  # re-entrant: the CLI may already hold it
         _record_start(run_id, input_dir)
+        log(f"started (input {input_dir if input_dir is not None else 'none'})")
         faults.pause_point("nightly.started")
         try:
             if input_dir is not None:
+                step = "ingest"
                 with _timed(result, "ingest"), db.session() as con:
                     # one transaction per file: a bad file is quarantined, the others load
                     loads = ingest.ingest_files(con, ingest.discover_inputs(input_dir), quarantine=True)
                 result.loads = loads
                 for r in loads:
-                    if r.status != "skipped":
-                        say(f"ingest: {r.summary()}")
+                    if r.status == "refused":
+                        log(r.summary(), logging.WARNING)
+                    elif r.status != "skipped":
+                        log(r.summary())
+                        if r.message:
+                            log(f"{r.path}: {r.message}", logging.WARNING)
                 result.files_loaded = sum(r.status == "loaded" for r in loads)
                 result.files_skipped = sum(r.status == "skipped" for r in loads)
                 result.files_refused = sum(r.status == "refused" for r in loads)
                 result.rows_ingested = sum(r.rows_loaded for r in loads)
                 result.rows_rejected = sum(r.rows_rejected for r in loads)
-                say(f"ingest: {result.rows_ingested} rows from {result.files_loaded} new file(s), "
+                log(f"{result.rows_ingested} rows from {result.files_loaded} new file(s), "
                     f"{result.files_skipped} already loaded, {result.files_refused} refused, "
                     f"{result.rows_rejected} rejected")
 
+            step = "dbt build"
+            dbt_args = ["build", "--no-use-colors", "--quiet", *(["--vars", dbt_vars] if dbt_vars else [])]
+            log("running" + (f" with --vars {dbt_vars}" if dbt_vars else "")
+                + " (no output until it ends: seconds to minutes, as the database grows)")
             with _timed(result, "dbt_build"):
-                dbt_result = build.run_dbt(["build", "--no-use-colors", "--quiet"], quiet=True)
+                dbt_result = build.run_dbt(dbt_args, quiet=True)
             result.dbt_counts = dbt_result.counts
-            say(dbt_result.summary())
+            log(dbt_result.summary().removeprefix("dbt build: "))
 
             with db.session() as con:
-                if retrain or registry.current_version(con) is None:
-                    say(f"train: {'retraining' if retrain else 'no current model, training'} "
-                        f"with a {time_budget:.0f} s budget")
+                current = registry.current_version(con)
+                step = "train"
+                if retrain or current is None:
+                    log(f"{'retraining' if retrain else 'no current model, training'} with a "
+                        f"{time_budget:.0f} s budget"
+                        + (f", at most {trials} trials per model" if trials else "")
+                        + f", {folds} folds, {ensemble} ensemble"
+                        + (f", target prevalence {target_prevalence}" if target_prevalence is not None else ""))
                     with _timed(result, "train"):
-                        trained = train.train_model(con, time_budget=time_budget, seed=seed)
+                        trained = train.train_model(
+                            con, time_budget=time_budget, trials=trials, seed=seed, folds=folds,
+                            ensemble=ensemble, target_prevalence=target_prevalence,
+                        )
                     result.trained_model = trained.model_version
-                    say(trained.summary())
+                    log(trained.summary())
+                else:
+                    log(f"skipped: model {current} is current (--retrain trains a new one)")
+                step = "score"
+                log("scoring the leads not yet scored by the current model")
                 with _timed(result, "score"):
                     scored = score.score_leads(con)
                 result.model_version = scored.model_version
                 result.leads_scored = scored.leads_scored
                 result.scored_from, result.scored_to = scored.first_lead_date, scored.last_lead_date
-                say(scored.summary())
+                log(scored.summary())
+                step = "publish"
                 with _timed(result, "publish"):
                     published = serving.publish(con)
-                say(published.summary())
+                log(published.summary())
                 result.top_leads = score.top_leads(con, TOP_LEADS)
         except BaseException as exc:
             message = str(exc) if isinstance(exc, LeadscoreError) else f"{type(exc).__name__}: {exc}"
+            log(f"failed: {' '.join(message.split())}", logging.ERROR)
             try:
                 _record_end(result, "failed", message)
             except Exception:  # the database may be what failed; the original error matters more
@@ -172,4 +243,8 @@ def run_nightly(
             raise
         refused = [f"{r.path.name}: {r.message}" for r in result.loads if r.status == "refused"]
         _record_end(result, "succeeded", ("files refused: " + " | ".join(refused)) if refused else None)
+        step = "run"
+        log(f"succeeded in {time.perf_counter() - started:.1f} s"
+            + (f", {result.files_refused} file(s) refused" if result.files_refused else ""))
     return result
+
