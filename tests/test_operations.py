@@ -1,9 +1,10 @@
 """Operating the nightly run (issue 13, operations): --version, time-stamped and JSON log lines,
-training options and dbt --vars passed through `nightly`, and one-line errors for bad paths
-and sizes.
+training options and dbt --vars passed through `nightly`, the run's final status in the serving
+snapshot (a failed run too, without touching the last good scores), and one-line errors for bad
+paths and sizes.
 
 Most tests run `cli.main` in process with the heavy steps replaced by fakes; one small real
-pipeline (generate -> nightly) checks the options end to end."""
+pipeline (generate -> nightly) checks the options and the snapshot end to end."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import duckdb
 import pytest
 
+from helpers import rows_of
 from leadscore import cli, serving
 from leadscore.errors import LeadscoreError
 
@@ -69,6 +72,7 @@ def fake_steps(db_file, tmp_path, monkeypatch):
         seen["published"] = True
         return SimpleNamespace(summary=lambda: "published (fake)")
 
+    seen["real_publish"] = serving.publish
     monkeypatch.setattr(build, "run_dbt", run_dbt)
     monkeypatch.setattr(train, "train_model", train_model)
     monkeypatch.setattr(registry, "current_version", lambda con: None)
@@ -135,6 +139,45 @@ def test_nightly_json_log_lines_parse(fake_steps, capsys):
     assert len({r["run_id"] for r in records}) == 1
 
 
+def test_a_failed_nightly_logs_an_error_and_keeps_the_last_good_snapshot(fake_steps, db_file, capsys):
+    from leadscore import tables
+
+    # a last good snapshot, published for real from hand-made scores
+    con = duckdb.connect(str(db_file))
+    tables.ensure_schemas(con)
+    con.execute("create table main.scored_leads as select 'L1' as lead_id, 0.9::double as conversion_probability")
+    fake_steps["real_publish"](con)
+    con.close()
+    live = serving.serving_db_path()
+    good = rows_of(live, "select * from scored_leads")
+
+    fake_steps["dbt_fails"] = True
+    code = cli.main(["nightly", "--input", str(fake_steps["incoming"]), "--log-format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 1 and err.count("\n") == 1 and "boom" in err
+    records = [json.loads(line) for line in out.splitlines()]
+    (error,) = [r for r in records if r["level"] == "ERROR"]
+    assert error["step"] == "dbt build" and "boom" in error["message"]
+    assert records[-1]["step"] == "publish" and "shows this failure" in records[-1]["message"]
+    # the snapshot learned about the failure, and nothing else changed in it
+    assert rows_of(live, "select status, error like '%boom%' from nightly_runs") == [("failed", True)]
+    assert rows_of(live, "select * from scored_leads") == good
+    assert live.stat().st_mode & 0o777 == 0o444
+    assert sorted(p.name for p in live.parent.iterdir()) == ["leadscore.duckdb", "scored_leads.parquet"]
+
+
+def test_publish_run_log_without_a_snapshot_does_nothing(db_file):
+    from leadscore import tables
+
+    con = duckdb.connect(str(db_file))
+    try:
+        tables.ensure_schemas(con)
+        assert serving.publish_run_log(con) is None
+    finally:
+        con.close()
+    assert not serving.serving_db_path().exists()
+
+
 # -- bad paths and sizes: one line, no traceback ----------------------------------------------------
 
 def _one_error_line(run: subprocess.CompletedProcess, command: str) -> str:
@@ -184,6 +227,16 @@ def test_a_real_night_with_options_and_json_log(real_night):
     assert any(r["step"] == "train" and "at most 1 trials per model, 3 folds" in r["message"] for r in records)
     results = json.loads((data / ".leadscore.duckdb.dbt-target" / "run_results.json").read_text())
     assert results["args"]["vars"] == {"rare_min_count": 25}
+
+
+def test_the_snapshot_says_the_run_succeeded(real_night):
+    run, data = real_night["run"], real_night["data"]
+    assert run.returncode == 0, run.stderr
+    snapshot = data / "serving" / "leadscore.duckdb"
+    main = rows_of(data / "leadscore.duckdb", "select run_id, status from ops.nightly_runs")
+    assert main == rows_of(snapshot, "select run_id, status from nightly_runs")
+    assert [r[1] for r in main] == ["succeeded"]
+    assert rows_of(snapshot, "select count(*) from nightly_runs where ended_at is null") == [(0,)]
 
 
 def test_export_to_a_path_that_cannot_be_written(real_night):

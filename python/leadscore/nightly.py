@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -155,7 +155,12 @@ def run_nightly(
 
     Progress goes to the "leadscore.nightly" logger, one record per event with the step in
     `extra` (the command chooses the format: commands.logging_to_stdout). The training options
-    are train_model's and apply when the run trains; `dbt_vars` goes to `dbt build --vars`."""
+    are train_model's and apply when the run trains; `dbt_vars` goes to `dbt build --vars`.
+
+    The run's outcome is in the serving snapshot: a run that gets as far as publishing records
+    its end ('succeeded') first, so the snapshot it publishes says so. A run that fails keeps
+    the last good snapshot and replaces only its nightly_runs table (serving.publish_run_log),
+    so the failure is visible there without any half-done scores."""
     from leadscore import build, ingest, registry, runlock, score, serving, train
 
     run_id = f"n{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
@@ -228,11 +233,14 @@ def run_nightly(
                 result.leads_scored = scored.leads_scored
                 result.scored_from, result.scored_to = scored.first_lead_date, scored.last_lead_date
                 log(scored.summary())
+                result.top_leads = score.top_leads(con, TOP_LEADS)
+                # The end is recorded before the snapshot is taken, so the snapshot carries it.
+                refused = [f"{r.path.name}: {r.message}" for r in result.loads if r.status == "refused"]
+                _record_end(result, "succeeded", ("files refused: " + " | ".join(refused)) if refused else None, con)
                 step = "publish"
                 with _timed(result, "publish"):
                     published = serving.publish(con)
                 log(published.summary())
-                result.top_leads = score.top_leads(con, TOP_LEADS)
         except BaseException as exc:
             message = str(exc) if isinstance(exc, LeadscoreError) else f"{type(exc).__name__}: {exc}"
             log(f"failed: {' '.join(message.split())}", logging.ERROR)
@@ -240,11 +248,26 @@ def run_nightly(
                 _record_end(result, "failed", message)
             except Exception:  # the database may be what failed; the original error matters more
                 pass
+            else:
+                if isinstance(exc, Exception):  # not on Ctrl-C: the user wants out
+                    step = "publish"
+                    _publish_failure(log)
             raise
-        refused = [f"{r.path.name}: {r.message}" for r in result.loads if r.status == "refused"]
-        _record_end(result, "succeeded", ("files refused: " + " | ".join(refused)) if refused else None)
         step = "run"
         log(f"succeeded in {time.perf_counter() - started:.1f} s"
             + (f", {result.files_refused} file(s) refused" if result.files_refused else ""))
     return result
 
+
+def _publish_failure(log: Callable[..., None]) -> None:
+    """Put the failed run in the snapshot's nightly_runs, leaving every other table of the last
+    good snapshot as it was; a snapshot that cannot be updated only costs a warning."""
+    from leadscore import serving
+
+    try:
+        with db.session() as con:
+            if serving.publish_run_log(con) is not None:
+                log("the serving snapshot's nightly_runs shows this failure; its scores are the last good run's")
+    except Exception as exc:  # the database or the disk may be what failed
+        log(f"could not record the failure in the serving snapshot: {' '.join(str(exc).split())[:300]}",
+            logging.WARNING)

@@ -11,11 +11,16 @@ and swaps it in with an atomic rename:
 
 A reader that opened the old file keeps reading it (POSIX keeps the inode alive); the next
 connection sees the new one. There is never a moment with no file or a half-written one.
+
+nightly_runs in the snapshot holds each run's final status: a nightly run records its end before
+it publishes, and a failed run replaces only that table (`publish_run_log`), keeping the scores
+of the last good publish.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,21 +123,58 @@ def publish(con: duckdb.DuckDBPyConnection) -> PublishResult:
             )
             fsync_path(tmp_parquet)
         Path(f"{tmp_db}.wal").unlink(missing_ok=True)  # detach checkpointed: nothing left in it
-        os.chmod(tmp_db, 0o444)
         if tmp_parquet.exists():
             os.chmod(tmp_parquet, 0o444)
-        fsync_path(tmp_db)
-        faults.pause_point("publish.before_swap")
-        live = folder / SERVING_DB_NAME
-        _drop_stale_wal(live)
-        os.replace(tmp_db, live)
-        _drop_stale_wal(live)  # a read-write open of the old file during the swap
+        _swap_in(tmp_db, folder / SERVING_DB_NAME)
         if tmp_parquet.exists():
             os.replace(tmp_parquet, folder / PARQUET_NAME)
     finally:
         for leftover in (tmp_db, tmp_parquet, Path(f"{tmp_db}.wal")):
             leftover.unlink(missing_ok=True)
     return PublishResult(folder / SERVING_DB_NAME, folder / PARQUET_NAME, counts)
+
+
+def _swap_in(tmp_db: Path, live: Path) -> None:
+    """Make the finished temp snapshot read-only and durable, then rename it over the live one."""
+    os.chmod(tmp_db, 0o444)
+    fsync_path(tmp_db)
+    faults.pause_point("publish.before_swap")
+    _drop_stale_wal(live)
+    os.replace(tmp_db, live)
+    _drop_stale_wal(live)  # a read-write open of the old file during the swap
+
+
+def publish_run_log(con: duckdb.DuckDBPyConnection) -> PublishResult | None:
+    """Replace only the snapshot's nightly_runs with ops.nightly_runs; None when there is no snapshot.
+
+    For a nightly run that failed: its scores may be half done (scored, not yet checked by a
+    publish), so the snapshot keeps every other table of the last good publish and only learns
+    how the runs went. Same swap as `publish`: a copy of the live file is changed, then renamed
+    into place, so readers never see a half-written file."""
+    folder = config.serving_dir()
+    live = folder / SERVING_DB_NAME
+    if not live.exists() or not _relation_exists(con, "ops.nightly_runs"):
+        return None
+    _clean_leftovers(folder)
+    _drop_stale_wal(live)
+    tag = uuid.uuid4().hex[:8]
+    tmp_db = folder / f".{SERVING_DB_NAME}.{tag}.tmp"
+    alias = f"serving_{tag}"
+    try:
+        shutil.copyfile(live, tmp_db)
+        os.chmod(tmp_db, 0o644)
+        con.execute(f"attach {db.quote_literal(str(tmp_db))} as {alias}")
+        try:
+            con.execute(f"create or replace table {alias}.main.nightly_runs as select * from ops.nightly_runs")
+            n = int(db.scalar(con, f"select count(*) from {alias}.main.nightly_runs"))
+        finally:
+            con.execute(f"detach {alias}")
+        Path(f"{tmp_db}.wal").unlink(missing_ok=True)
+        _swap_in(tmp_db, live)
+    finally:
+        for leftover in (tmp_db, Path(f"{tmp_db}.wal")):
+            leftover.unlink(missing_ok=True)
+    return PublishResult(live, folder / PARQUET_NAME, {"nightly_runs": n})
 
 
 def export_submission(con: duckdb.DuckDBPyConnection, out: Path) -> int:
