@@ -266,9 +266,12 @@ def cmd_models(args: argparse.Namespace) -> int:
                 previous = registry.promote(con, args.version)
                 say(f"{args.version} is the current model" + (f" (was {previous})" if previous != args.version else
                                                                " already"))
+                say("main.scored_leads shows the current model's scores: `leadscore score` scores the leads it "
+                    "has not scored yet")
             else:
                 was, now = registry.rollback(con)
-                say(f"rolled back: {now} is the current model again (was {was})")
+                say(f"rolled back: {now} is the current model again (was {was}); main.scored_leads shows its "
+                    "scores (`leadscore score` for leads it has not scored yet)")
         return 0
     with db.session(read_only=True) as con:
         if args.action == "list":
