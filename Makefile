@@ -36,8 +36,10 @@ run: $(STAMP)
 
 test: $(STAMP) pytest test-dbt lint
 
+# Two workers (the machine's two cores), one test file per worker at a time, so a file's
+# session pipeline is built once; most tests wait on dbt and subprocesses, not the CPU.
 pytest: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # dbt build (models, schema tests, unit tests, contracts) on a freshly generated small dataset
 test-dbt: $(STAMP)
