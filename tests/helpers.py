@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -14,6 +17,8 @@ import pandas as pd
 
 from leadscore import cli
 from leadscore.input_format import LEAD_COLUMN_NAMES
+
+REPO = Path(__file__).resolve().parents[1]
 
 # -- input files ------------------------------------------------------------------------------
 
@@ -77,6 +82,13 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     code = cli.main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def leadscore_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    """`leadscore ARGS` in a subprocess, with its database (and models, serving) in `data_dir`."""
+    env = dict(os.environ, LEADSCORE_DB=str(data_dir / "leadscore.duckdb"), LEADSCORE_HOME=str(REPO))
+    return subprocess.run([sys.executable, "-m", "leadscore.cli", *args], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=900)
 
 
 def rows_of(db_file: Path, sql: str) -> list[tuple]:

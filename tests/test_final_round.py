@@ -5,28 +5,13 @@ training rows, training validates forward in time and the run records the lead d
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import duckdb
+
+from helpers import leadscore_cli as leadscore
+from helpers import rows_of as query
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def leadscore(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, LEADSCORE_DB=str(data_dir / "leadscore.duckdb"), LEADSCORE_HOME=str(REPO))
-    return subprocess.run([sys.executable, "-m", "leadscore.cli", *args], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=900)
-
-
-def query(db_file: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(db_file), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def test_nightly_runs_on_a_folder_mixing_final_round_and_qualifier_files(tmp_path):

@@ -20,22 +20,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from helpers import leadscore_cli as leadscore
+from helpers import rows_of as query
+
 REPO = Path(__file__).resolve().parents[1]
 FIRST_SCORE_ROWS, SECOND_SCORE_ROWS = 200, 150
-
-
-def leadscore(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, LEADSCORE_DB=str(data_dir / "leadscore.duckdb"), LEADSCORE_HOME=str(REPO))
-    return subprocess.run([sys.executable, "-m", "leadscore.cli", *args], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=900)
-
-
-def query(db_file: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(db_file), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 @pytest.fixture(scope="module")

@@ -163,6 +163,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def training_options(args: argparse.Namespace) -> dict:
+    """The options cli.add_training_arguments defines, as `train_model` / `run_nightly` take them."""
+    return {name: getattr(args, name) for name in
+            ("time_budget", "trials", "seed", "folds", "ensemble", "target_prevalence")}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from leadscore import db
     from leadscore.train import train_model
@@ -170,12 +176,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     with db.session() as con:
         result = train_model(
             con,
-            time_budget=args.time_budget,
-            trials=args.trials,
-            seed=args.seed,
-            folds=args.folds,
-            ensemble=args.ensemble,
-            target_prevalence=args.target_prevalence,
+            **training_options(args),
             resume=not args.no_resume,
             progress=True,
             baseline_only=args.baseline_only,
@@ -213,12 +214,7 @@ def cmd_nightly(args: argparse.Namespace) -> int:
         result = run_nightly(
             input_dir,
             retrain=args.retrain,
-            time_budget=args.time_budget,
-            seed=args.seed,
-            trials=args.trials,
-            folds=args.folds,
-            ensemble=args.ensemble,
-            target_prevalence=args.target_prevalence,
+            **training_options(args),
             dbt_vars=args.dbt_vars,
         )
         if args.log_format == "json":  # every line of the stream parses; the summary too
