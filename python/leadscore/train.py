@@ -381,8 +381,8 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
         dict(zip(spec["inputs"], spec["coef"], strict=True))
 
     version = registry.new_version()
-    importance_source, importances = report.importances(
-        {n: r.estimator for n, r in results.items()}, spec, columns)
+    importance = report.importances({n: r.estimator for n, r in results.items()}, spec, columns, encoding)
+    importance_source = importance.source
     meta = {
         "format": registry.FORMAT_VERSION,
         "version": version,
@@ -432,7 +432,7 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
         bar.update(text="writing report")
         metrics["train_seconds"] = round(clock.elapsed(), 3)
         report.write_report(folder / "report", y=y, p=scored, cutoff=cutoff, sample_weight=sw, metrics=metrics,
-                            importances=importances, importance_source=importance_source, per_model_oof=oofs)
+                            importance=importance, per_model_oof=oofs)
 
     bar.update(text="registering model")
     row = {
