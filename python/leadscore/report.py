@@ -159,9 +159,8 @@ def importances(estimators: dict[str, Any], spec: dict[str, Any], columns: list[
         (name, m), = members.items()
         source = f"{name}'s {m['measure']}"
     else:
-        measures = sorted({f"{m['measure']} ({', '.join(n for n in members if members[n]['measure'] == m['measure'])})"
-                           for m in members.values()})
-        source = f"ensemble of {len(members)}: each member's {' / '.join(measures)} as shares, {how}"
+        measures = sorted({m["measure"] for m in members.values()})
+        source = f"ensemble of {len(members)}, each member's {' or '.join(measures)} as shares, {how}"
     return Importance(source=source, shares=_by_source(combined, sources), members=members)
 
 
@@ -453,7 +452,7 @@ def write_report(
         ax.legend(fontsize=8, loc="lower right", title="part of each bar from", title_fontsize=8)
     else:
         ax.barh(names, [100 * v for _, v in top][::-1], color="C0")
-    ax.set_xlabel("Share of the model's importance (%): " + "\n".join(textwrap.wrap(importance.source, 80)),
+    ax.set_xlabel("\n".join(textwrap.wrap(f"Share of the model's importance (%): {importance.source}", 70)),
                   fontsize=9)
     ax.set_title("Lead attributes the model relies on most (top 25)", fontsize=11)
     ax.tick_params(axis="y", labelsize=8)
