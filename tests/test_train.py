@@ -147,16 +147,23 @@ def test_the_budget_is_spent_on_candidates(db_file: Path) -> None:
     takes against its budget is measured by `make bench`, not asserted here (a wall-clock
     assertion fails on a loaded machine, whatever the code does)."""
     make_feature_table(db_file, n_train=3000, n_score=300, seed=5)
-    res = train.train_model(db_file, time_budget=20, seed=0, folds=3, progress=False)
-    assert res.time_budget == 20 and res.seconds > 0
+    res = train.train_model(db_file, time_budget=30, seed=0, folds=3, progress=False)
+    assert res.time_budget == 30 and res.seconds > 0
+    assert res.validation["folds_validated"] == 3
     assert sum(m["trials_this_run"] for m in res.per_model.values()) > 2  # time was used, not wasted
 
 
 @pytest.mark.slow
-def test_tiny_budget_still_gives_a_valid_model(db_file: Path) -> None:
+def test_tiny_budget_still_gives_a_valid_model(db_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A budget too small for the baseline's K folds ends its cross-validation after the first
+    fold: the cutoff comes from that fold's rows, no candidate is tuned, and a model ships."""
     make_feature_table(db_file, n_train=600, n_score=100, seed=6)
-    res = train.train_model(db_file, time_budget=1, seed=0, folds=3, progress=False)
-    assert train.BASELINE in res.per_model
+    res = train.train_model(db_file, time_budget=0.01, seed=0, folds=3, progress=False)
+    assert set(res.per_model) == {train.BASELINE}
+    assert res.validation["folds"] == 3 and res.validation["folds_validated"] == 1
+    assert 180 <= res.validation["validated_rows"] <= 220  # one stratified third of the 600 rows
+    assert "validated on 1 of 3 folds" in capsys.readouterr().err
+    assert 0.0 < res.cutoff < 1.0
     con = duckdb.connect(str(db_file))
     try:
         assert registry.current_version(con) == res.model_version

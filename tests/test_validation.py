@@ -48,6 +48,19 @@ def test_view_folds_point_at_the_same_rows():
         assert len(vfit) + len(vval) == len(viewed) and not set(vfit) & set(vval)
 
 
+def test_first_k_folds_validate_only_their_rows():
+    """What train.py keeps when the time budget ends the baseline's cross-validation early."""
+    dates, y = dated()
+    for v in (validation.random_kfold(y, 5, seed=0), validation.forward(dates, y, 4)):
+        two = v.first(2)
+        assert two.scheme == v.scheme and len(two.folds) == 2
+        expected = np.sort(np.concatenate([va for _, va in v.folds[:2]]))
+        assert np.array_equal(two.validated, expected)
+        for (vfit, vval), (_, val) in zip(two.view_folds(), two.folds, strict=True):
+            assert np.array_equal(two.view(np.arange(len(y)))[vval], val)
+            assert len(vfit) + len(vval) == len(two.validated)
+
+
 def test_without_dates_it_is_stratified_k_fold_over_every_row():
     _, y = dated()
     for dates in (None, pd.Series([pd.NaT] * len(y))):

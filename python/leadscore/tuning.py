@@ -116,10 +116,13 @@ class Data:
 
 
 def cross_validate(name: str, params: dict[str, Any], data: Data, trial=None,
-                   fold_deadline: Callable[[float, int], bool] | None = None) -> tuple[np.ndarray, list[float], float, float]:
+                   fold_deadline: Callable[[float, int], bool] | None = None,
+                   keep_partial: bool = False) -> tuple[np.ndarray, list[float], float, float]:
     """OOF probabilities (corrected to the training prior), per-fold log-loss, mean fold seconds
     and the effective prior. Reports the running mean fold log-loss to `trial` after every fold
-    (pruning); `fold_deadline(seconds per fold so far, folds left)` True stops with OutOfTime.
+    (pruning); `fold_deadline(seconds per fold so far, folds left)` True stops with OutOfTime, or,
+    with `keep_partial` and at least one fold done, returns what the finished folds give: one
+    loss per finished fold, and OOF scores only for their rows (the others stay 0).
 
     Log-loss, a proper score, is what candidates are compared on: it rewards calibrated
     probabilities as well as ranking, and the operating point is read off those probabilities."""
@@ -131,7 +134,11 @@ def cross_validate(name: str, params: dict[str, Any], data: Data, trial=None,
     secs: list[float] = []
     effective = data.pi
     for k, (tr, va) in enumerate(data.folds):
-        if fold_deadline is not None and fold_deadline(max(secs) if secs else 0.0, len(data.folds) - k):
+        first_kept = keep_partial and not losses  # with keep_partial, one fold always runs
+        if fold_deadline is not None and not first_kept and fold_deadline(max(secs) if secs else 0.0,
+                                                                          len(data.folds) - k):
+            if keep_partial:
+                break
             raise OutOfTime
         t = time.monotonic()
         pipe, fit_kwargs, effective = build_pipeline(kind, model_params(params), data.pi, data.cat_idx,

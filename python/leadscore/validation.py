@@ -39,6 +39,14 @@ class Validation:
         """The validated rows of an array over all training rows."""
         return values[self.validated]
 
+    def first(self, k: int) -> Validation:
+        """Only the first k folds: what is validated when the time budget ends the baseline's
+        cross-validation early (train.py). Each random fold is a stratified sample of the rows,
+        and each forward fold is a later block, so the rows of the finished folds are still a
+        fair sample to read a cutoff off; there are just fewer of them."""
+        folds = self.folds[:k]
+        return Validation(self.scheme, folds, np.sort(np.concatenate([va for _, va in folds])))
+
     def view_folds(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """The folds as positions in `view(...)` arrays: each fold's validation rows, and as its
         fit rows the other validated rows (what a meta-model fitted on out-of-fold scores, e.g.
