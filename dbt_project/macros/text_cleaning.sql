@@ -11,13 +11,15 @@
         'End-Customer' -> 'end customer', 'Specifier/ Influencer' -> 'specifier / influencer',
         'quotation_or_purchase_consultation' -> 'quotation or purchase consultation',
         'ETC.' -> 'etc', 'other_' -> 'other'. -#}
-    nullif(trim(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
-        regexp_replace(
-            strip_accents(lower(cast({{ expr }} as varchar))),
-            '(\s+-\s*|\s+on\s+)\d{1,2}\s*[/.]\s*\d{1,2}\s*$', ''),
-        '[_\-]+', ' ', 'g'),
-        '\s*/\s*', ' / ', 'g'),
-        '\s*,\s*', ', ', 'g'),
-        '[.!?"`()\[\]'']+', ' ', 'g'),
-        '\s+', ' ', 'g')), '')
+    {#- the patterns (RE2, as SQL literals) go through the dialect macros (macros/dialect/regex.sql);
+        the date stamp is anchored at the end, so replacing every match replaces the one -#}
+    {%- set punctuation -%} '[.!?"`()\[\]'']+' {%- endset -%}
+    {%- set text = strip_accents('lower(cast(' ~ expr ~ ' as ' ~ text_type() ~ '))') -%}
+    {%- set text = regex_replace_all(text, "'(\s+-\s*|\s+on\s+)\d{1,2}\s*[/.]\s*\d{1,2}\s*$'", "''") -%}
+    {%- set text = regex_replace_all(text, "'[_\-]+'", "' '") -%}
+    {%- set text = regex_replace_all(text, "'\s*/\s*'", "' / '") -%}
+    {%- set text = regex_replace_all(text, "'\s*,\s*'", "', '") -%}
+    {%- set text = regex_replace_all(text, punctuation, "' '") -%}
+    {%- set text = regex_replace_all(text, "'\s+'", "' '") -%}
+    nullif(trim({{ text }}), '')
 {%- endmacro %}

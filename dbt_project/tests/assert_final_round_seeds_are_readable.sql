@@ -7,7 +7,7 @@ select
     'amount_multipliers' as seed_name,
     word as seed_value
 from {{ ref('amount_multipliers') }}
-where not regexp_matches(word, '^([a-z]+|[십백천만억]+)$')
+where not {{ regex_matches('word', "'^([a-z]+|[십백천만억]+)$'") }}
 
 union all
 

@@ -25,7 +25,7 @@ with leads as (
     select
         lead_id,
         {% for column in columns %}
-            cast({{ column }} as varchar) as {{ column }},
+            cast({{ column }} as {{ text_type() }}) as {{ column }},
         {% endfor %}
         cast(is_converted as integer) as is_positive,
         {% if var('use_history_as_of') %}
@@ -47,9 +47,7 @@ dated as (
 
 dated_long as (
 
-    unpivot dated
-    on {{ columns | join(', ') }}
-    into name column_name value column_value
+    {{ unpivot_columns('dated', columns, 'column_name', 'column_value') }}
 
 ),
 
@@ -91,7 +89,7 @@ final as (
             ) filter (
                 where history.column_name = '{{ column }}'
             ) as {{ column }}_earlier_conversion_rate,
-            max(date_diff('day', history.last_lead_date, history.lead_date)) filter (
+            max({{ days_between('history.last_lead_date', 'history.lead_date') }}) filter (
                 where history.column_name = '{{ column }}'
             ) as {{ column }}_days_since_last_lead,
         {% endfor %}

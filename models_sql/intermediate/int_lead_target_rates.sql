@@ -32,7 +32,7 @@ with leads as (
 
     select
         {% for column in columns %}
-            cast({{ column }} as varchar) as {{ column }},
+            cast({{ column }} as {{ text_type() }}) as {{ column }},
         {% endfor %}
         lead_id,
         split,
@@ -52,9 +52,7 @@ training as (
 
 training_long as (
 
-    unpivot training
-    on {{ columns | join(', ') }}
-    into name column_name value column_value
+    {{ unpivot_columns('training', columns, 'column_name', 'column_value') }}
 
 ),
 

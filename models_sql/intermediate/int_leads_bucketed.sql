@@ -17,13 +17,10 @@ with leads as (
 
 training_long as (
 
-    unpivot (
-        select {{ columns | join(', ') }}
-        from leads
-        where split = 'train'
-    )
-    on {{ columns | join(', ') }}
-    into name column_name value column_value
+    {{ unpivot_columns(
+        "(select " ~ columns | join(', ') ~ " from leads where split = 'train')",
+        columns, 'column_name', 'column_value'
+    ) }}
 
 ),
 
@@ -51,11 +48,7 @@ kept_levels as (
 final as (
 
     select
-        leads.* replace (
-            {% for column in columns %}
-                coalesce(kept_{{ column }}.column_value, 'other') as {{ column }}{{ "," if not loop.last }}
-            {% endfor %}
-        )
+        {{ star_replace('leads', columns, "coalesce(kept_{column}.column_value, 'other')") }}
     from leads
     {% for column in columns %}
         left join kept_levels as kept_{{ column }}

@@ -20,6 +20,10 @@
 --   'Less than $10K' -> upper_bound (0, 10000); '$10,000 - $50,000' -> range (10000, 50000);
 --   '1억' -> point, KRW 100,000,000 in USD.
 {%- set amount_pattern = '(\d[\d,.]*)\s*([a-z]+|[십백천만억]+)?' %}
+{%- set amount = "'" ~ amount_pattern ~ "'" %}
+{%- set korean_compound -%} '(\d+)\s*억\s*(\d)\s*천\s*만' {%- endset %}
+{%- set korean_compound_as_decimal -%} '\1.\2억' {%- endset %}
+{%- set grouped_by_dots -%} '^\d{1,3}(\.\d{3})+$' {%- endset %}
 
 with leads as (
 
@@ -66,10 +70,10 @@ budget_texts as (
 
     select distinct
         expected_budget as budget_text,
-        regexp_replace(
-            regexp_replace(lower(expected_budget), '\s+', ' ', 'g'),
-            '(\d+)\s*억\s*(\d)\s*천\s*만', '\1.\2억', 'g'
-        ) as budget_key
+        {{ regex_replace_all(
+            regex_replace_all('lower(expected_budget)', "'\s+'", "' '"),
+            korean_compound, korean_compound_as_decimal
+        ) }} as budget_key
     from leads
     where expected_budget is not null
 
@@ -86,8 +90,10 @@ found_markers as (
     inner join markers
         on
             case
-                when regexp_matches(markers.marker, '^[a-z]+$')
-                    then regexp_matches(budget_texts.budget_key, '(^|[^a-z])' || markers.marker || '($|[^a-z])')
+                when {{ regex_matches('markers.marker', "'^[a-z]+$'") }}
+                    then {{ regex_matches(
+                        'budget_texts.budget_key', "'(^|[^a-z])' || markers.marker || '($|[^a-z])'"
+                    ) }}
                 else contains(budget_texts.budget_key, markers.marker)
             end
 
@@ -107,9 +113,10 @@ tokens as (
 
     select
         budget_text,
-        unnest(regexp_extract_all(budget_key, '{{ amount_pattern }}', 1)) as number_text,
-        unnest(regexp_extract_all(budget_key, '{{ amount_pattern }}', 2)) as unit_word,
-        unnest(range(1, len(regexp_extract_all(budget_key, '{{ amount_pattern }}', 1)) + 1)) as token_position
+        {{ unnest_with_position([
+            (regex_extract_all('budget_key', amount, 1), 'number_text'),
+            (regex_extract_all('budget_key', amount, 2), 'unit_word'),
+        ], 'token_position') }}
     from budget_texts
 
 ),
@@ -122,9 +129,9 @@ amounts as (
         tokens.token_position,
         try_cast(
             case
-                when regexp_matches(rtrim(tokens.number_text, ',.'), '^\d{1,3}(\.\d{3})+$')
-                    then replace(rtrim(tokens.number_text, ',.'), '.', '')
-                else replace(rtrim(tokens.number_text, ',.'), ',', '')
+                when {{ regex_matches(rtrim_chars('tokens.number_text', "',.'"), grouped_by_dots) }}
+                    then replace({{ rtrim_chars('tokens.number_text', "',.'") }}, '.', '')
+                else replace({{ rtrim_chars('tokens.number_text', "',.'") }}, ',', '')
             end as double
         ) as number_value
     from tokens
@@ -173,9 +180,9 @@ parsed as (
         case
             when first_two.amount_count is null then 'undecided'
             when first_two.amount_count >= 2 then 'range'
-            when regexp_matches(budget_texts.budget_key, {{ any_word_pattern(var('budget_upper_bound_words')) }})
+            when {{ regex_matches('budget_texts.budget_key', any_word_pattern(var('budget_upper_bound_words'))) }}
                 then 'upper_bound'
-            when regexp_matches(budget_texts.budget_key, {{ any_word_pattern(var('budget_lower_bound_words')) }})
+            when {{ regex_matches('budget_texts.budget_key', any_word_pattern(var('budget_lower_bound_words'))) }}
                 then 'lower_bound'
             else 'point'
         end as budget_status
@@ -191,23 +198,23 @@ bounds as (
         parsed.budget_text,
         parsed.budget_status,
         case when parsed.budget_status <> 'undecided' then parsed.currency end as budget_currency,
-        round(
+        {%- set low_usd -%}
             rates.usd_per_unit * case parsed.budget_status
                 when 'range' then least(parsed.first_amount, parsed.second_amount)
                 when 'upper_bound' then 0
                 when 'lower_bound' then parsed.first_amount
                 when 'point' then parsed.first_amount
-            end,
-            2
-        ) as budget_low_usd,
-        round(
+            end
+        {%- endset %}
+        {%- set high_usd -%}
             rates.usd_per_unit * case parsed.budget_status
                 when 'range' then greatest(parsed.first_amount, parsed.second_amount)
                 when 'upper_bound' then parsed.first_amount
                 when 'point' then parsed.first_amount
-            end,
-            2
-        ) as budget_high_usd
+            end
+        {%- endset %}
+        {{ round_to(low_usd, 2) }} as budget_low_usd,
+        {{ round_to(high_usd, 2) }} as budget_high_usd
     from parsed
     left join rates on parsed.currency = rates.currency
 

@@ -9,7 +9,7 @@
 with leads as (
 
     select
-        * exclude (customer_country, customer_country_1),
+        {{ star_except(['customer_country', 'customer_country_1']) }},
         coalesce(customer_country, customer_country_1) as country_text
     from {{ ref('int_leads_normalised') }}
 
@@ -44,9 +44,7 @@ parsed as (
 
     select
         country_text,
-        {{ normalise_key(
-            "list_filter(list_transform(string_split(country_text, '/'), field -> trim(field)), field -> field <> '')[-1]"
-        ) }} as country_key
+        {{ normalise_key(last_nonempty_field('country_text', "'/'")) }} as country_key
     from distinct_strings
 
 ),
@@ -76,7 +74,7 @@ located as (
 
 final as (
 
-    select * exclude (country_text)
+    select {{ star_except(['country_text']) }}
     from located
 
 )

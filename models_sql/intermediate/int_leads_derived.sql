@@ -61,7 +61,7 @@ final as (
         {% endif %}
         case
             when leads.product_category = 'missing' then 0
-            else len(string_split(leads.product_category, ','))
+            else {{ split_count('leads.product_category', "','") }}
         end as product_count,
         case
             when leads.country = 'unknown' or subsidiaries.country is null then null

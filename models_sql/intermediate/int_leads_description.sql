@@ -24,6 +24,9 @@
     ~ (var('description_phone_min_digits') - 1) ~ ',' ~ (var('description_phone_max_digits') - 1)
     ~ '}($|[^\d])' %}
 {%- set majority = var('description_script_majority') %}
+{%- set email = "'" ~ email_pattern ~ "'" %}
+{%- set phone = "'" ~ phone_pattern ~ "'" %}
+{%- set non_ascii_or_space -%} '[^\x00-\x7F]|\s' {%- endset %}
 
 with leads as (
 
@@ -47,7 +50,8 @@ keywords as (
         -- what to look for in the text prepared below (lower case, accents stripped): ' quote'
         -- (the start of a word) for a keyword of Latin letters, the keyword itself for any other
         case
-            when regexp_matches(keyword, '^[\p{Latin}0-9 ]+$') then ' ' || strip_accents(lower(keyword))
+            when {{ regex_matches('keyword', "'^[\p{Latin}0-9 ]+$'") }}
+                then ' ' || {{ strip_accents('lower(keyword)') }}
             else lower(keyword)
         end as needle
     from {{ ref('description_keywords') }}
@@ -58,8 +62,8 @@ without_emails as (
 
     select
         lead_id,
-        regexp_matches(lead_description, '{{ email_pattern }}') as has_email,
-        regexp_replace(lead_description, '{{ email_pattern }}', ' ', 'g') as description_text
+        {{ regex_matches('lead_description', email) }} as has_email,
+        {{ regex_replace_all('lead_description', email, "' '") }} as description_text
     from leads
     where lead_description is not null
 
@@ -70,10 +74,10 @@ redacted as (
     select
         lead_id,
         has_email,
-        regexp_matches(description_text, '{{ phone_pattern }}') as has_phone,
-        trim(regexp_replace(
-            regexp_replace(description_text, '{{ phone_pattern }}', ' ', 'g'), '\s+', ' ', 'g'
-        )) as description_text
+        {{ regex_matches('description_text', phone) }} as has_phone,
+        trim({{ regex_replace_all(
+            regex_replace_all('description_text', phone, "' '"), "'\s+'", "' '"
+        ) }}) as description_text
     from without_emails
 
 ),
@@ -85,16 +89,16 @@ measured as (
         has_email,
         has_phone,
         length(description_text) as text_length,
-        case when description_text = '' then 0 else len(string_split(description_text, ' ')) end as word_count,
+        case when description_text = '' then 0 else {{ split_count('description_text', "' '") }} end as word_count,
         -- lower case, accents stripped, every run of other characters than letters and digits as
         -- one space, a space at each end: ' need 40 units for the cotizacion '
-        ' ' || trim(regexp_replace(strip_accents(lower(description_text)), '[^\p{L}\p{N}]+', ' ', 'g'))
+        ' ' || trim({{ regex_replace_all(strip_accents('lower(description_text)'), "'[^\p{L}\p{N}]+'", "' '") }})
         || ' ' as match_text,
-        length(regexp_replace(description_text, '\s', '', 'g')) as non_space_chars,
-        length(regexp_replace(description_text, '[^\x00-\x7F]|\s', '', 'g')) as ascii_chars,
-        length(regexp_replace(description_text, '[^\p{L}]', '', 'g')) as letters,
-        length(regexp_replace(description_text, '[^\p{Hangul}]', '', 'g')) as hangul_letters,
-        length(regexp_replace(description_text, '[^\p{Latin}]', '', 'g')) as latin_letters
+        length({{ regex_replace_all('description_text', "'\s'", "''") }}) as non_space_chars,
+        length({{ regex_replace_all('description_text', non_ascii_or_space, "''") }}) as ascii_chars,
+        length({{ regex_replace_all('description_text', "'[^\p{L}]'", "''") }}) as letters,
+        length({{ regex_replace_all('description_text', "'[^\p{Hangul}]'", "''") }}) as hangul_letters,
+        length({{ regex_replace_all('description_text', "'[^\p{Latin}]'", "''") }}) as latin_letters
     from redacted
 
 ),

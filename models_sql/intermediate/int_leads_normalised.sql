@@ -9,15 +9,15 @@
     'expected_timeline', 'business_area', 'business_subarea'
 ] %}
 
-with leads as materialized (
+with leads as {{ materialized_cte() }} (
 
     -- the final round's columns and the file's extra columns take their own models
     -- (int_leads_budget, int_leads_channel, int_leads_description, int_leads_promoted_columns)
     select
-        * exclude (
-            lead_date, lead_description, customer_history, lead_from_channel, transfer_agreement,
-            expected_budget, extra_columns
-        )
+        {{ star_except([
+            'lead_date', 'lead_description', 'customer_history', 'lead_from_channel', 'transfer_agreement',
+            'expected_budget', 'extra_columns'
+        ]) }}
     from {{ ref('stg_leads') }}
 
 ),
@@ -34,7 +34,7 @@ synonyms as (
 
 target_columns as (
 
-    select unnest({{ text_columns }}) as column_name
+    select {{ rows_of_values(text_columns) }} as column_name
 
 ),
 
@@ -109,11 +109,7 @@ value_map as (
 final as (
 
     select
-        leads.* replace (
-            {% for column in text_columns %}
-                map_{{ column }}.canonical as {{ column }}{{ "," if not loop.last }}
-            {% endfor %}
-        )
+        {{ star_replace('leads', text_columns, 'map_{column}.canonical') }}
     from leads
     {% for column in text_columns %}
         left join value_map as map_{{ column }}

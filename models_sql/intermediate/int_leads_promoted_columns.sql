@@ -23,7 +23,7 @@ extracted as (
     select
         lead_id,
         {% for name in names %}
-            nullif(trim(json_extract_string(extra_columns, {{ json_member_path(name) }})), '')
+            nullif(trim({{ json_member_text('extra_columns', name) }}), '')
                 as {{ promoted_column_name(name) }},
         {% endfor %}
         split

@@ -38,7 +38,7 @@ final as (
         product_category,
         product_subcategory,
         product_modelname,
-        "customer_country.1" as customer_country_1,
+        {{ adapter.quote('customer_country.1') }} as customer_country_1,
         customer_position,
         response_corporate,
         expected_timeline,
