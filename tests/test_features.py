@@ -93,7 +93,8 @@ def test_check_features_names_every_difference():
 def test_score_rows_counts_and_batches_only_what_this_model_has_not_scored(con):
     fl = feat.read_features(con)
     con.execute(
-        "insert into ops.score_history values "
+        "insert into ops.score_history (lead_id, model_version, run_id, scored_at, conversion_probability, "
+        "predicted_converted, cutoff, rank_in_run, decile_in_run) values "
         "('s2', 'v1', 'r0', now()::timestamp, 0.5, true, 0.3, 1, 1)"
     )
     rows = feat.score_rows(con, fl, "v1", batch_size=2)

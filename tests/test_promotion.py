@@ -90,7 +90,9 @@ def test_outcomes_learned_later_decide_between_models_on_other_rows(db_file, cha
         tables.ensure_schemas(con)
         # the champion's scores of these leads were (nearly) right
         for lead, label in zip(lead_ids, y, strict=True):
-            con.execute("insert into ops.score_history values (?, ?, 'r', now()::timestamp, ?, false, 0.5, 1, 1)",
+            con.execute("insert into ops.score_history (lead_id, model_version, run_id, scored_at, "
+                        "conversion_probability, predicted_converted, cutoff, rank_in_run, decile_in_run) "
+                        "values (?, ?, 'r', now()::timestamp, ?, false, 0.5, 1, 1)",
                         [lead, champion, 0.95 if label else 0.02])
         good = promotion.judge(con, "other rows", 0.2, lead_ids, y, np.where(y == 1, 0.97, 0.01))
         bad = promotion.judge(con, "other rows", 0.2, lead_ids, y, np.full(200, 0.2))

@@ -3,6 +3,8 @@ a model that no longer matches the table writes nothing; no subprocess, no dbt."
 
 from __future__ import annotations
 
+import re
+
 import duckdb
 import numpy as np
 import pytest
@@ -73,3 +75,63 @@ def test_a_model_that_no_longer_matches_the_table_writes_nothing(db_file, traine
         assert con.execute("select count(*) from ops.score_history").fetchone()[0] == 0
     finally:
         con.close()
+
+
+def test_every_scored_lead_gets_three_reasons_from_its_largest_contributions(db_file, trained):
+    """Reasons come from the model's own contributions: reason_1 names the feature whose
+    LightGBM contribution (pred_contrib) is largest in size for that lead. Without the seed
+    feature_reasons (no dbt here) every text is the generic '<feature> = <value>'."""
+    import lightgbm as lgb
+
+    from leadscore import features
+
+    con = duckdb.connect(str(db_file))
+    try:
+        score.score_leads(con, batch_size=128)
+        rows = con.execute(
+            "select lead_id, reason_1, reason_2, reason_3 from ops.score_history order by lead_id"
+        ).fetchall()
+        model = load_model(con)
+        frame = features.load_split(con, "score", model.encoding.features)
+    finally:
+        con.close()
+    assert len(rows) == 500
+    assert all(r[1] and r[2] and r[3] for r in rows)
+    names = [f.name for f in model.encoding.features]
+    booster = lgb.Booster(model_file=str(model.artifact_dir / "lightgbm_baseline.txt"))
+    phi = booster.predict(model.encoding.transform(frame), pred_contrib=True)[:, : len(names)]
+    ranked = np.argsort(-np.abs(phi), axis=1, kind="stable")
+    for i, (lead_id, *texts) in enumerate(rows):
+        assert lead_id == frame["lead_id"].iloc[i]
+        top = [names[j] for j in ranked[i, :3]]
+        assert [re.split(r"[ :]", t)[0] for t in texts] == top, (texts, top)
+        sign = "raises" if phi[i, ranked[i, 0]] > 0 else "lowers"
+        assert f": {sign} the odds ({phi[i, ranked[i, 0]]:+.2f})" in texts[0]
+
+
+def test_a_score_history_from_before_reasons_gains_the_columns(db_file, trained):
+    """An existing database: ops.score_history without reason columns is migrated in place; its
+    rows keep null reasons, new runs write them."""
+    from leadscore import tables
+
+    con = duckdb.connect(str(db_file))
+    try:
+        con.execute("create schema if not exists ops")
+        con.execute("drop table if exists ops.score_history")
+        con.execute(
+            "create table ops.score_history (lead_id varchar not null, model_version varchar not null, "
+            "run_id varchar not null, scored_at timestamp not null, conversion_probability double not null, "
+            "predicted_converted boolean not null, cutoff double not null, rank_in_run bigint not null, "
+            "decile_in_run integer not null, primary key (lead_id, model_version, run_id))"
+        )
+        con.execute("insert into ops.score_history values ('old', 'v0', 'r0', now()::timestamp, 0.5, true, 0.3, 1, 1)")
+        tables.ensure_schemas(con)
+        tables.ensure_schemas(con)  # idempotent
+        score.score_leads(con)
+        counts = con.execute(
+            "select run_id = 'r0', count(*), count(reason_1), count(reason_2), count(reason_3) "
+            "from ops.score_history group by all order by all"
+        ).fetchall()
+    finally:
+        con.close()
+    assert counts == [(False, 500, 500, 500, 500), (True, 1, 0, 0, 0)]

@@ -1,6 +1,7 @@
 """scored_leads after an incremental night (issue 13): ranks and deciles are over every current
-score, not per scoring run; call_list gives the open leads in that order; the README's queries
-on the serving snapshot run as written.
+score, not per scoring run; call_list gives the open leads in that order, with their reasons;
+every scored lead has three reasons in the seed's words; the README's queries on the serving
+snapshot run as written.
 
 One small pipeline is built through the CLI: generate -> nightly (ingest, dbt build, train,
 score, publish), then a second score file arrives and a second nightly scores only its leads,
@@ -99,6 +100,26 @@ def test_call_list_is_the_open_leads_in_rank_order(two_nights):
     deciles = query(db, "select decile, margin_over_next_decile from main.scored_lead_deciles order by decile")
     assert [d for d, _ in deciles] == list(range(1, 11))
     assert all(m >= 0 for _, m in deciles[:-1]) and deciles[-1][1] is None
+
+
+REASON = re.compile(r"^\S.*: (raises|lowers) the odds \([+-]\d+\.\d\d\)$")
+
+
+@pytest.mark.parametrize("where", ["main", "serving"])
+def test_every_scored_lead_has_three_reasons_in_the_seeds_words(two_nights, where):
+    db = main_db(two_nights) if where == "main" else serving_db(two_nights)
+    rows = query(db, "select lead_id, reason_1, reason_2, reason_3 from scored_leads")
+    assert len(rows) == FIRST_SCORE_ROWS + SECOND_SCORE_ROWS
+    features = {name for (name,) in query(main_db(two_nights), "select feature from main.feature_reasons")}
+    for lead_id, *texts in rows:
+        assert len(texts) == 3 and all(t and REASON.match(t) for t in texts), (lead_id, texts)
+        # a seed template, not the generic '<feature> = <value>' fallback of a feature without one
+        assert not any(t.split(" = ")[0] in features for t in texts), (lead_id, texts)
+    # reasons differ between leads: they are the lead's own, not one global importance list
+    assert len({r[1] for r in rows}) > 10
+    if where == "main":
+        call_list = query(db, "select lead_id, reason_1, reason_2, reason_3 from main.call_list")
+        assert sorted(call_list) == sorted(rows)
 
 
 def _readme_section(title: str) -> str:

@@ -1,6 +1,7 @@
--- Who to call, in order: the open leads (no outcome yet, split = 'score') that the current model
--- scored, best first, with the owner to call them and the rank and decile among all current
--- scores (scored_leads). A view over scored_leads, so it follows each scoring run at once.
+-- Who to call, in order: the open leads (no outcome yet, split = 'score') that the current
+-- model scored, best first, with the owner to call them, the probability, the lead's three
+-- reasons and the rank and decile among all current scores (scored_leads). A view over
+-- scored_leads, so it follows each scoring run at once.
 {{ config(materialized='view') }}
 
 with scores as (
@@ -28,6 +29,9 @@ final as (
         scores.customer_idx,
         scores.conversion_probability,
         scores.predicted_converted,
+        scores.reason_1,
+        scores.reason_2,
+        scores.reason_3,
         scores.model_version,
         scores.scored_at
     from scores

@@ -6,7 +6,13 @@
 -- rank / decile are computed here, over every current score: an incremental night scores only
 -- the new leads, so the run-level rank_in_run / decile_in_run of ops.score_history restart with
 -- each run and are kept only as what that run saw.
+--
+-- reason_1..3: the lead's three reasons as the scoring run wrote them (python/leadscore/reasons.py,
+-- texts from the seed feature_reasons). A score written before reasons existed has none; it
+-- says so instead of being null, and `leadscore score --all` rescores it with its reasons.
 {{ config(materialized='view') }}
+
+{%- set not_recorded = "'not recorded: scored before reasons existed (leadscore score --all rescores)'" %}
 
 with history as (
 
@@ -62,6 +68,9 @@ ranked as (
         latest.run_id,
         latest.rank_in_run,
         latest.decile_in_run,
+        latest.reason_1,
+        latest.reason_2,
+        latest.reason_3,
         leads.id,
         leads.lead_owner,
         leads.customer_idx,
@@ -100,7 +109,10 @@ final as (
         customer_country,
         business_unit,
         business_area,
-        response_corporate
+        response_corporate,
+        coalesce(reason_1, {{ not_recorded }}) as reason_1,
+        coalesce(reason_2, {{ not_recorded }}) as reason_2,
+        coalesce(reason_3, {{ not_recorded }}) as reason_3
     from ranked
 
 )

@@ -9,7 +9,7 @@ selection.select_model against the fixed baseline, not here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -123,3 +123,26 @@ def predict(
         name: shift_prior(base_predict[name](X), effective_priors[name], train_rate) for name in used_models(spec)
     }
     return combine(corrected, spec)
+
+
+def log_odds_weights(spec: dict[str, Any], contributing: Sequence[str]) -> dict[str, float]:
+    """The weight of each of the `contributing` members' log-odds (per-feature contributions,
+    reasons.py) in the ensemble's log-odds: the voting weights times the Platt slope (the blend
+    averages probabilities, so this is its log-odds analogue), or the stacking coefficients (the
+    meta-model is linear in the members' log-odds: exact). Rescaled so that the contributing
+    members carry the whole ensemble's weight when some member (a forest) has no contributions."""
+    if spec["kind"] == "voting":
+        raw = {n: float(w) for n, w in spec["weights"].items() if w}
+        slope = float((spec.get("calibration") or {}).get("slope", 1.0))
+    elif spec["kind"] == "stacking":
+        raw = {n: float(c) for n, c in zip(spec["inputs"], spec["coef"], strict=True)}
+        slope = 1.0
+    else:
+        raise LeadscoreError(f"unknown ensemble kind {spec['kind']!r}")
+    used = [n for n in contributing if n in raw]
+    if not used:
+        raise LeadscoreError("none of the contributing models is used by the ensemble")
+    total = sum(abs(w) for w in raw.values())
+    kept = sum(abs(raw[n]) for n in used)
+    scale = total / kept if kept else 0.0
+    return {n: slope * scale * raw[n] for n in used}

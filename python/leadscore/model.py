@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,9 @@ class LoadedModel:
     meta: dict[str, Any]
     encoding: Encoding
     _predictors: dict[str, Callable[[np.ndarray], np.ndarray]]
+    # checksums.json's files (path -> sha256) as verified at load: reasons.explainer reads the
+    # base model files again (for their contribution output) and checks them against these
+    checksums: dict[str, str] = field(default_factory=dict)
 
     def used_models(self) -> list[str]:
         return ensemble.used_models(self.meta["ensemble"])
@@ -86,7 +89,13 @@ class LoadedModel:
         """Encode, predict, combine, shift: the whole way from feature columns to a score."""
         if len(df) == 0:
             return np.zeros(0, dtype=np.float64)
-        X = self.encoding.transform(df)
+        return self.predict_matrix(self.encoding.transform(df))
+
+    def predict_matrix(self, X: np.ndarray) -> np.ndarray:
+        """predict_proba from the encoded matrix (`encoding.transform`): scoring encodes a batch
+        once for the scores and the reasons (reasons.Explainer) alike."""
+        if len(X) == 0:
+            return np.zeros(0, dtype=np.float64)
         p = ensemble.predict(self.meta["ensemble"], self._predictors, self._effective_priors, self.train_positive_rate, X)
         if self.target_prevalence is not None:
             p = shift_prior(p, self.train_positive_rate, self.target_prevalence)
@@ -94,7 +103,7 @@ class LoadedModel:
 
 
 def load_model_dir(folder: Path, expected_checksum: str | None = None) -> LoadedModel:
-    verify_checksums(folder, expected_checksum)
+    files = verify_checksums(folder, expected_checksum)
     try:
         meta = json.loads((folder / MODEL_FILE).read_text())
     except ValueError as exc:
@@ -115,6 +124,7 @@ def load_model_dir(folder: Path, expected_checksum: str | None = None) -> Loaded
         meta=meta,
         encoding=encoding,
         _predictors=predictors,
+        checksums=dict(files),
     )
 
 

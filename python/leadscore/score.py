@@ -7,8 +7,11 @@ Why this shape:
 - One call (features.score_rows) checks the model's features, counts the leads and hands out
   keyset-paginated batches (each page fetched whole), so memory stays flat whatever the volume
   and the code works on DuckDB 1.x and 2.x; the model turns a batch into scores in one call.
-- Only ids and probabilities are kept between batches; rank, decile and the insert happen in
-  SQL in one transaction at the end, so a killed run writes nothing at all.
+- Each lead also gets its three reasons (reasons.py: the features with the largest log-odds
+  contributions of the model's LightGBM/XGBoost members, in the sentences of the seed
+  feature_reasons), computed in the same pass from the same encoded batch as the scores.
+- Only ids, probabilities and reason texts are kept between batches; rank, decile and the insert
+  happen in SQL in one transaction at the end, so a killed run writes nothing at all.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from leadscore import db, faults, features, progress, tables
+from leadscore import db, faults, features, progress, reasons, tables
 from leadscore.errors import LeadscoreError
 
 
@@ -66,18 +69,23 @@ def score_leads(
     if not rows.total:
         return ScoreResult(run_id, model.version, 0, 0, float(model.cutoff), 0.0)
 
+    explain = reasons.explainer(model, reasons.load_templates(con))
     out_ids: list[pa.Array] = []
     out_probs: list[pa.Array] = []
+    out_reasons: list[list[pa.Array]] = [[] for _ in range(reasons.REASONS)]
     done = 0
     first: date | None = None
     last: date | None = None
     with progress.bar("scoring", total=rows.total, enabled=show_progress) as bar:
         for frame in rows.batches:
-            probs = np.asarray(model.predict_proba(frame), dtype="float64")
+            X = model.encoding.transform(frame)
+            probs = np.asarray(model.predict_matrix(X), dtype="float64")
             if probs.shape != (len(frame),) or not np.all(np.isfinite(probs)):
                 raise LeadscoreError(f"model {model.version} returned invalid probabilities")
             out_ids.append(pa.array(frame["lead_id"].to_numpy(dtype=object), type=pa.string()))
             out_probs.append(pa.array(np.clip(probs, 0.0, 1.0)))
+            for texts, column in zip(explain.explain(frame, X), out_reasons, strict=True):
+                column.append(pa.array(texts, type=pa.string()))
             done += len(frame)
             bar.update(done)
             dates = frame["lead_date"].dropna()
@@ -86,14 +94,18 @@ def score_leads(
                 first, last = min(first or lo, lo), max(last or hi, hi)
 
     scores = pa.table(
-        {"lead_id": pa.concat_arrays(out_ids), "conversion_probability": pa.concat_arrays(out_probs)}
+        {"lead_id": pa.concat_arrays(out_ids), "conversion_probability": pa.concat_arrays(out_probs),
+         **{f"reason_{k + 1}": pa.concat_arrays(column) for k, column in enumerate(out_reasons)}}
     )
     con.register("_new_scores", scores)
     try:
         with db.transaction(con):
             con.execute(
                 """
-                insert into ops.score_history
+                insert into ops.score_history (
+                    lead_id, model_version, run_id, scored_at, conversion_probability, predicted_converted,
+                    cutoff, rank_in_run, decile_in_run, reason_1, reason_2, reason_3
+                )
                 select
                     lead_id,
                     ? as model_version,
@@ -103,7 +115,10 @@ def score_leads(
                     conversion_probability >= ? as predicted_converted,
                     ? as cutoff,
                     row_number() over (order by conversion_probability desc, lead_id) as rank_in_run,
-                    ntile(10) over (order by conversion_probability desc, lead_id) as decile_in_run
+                    ntile(10) over (order by conversion_probability desc, lead_id) as decile_in_run,
+                    reason_1,
+                    reason_2,
+                    reason_3
                 from _new_scores
                 """,
                 [model.version, run_id, started.replace(tzinfo=None), float(model.cutoff), float(model.cutoff)],

@@ -91,6 +91,9 @@ OPS_DDL = [
         primary key (lead_id, model_version, run_id)
     )
     """,
+    # the lead's three reasons (leadscore.reasons: the features with the largest log-odds
+    # contributions, as sentences); null in rows written before reasons existed
+    *(f"alter table ops.score_history add column if not exists reason_{k} varchar" for k in (1, 2, 3)),
     """
     create table if not exists ops.nightly_runs (
         run_id varchar primary key,
