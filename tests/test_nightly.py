@@ -93,6 +93,26 @@ def test_first_run_scored_every_unlabeled_lead(pipeline):
     assert runs == [("succeeded", 3400, 400)]
 
 
+def test_the_snapshot_documents_its_columns_and_holds_the_call_list_and_drift(pipeline):
+    """The snapshot's tables carry the dbt descriptions as comments (from the manifest of the
+    run's dbt build), and the views analysts read beside scored_leads are copied in."""
+    snapshot = serving_db(pipeline)
+    undocumented = query(snapshot, "select column_name from duckdb_columns() where table_name = 'scored_leads' "
+                                   "and comment is null")
+    assert undocumented == []
+    (comment,) = query(snapshot, "select comment from duckdb_columns() where table_name = 'scored_leads' "
+                                 "and column_name = 'rank'")[0]
+    assert comment.startswith("Rank among ALL current scores")
+    assert query(snapshot, "select count(*) from call_list") == query(
+        main_db(pipeline), "select count(*) from main.call_list")
+    assert query(snapshot, "select count(*) from scored_lead_deciles") == [(10,)]
+    # the generator's score file mimics the competition's test file, whose missing rates differ
+    # from training: the run checked its one batch and recorded what it found
+    (checked, flagged), = query(main_db(pipeline), "select drift_batches_checked, drift_batches_flagged "
+                                                   "from ops.nightly_runs")
+    assert checked == 1 and flagged == query(snapshot, "select count(*) from batch_drift where has_warning")[0][0]
+
+
 def test_second_run_without_new_files_writes_no_scores(pipeline):
     before = query(main_db(pipeline), "select count(*) from ops.score_history")
     run = leadscore(pipeline / "data", "nightly", "--input", str(pipeline / "incoming"))

@@ -156,3 +156,82 @@ def test_export_and_publish_with_nothing_to_write_say_so(db_file, tmp_path, caps
     out = tmp_path / "sub.csv"
     code, _, err = run(capsys, "export-submission", "--out", str(out))
     assert code == 1 and "nothing to export: no scored lead has an id" in err and not out.exists()
+
+
+# -- column comments and the serving views ---------------------------------------------------------
+
+def _manifest(path: Path) -> Path:
+    """A dbt manifest.json holding what `descriptions` reads: models, a source, another node."""
+    import json
+
+    path.write_text(json.dumps({
+        "nodes": {
+            "model.leadscore.scored_leads": {
+                "resource_type": "model", "name": "scored_leads",
+                "description": "Current scores.\n\n```sql\nselect 1;\n```",
+                "columns": {"lead_id": {"description": "The  lead,\n its key."},
+                            "conversion_probability": {"description": "Probability 0..1."},
+                            "id": {"description": ""}},
+            },
+            "model.leadscore.call_list": {"resource_type": "model", "name": "call_list", "description": "",
+                                          "columns": {"lead_id": {"description": "Lead to call."}}},
+            "test.leadscore.not_null_x": {"resource_type": "test", "name": "not_null_x", "description": "no"},
+        },
+        "sources": {
+            "source.leadscore.ops.nightly_runs": {
+                "resource_type": "source", "schema": "ops", "name": "nightly_runs", "identifier": "nightly_runs",
+                "description": "One row per run.", "columns": {"status": {"description": "How it ended."}},
+            },
+        },
+    }))
+    return path
+
+
+def test_descriptions_read_models_and_sources_of_a_manifest(tmp_path):
+    found = serving.descriptions(_manifest(tmp_path / "manifest.json"))
+    assert set(found) == {"main.scored_leads", "main.call_list", "ops.nightly_runs"}
+    # the table's first paragraph, whitespace folded; columns without a description left out
+    assert found["main.scored_leads"] == serving.Description(
+        "Current scores.", {"lead_id": "The lead, its key.", "conversion_probability": "Probability 0..1."})
+    assert found["main.call_list"].table is None
+    assert serving.descriptions(None) == {} and serving.descriptions(tmp_path / "missing.json") == {}
+    (tmp_path / "broken.json").write_text("{not json")
+    assert serving.descriptions(tmp_path / "broken.json") == {}
+
+
+def test_the_snapshot_carries_the_views_and_the_dbt_descriptions_as_comments(con, db_file, tmp_path):
+    con.execute("create view main.call_list as select lead_id, id from main.scored_leads "
+                "where predicted_converted order by conversion_probability desc")
+    result = serving.publish(con, _manifest(tmp_path / "manifest.json"))
+    live = result.path
+    assert result.tables["call_list"] == 2
+    assert rows_of(live, "select lead_id from call_list") == [("L1",), ("L3",)]
+    assert rows_of(live, "select comment from duckdb_tables() where table_name = 'scored_leads'") == [
+        ("Current scores.",)]
+    comments = dict(rows_of(live, "select column_name, comment from duckdb_columns() "
+                                  "where table_name = 'scored_leads'"))
+    assert comments == {"lead_id": "The lead, its key.", "id": None,
+                        "conversion_probability": "Probability 0..1.", "predicted_converted": None,
+                        "scored_at": None}
+    assert rows_of(live, "select comment from duckdb_columns() where table_name = 'nightly_runs' "
+                         "and column_name = 'status'") == [("How it ended.",)]
+    assert result.columns_described == 4  # 2 of scored_leads, call_list's lead_id, nightly_runs' status
+    assert "4 column comments" in result.summary()
+
+
+def test_a_snapshot_without_a_manifest_is_published_without_comments(con, db_file, tmp_path, monkeypatch):
+    monkeypatch.setattr(serving, "manifest_path", lambda: None)
+    result = serving.publish(con)
+    assert result.columns_described == 0 and result.tables["scored_leads"] == 3
+    assert rows_of(result.path, "select count(comment) from duckdb_columns() where table_name = 'scored_leads'") == [
+        (0,)]
+
+
+def test_the_failure_path_comments_nightly_runs_too(con, db_file, tmp_path, monkeypatch):
+    manifest = _manifest(tmp_path / "manifest.json")
+    monkeypatch.setattr(serving, "manifest_path", lambda: manifest)
+    serving.publish(con)
+    result = serving.publish_run_log(con)
+    assert result is not None and result.columns_described == 1
+    assert rows_of(result.path, "select comment from duckdb_columns() where table_name = 'nightly_runs' "
+                                "and column_name = 'status'") == [("How it ended.",)]

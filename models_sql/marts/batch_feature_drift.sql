@@ -6,7 +6,9 @@
 -- empty bucket on one side stays finite). Numeric buckets are the training deciles
 -- (int_batch_feature_counts); categories with a training share under
 -- var drift_min_category_share, and values training never saw, are pooled into one bucket, so a
--- 600-lead batch is not judged on dozens of one-lead categories.
+-- batch is not judged on categories too small to expect a few of its leads (an empty bucket
+-- costs PSI the most). PSI and unseen share are flagged from var drift_min_batch_leads
+-- non-missing values, the missing-rate change from as many leads.
 {%- set eps = var('drift_psi_epsilon') %}
 {%- set min_leads = var('drift_min_batch_leads') %}
 {%- set pooled = "'(rare or unseen)'" %}
@@ -214,7 +216,8 @@ measured as (
                     / (batch_totals.batch_leads - batch_totals.batch_missing)
         end as unseen_share,
         cast(training_totals.training_missing as double) / training_totals.training_leads as training_missing_rate,
-        cast(batch_totals.batch_missing as double) / batch_totals.batch_leads as batch_missing_rate
+        cast(batch_totals.batch_missing as double) / batch_totals.batch_leads as batch_missing_rate,
+        batch_totals.batch_leads - batch_totals.batch_missing as batch_values
     from batch_totals
     left join training_totals on batch_totals.feature_name = training_totals.feature_name
     left join psi
@@ -235,6 +238,7 @@ final as (
         feature_name,
         feature_kind,
         batch_leads,
+        batch_values,
         training_leads,
         psi,
         psi_buckets,
@@ -242,9 +246,10 @@ final as (
         training_missing_rate,
         batch_missing_rate,
         batch_missing_rate - training_missing_rate as missing_rate_change,
-        coalesce(batch_leads >= {{ min_leads }} and psi > {{ var('drift_psi_warn') }}, false) as is_psi_warn,
+        -- PSI and the unseen share are over the non-missing values: enough of those, not of leads
+        coalesce(batch_values >= {{ min_leads }} and psi > {{ var('drift_psi_warn') }}, false) as is_psi_warn,
         coalesce(
-            batch_leads >= {{ min_leads }} and unseen_share > {{ var('drift_unseen_share_warn') }}, false
+            batch_values >= {{ min_leads }} and unseen_share > {{ var('drift_unseen_share_warn') }}, false
         ) as is_unseen_warn,
         coalesce(
             batch_leads >= {{ min_leads }}

@@ -7,6 +7,10 @@ again. The lock every writing command shares (leadscore.runlock) makes a second 
 once with EXIT_BUSY instead of queueing behind DuckDB's file lock. A bad input file is
 quarantined (raw.loads, status 'refused') and the run goes on; the CLI then exits with
 EXIT_FILES_REFUSED.
+
+After scoring, the batches the run scored are checked for drift (main.batch_drift, leadscore.drift):
+a WARNING line per flagged batch, counts and lines in the summary and in ops.nightly_runs. A
+drift warning never fails the run: the scores are written and published, and someone looks.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from pathlib import Path
 
 import duckdb
 
-from leadscore import db, faults, tables
+from leadscore import db, drift, faults, tables
 from leadscore.errors import LeadscoreError
 
 LOG = logging.getLogger("leadscore.nightly")
@@ -45,6 +49,7 @@ class NightlyResult:
     seconds: dict[str, float] = field(default_factory=dict)
     loads: list = field(default_factory=list)
     top_leads: list[tuple] = field(default_factory=list)
+    drift: drift.DriftReport | None = None  # None: not checked (nothing scored, or batch_drift unreadable)
 
     def summary(self) -> str:
         """The contract's summary: rows ingested, dbt results, model, leads scored, top 10 leads."""
@@ -61,6 +66,7 @@ class NightlyResult:
             f"  model version     {self.model_version}" + (" (trained in this run)" if self.trained_model else ""),
             f"  leads scored      {self.leads_scored}"
             + (f" (lead dates {self.scored_from} to {self.scored_to})" if self.scored_from else ""),
+            f"  drift             {self.drift.summary() if self.drift is not None else 'not checked'}",
             f"  top {TOP_LEADS} leads      lead_id           id        probability  above cutoff",
         ]
         for lead_id, id_, prob, pred in self.top_leads:
@@ -83,6 +89,7 @@ class NightlyResult:
             "leads_scored": self.leads_scored,
             "scored_from": None if self.scored_from is None else self.scored_from.isoformat(),
             "scored_to": None if self.scored_to is None else self.scored_to.isoformat(),
+            "drift": None if self.drift is None else self.drift.as_dict(),
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "top_leads": [
                 {"lead_id": lead_id, "id": id_, "probability": float(prob), "above_cutoff": bool(pred)}
@@ -116,17 +123,23 @@ def _record_end(result: NightlyResult, status: str, error: str | None,
         with db.session() as own:
             _record_end(result, status, error, own)
         return
+    checked = result.drift
     con.execute(
         """
         update ops.nightly_runs set ended_at = ?, status = ?, files_loaded = ?, rows_ingested = ?,
             rows_rejected = ?, trained_model = ?, model_version = ?, leads_scored = ?,
-            scored_from = ?, scored_to = ?, error = ?
+            scored_from = ?, scored_to = ?, error = ?, drift_batches_checked = ?,
+            drift_batches_flagged = ?, drift_warnings = ?
         where run_id = ?
         """,
         [
             datetime.now(timezone.utc).replace(tzinfo=None), status, result.files_loaded,
             result.rows_ingested, result.rows_rejected, result.trained_model, result.model_version,
-            result.leads_scored, result.scored_from, result.scored_to, error, result.run_id,
+            result.leads_scored, result.scored_from, result.scored_to, error,
+            None if checked is None else len(checked.batches),
+            None if checked is None else len(checked.flagged),
+            None if checked is None or not checked.flagged else "\n".join(b.warning() for b in checked.flagged),
+            result.run_id,
         ],
     )
 
@@ -234,6 +247,9 @@ def run_nightly(
                 result.scored_from, result.scored_to = scored.first_lead_date, scored.last_lead_date
                 log(scored.summary())
                 result.top_leads = score.top_leads(con, TOP_LEADS)
+                if scored.leads_scored:
+                    step = "drift"
+                    result.drift = _check_drift(con, scored.run_id, log)
                 # The end is recorded before the snapshot is taken, so the snapshot carries it.
                 refused = [f"{r.path.name}: {r.message}" for r in result.loads if r.status == "refused"]
                 _record_end(result, "succeeded", ("files refused: " + " | ".join(refused)) if refused else None, con)
@@ -257,6 +273,23 @@ def run_nightly(
         log(f"succeeded in {time.perf_counter() - started:.1f} s"
             + (f", {result.files_refused} file(s) refused" if result.files_refused else ""))
     return result
+
+
+def _check_drift(con: duckdb.DuckDBPyConnection, scoring_run_id: str,
+                 log: Callable[..., None]) -> drift.DriftReport | None:
+    """The drift of the batches scoring run `scoring_run_id` scored: a WARNING line per flagged
+    batch, an INFO line otherwise. Monitoring, not a step the scores depend on: if batch_drift
+    cannot be read (a database built without it), one WARNING says so and the run goes on."""
+    try:
+        report = drift.batches_of_run(con, scoring_run_id)
+    except duckdb.Error as exc:
+        log(f"not checked: main.batch_drift could not be read: {' '.join(str(exc).split())[:300]}",
+            logging.WARNING)
+        return None
+    for batch in report.flagged:
+        log(batch.warning(), logging.WARNING)
+    log(report.summary())
+    return report
 
 
 def _publish_failure(log: Callable[..., None]) -> None:

@@ -4,10 +4,17 @@ DuckDB lets one process write a database file, and while it does, other processe
 open it read-only. So the nightly run publishes a separate read-only copy of what analysts need
 and swaps it in with an atomic rename:
 
-    data/serving/leadscore.duckdb        tables scored_leads, score_history, lead_features,
-                                         model_registry, model_events, nightly_runs,
-                                         evaluations
+    data/serving/leadscore.duckdb        tables scored_leads, call_list, scored_lead_deciles,
+                                         score_history, lead_features, model_registry,
+                                         model_events, nightly_runs, evaluations,
+                                         batch_drift, batch_feature_drift
     data/serving/scored_leads.parquet    the same current scores for pandas, Spark, Excel...
+
+Every table and column carries its dbt description as a DuckDB comment (`COMMENT ON`), so
+`select column_name, comment from duckdb_columns() where table_name = 'scored_leads'` documents
+the snapshot without the repository. The descriptions come from dbt's manifest.json, the
+rendered form of the YAML (`{{ doc() }}` blocks resolved), which every `dbt build` writes: the
+one of this database's build (build.target_path()), else the repository's target/.
 
 A reader that opened the old file keeps reading it (POSIX keeps the inode alive); the next
 connection sees the new one. There is never a moment with no file or a half-written one.
@@ -36,6 +43,8 @@ PARQUET_NAME = "scored_leads.parquet"
 # Snapshot table -> source relation in the main database (skipped when absent).
 SNAPSHOT_TABLES = {
     "scored_leads": "main.scored_leads",
+    "call_list": "main.call_list",  # the open leads in rank order
+    "scored_lead_deciles": "main.scored_lead_deciles",
     "score_history": "ops.score_history",
     "lead_features": "main.fct_lead_features",
     "model_registry": "ops.model_registry",  # the table behind dbt's view main.model_registry
@@ -43,7 +52,11 @@ SNAPSHOT_TABLES = {
     "nightly_runs": "ops.nightly_runs",
     # how the scores held up once outcomes were known (`leadscore evaluate`)
     "evaluations": "ops.evaluations",
+    # drift and data quality of every scored batch against the training rows
+    "batch_drift": "main.batch_drift",
+    "batch_feature_drift": "main.batch_feature_drift",
 }
+MANIFEST_NAME = "manifest.json"
 
 
 @dataclass
@@ -51,10 +64,82 @@ class PublishResult:
     path: Path
     parquet_path: Path
     tables: dict[str, int]
+    columns_described: int = 0  # columns given a comment from the dbt descriptions
 
     def summary(self) -> str:
         """One line for the terminal and the nightly log (what `leadscore publish` printed)."""
-        return f"published {self.path}: " + ", ".join(f"{t} {n} rows" for t, n in self.tables.items())
+        return (f"published {self.path}: " + ", ".join(f"{t} {n} rows" for t, n in self.tables.items())
+                + f"; {self.columns_described} column comments")
+
+
+@dataclass(frozen=True)
+class Description:
+    """A relation's dbt description: the table's (first paragraph) and each column's."""
+    table: str | None
+    columns: dict[str, str]
+
+
+def manifest_path() -> Path | None:
+    """dbt's manifest.json of this database's last build, else the repository's target/ (a plain
+    `dbt build`); None when neither exists."""
+    from leadscore import build
+
+    for candidate in (build.target_path() / MANIFEST_NAME, config.project_root() / "target" / MANIFEST_NAME):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def descriptions(manifest: Path | None) -> dict[str, Description]:
+    """'schema.name' -> Description for every model ('main.<name>': dbt builds into main) and
+    source ('<schema>.<table>') of a dbt manifest; {} without a manifest or from one that cannot
+    be read (the snapshot is then published without comments, not refused)."""
+    import json
+
+    if manifest is None:
+        return {}
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    found: dict[str, Description] = {}
+    for node in [*data.get("nodes", {}).values(), *data.get("sources", {}).values()]:
+        kind = node.get("resource_type")
+        if kind == "model":
+            key = f"main.{node.get('alias') or node.get('name')}"
+        elif kind == "source":
+            key = f"{node.get('schema')}.{node.get('identifier') or node.get('name')}"
+        else:
+            continue
+        columns = {name.lower(): _one_line(col.get("description"))
+                   for name, col in (node.get("columns") or {}).items() if _one_line(col.get("description"))}
+        paragraph = (node.get("description") or "").strip().split("\n\n")[0]
+        found[key] = Description(_one_line(paragraph) or None, columns)
+    return found
+
+
+def _one_line(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def _comment(con: duckdb.DuckDBPyConnection, table: str, described: Description | None) -> int:
+    """COMMENT ON the snapshot table `table` (catalog.main.name) and each of its columns that has
+    a description; returns the columns commented."""
+    if described is None:
+        return 0
+    catalog, _, name = table.split(".")
+    if described.table:
+        con.execute(f"comment on table {table} is {db.quote_literal(described.table)}")
+    present = [r[0] for r in db.fetch_all(
+        con, "select column_name from duckdb_columns() where database_name = ? and schema_name = 'main' "
+        "and table_name = ?", [catalog, name])]
+    n = 0
+    for column in present:
+        text = described.columns.get(column.lower())
+        if text:
+            con.execute(f"comment on column {table}.{db.quote_ident(column)} is {db.quote_literal(text)}")
+            n += 1
+    return n
 
 
 def serving_db_path() -> Path:
@@ -84,12 +169,13 @@ def _drop_stale_wal(db_file: Path) -> None:
     Path(f"{db_file}.wal").unlink(missing_ok=True)
 
 
-def publish(con: duckdb.DuckDBPyConnection) -> PublishResult:
+def publish(con: duckdb.DuckDBPyConnection, manifest: Path | None = None) -> PublishResult:
     """Write a fresh snapshot beside the live one, then rename it into place.
 
     The new file is checkpointed (no WAL of its own) and made read-only (0444) before the
     rename, and any WAL left beside the live name is removed, so nothing can be replayed over
-    the snapshot.
+    the snapshot. Tables and columns get the dbt descriptions of `manifest` (default:
+    manifest_path()) as comments.
     """
     if not _relation_exists(con, "main.scored_leads"):
         from leadscore.errors import LeadscoreError
@@ -105,6 +191,8 @@ def publish(con: duckdb.DuckDBPyConnection) -> PublishResult:
     tmp_db = folder / f".{SERVING_DB_NAME}.{tag}.tmp"
     tmp_parquet = folder / f".{PARQUET_NAME}.{tag}.tmp"
     counts: dict[str, int] = {}
+    described = descriptions(manifest if manifest is not None else manifest_path())
+    commented = 0
     alias = f"serving_{tag}"
     try:
         con.execute(f"attach {db.quote_literal(str(tmp_db))} as {alias}")
@@ -114,6 +202,7 @@ def publish(con: duckdb.DuckDBPyConnection) -> PublishResult:
                     continue
                 con.execute(f"create table {alias}.main.{table} as select * from {source}")
                 counts[table] = int(db.scalar(con, f"select count(*) from {alias}.main.{table}"))
+                commented += _comment(con, f"{alias}.main.{table}", described.get(source))
         finally:
             con.execute(f"detach {alias}")
         if "scored_leads" in counts:
@@ -131,7 +220,7 @@ def publish(con: duckdb.DuckDBPyConnection) -> PublishResult:
     finally:
         for leftover in (tmp_db, tmp_parquet, Path(f"{tmp_db}.wal")):
             leftover.unlink(missing_ok=True)
-    return PublishResult(folder / SERVING_DB_NAME, folder / PARQUET_NAME, counts)
+    return PublishResult(folder / SERVING_DB_NAME, folder / PARQUET_NAME, counts, commented)
 
 
 def _swap_in(tmp_db: Path, live: Path) -> None:
@@ -167,6 +256,7 @@ def publish_run_log(con: duckdb.DuckDBPyConnection) -> PublishResult | None:
         try:
             con.execute(f"create or replace table {alias}.main.nightly_runs as select * from ops.nightly_runs")
             n = int(db.scalar(con, f"select count(*) from {alias}.main.nightly_runs"))
+            commented = _comment(con, f"{alias}.main.nightly_runs", descriptions(manifest_path()).get("ops.nightly_runs"))
         finally:
             con.execute(f"detach {alias}")
         Path(f"{tmp_db}.wal").unlink(missing_ok=True)
@@ -174,7 +264,7 @@ def publish_run_log(con: duckdb.DuckDBPyConnection) -> PublishResult | None:
     finally:
         for leftover in (tmp_db, Path(f"{tmp_db}.wal")):
             leftover.unlink(missing_ok=True)
-    return PublishResult(live, folder / PARQUET_NAME, {"nightly_runs": n})
+    return PublishResult(live, folder / PARQUET_NAME, {"nightly_runs": n}, commented)
 
 
 def export_submission(con: duckdb.DuckDBPyConnection, out: Path) -> int:

@@ -113,6 +113,11 @@ OPS_DDL = [
     # the lead dates of the leads a run scored (final-round data carries lead_date; else null)
     "alter table ops.nightly_runs add column if not exists scored_from date",
     "alter table ops.nightly_runs add column if not exists scored_to date",
+    # drift of the batches the run scored (leadscore.drift, main.batch_drift): how many were
+    # checked and flagged, and the WARNING line of each flagged one (null when not checked)
+    "alter table ops.nightly_runs add column if not exists drift_batches_checked integer",
+    "alter table ops.nightly_runs add column if not exists drift_batches_flagged integer",
+    "alter table ops.nightly_runs add column if not exists drift_warnings varchar",
     # champion / challenger history (leadscore.promotion, `leadscore models`): every change of the
     # current model, and every model registered without becoming current, with the reason
     """
