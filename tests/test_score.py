@@ -109,6 +109,23 @@ def test_every_scored_lead_gets_three_reasons_from_its_largest_contributions(db_
         assert f": {sign} the odds ({phi[i, ranked[i, 0]]:+.2f})" in texts[0]
 
 
+def test_scoring_without_reasons_gives_the_same_scores_and_says_so(db_file, trained):
+    con = duckdb.connect(str(db_file))
+    try:
+        score.score_leads(con)
+        with_reasons = dict((r[0], r[2]) for r in history(con))
+        score.score_leads(con, rescore=True, with_reasons=False)
+        rows = con.execute(
+            "select lead_id, conversion_probability, reason_1, reason_2, reason_3 from ops.score_history "
+            "where run_id = (select max(run_id) from ops.score_history)"
+        ).fetchall()
+    finally:
+        con.close()
+    assert len(rows) == 500
+    assert all(with_reasons[lead] == p for lead, p, *_ in rows)
+    assert {text for *_, r1, r2, r3 in rows for text in (r1, r2, r3)} == {score.NO_REASONS}
+
+
 def test_a_score_history_from_before_reasons_gains_the_columns(db_file, trained):
     """An existing database: ops.score_history without reason columns is migrated in place; its
     rows keep null reasons, new runs write them."""
