@@ -86,4 +86,5 @@ def test_stg_leads_sql_selects_the_columns_in_yaml_order():
         outputs.append(alias.group(1) if alias else item.strip('"'))
     assert outputs == STG_NAMES
     for raw_name, renamed in RENAMES.items():
-        assert f'"{raw_name}" as {renamed}' in select
+        # quoted by the adapter: double quotes on DuckDB, backticks on Spark (issue 14)
+        assert f"{{{{ adapter.quote('{raw_name}') }}}} as {renamed}" in select
