@@ -85,7 +85,10 @@ final as (
                 where history.column_name = '{{ column }}'
             ) as bigint) as {{ column }}_earlier_conversions,
             max(
-                (history.earlier_conversions + {{ m }} * {{ prior }}) / (history.earlier_training_leads + {{ m }})
+                {{ fraction(
+                    '(history.earlier_conversions + ' ~ m ~ ' * ' ~ prior ~ ')',
+                    '(history.earlier_training_leads + ' ~ m ~ ')'
+                ) }}
             ) filter (
                 where history.column_name = '{{ column }}'
             ) as {{ column }}_earlier_conversion_rate,

@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="*", type=Path,
                    help="more files; role from the file: an 'id' column means a score file, none a training file")
     p.add_argument("--strict", action="store_true", help="fail the whole load if any row is rejected")
+    p.add_argument("--parquet", action="store_true",
+                   help="also write the raw and ops tables as Parquet for `dbt build --target spark` "
+                   "(spark/sources beside the database, or LEADSCORE_SPARK_SOURCES)")
 
     p = sub.add_parser("build", help="run dbt build (same as running it by hand)",
                        description="Run `dbt build` on the leadscore dbt project; extra arguments are passed to dbt.")
@@ -167,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model version (default: the current one)")
     p.add_argument("--all", action="store_true", help="rescore leads already scored by this model")
     p.add_argument("--batch-size", type=_positive_int, default=200_000, help="leads per batch (default: 200000)")
+    p.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb",
+                   help="duckdb (default); spark: read main.fct_lead_features from the Spark target "
+                   "(`dbt build --target spark`) and score there with mapInPandas (pip install -e '.[spark]')")
 
     p = sub.add_parser("nightly", help="ingest, dbt build, train if needed, score, publish",
                        description="The nightly job: ingest new files in DIR, run dbt build, train if no "

@@ -151,6 +151,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         (warn if r.status == "refused" else say)(r.summary())
         if r.status == "loaded" and r.message:
             warn(f"{r.path}: warning: {r.message}")
+    if getattr(args, "parquet", False):
+        from leadscore.spark import export_sources, sources_dir
+
+        with db.session() as con:
+            written = export_sources(con)
+        say(f"wrote {len(written)} tables ({written.get('raw.leads', 0)} leads) as Parquet under {sources_dir()}")
     return 0
 
 
@@ -190,6 +196,13 @@ def cmd_score(args: argparse.Namespace) -> int:
     from leadscore import db
     from leadscore.score import score_leads
 
+    if getattr(args, "engine", "duckdb") == "spark":
+        from leadscore.spark import score_leads_spark
+
+        with db.session() as con:
+            result = score_leads_spark(con, args.model, rescore=args.all)
+        say(result.summary())
+        return 0
     with db.session() as con:
         result = score_leads(con, args.model, rescore=args.all, batch_size=args.batch_size, show_progress=True)
     say(result.summary())

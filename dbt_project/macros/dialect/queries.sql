@@ -93,3 +93,18 @@
 {% macro spark__round_to(expr, digits) -%}
     (signum({{ expr }}) * floor(abs({{ expr }}) * {{ 10 ** digits }} + 0.5) / {{ 10 ** digits }})
 {%- endmacro %}
+
+
+{% macro fraction(numerator, denominator) -%}
+    {{ return(adapter.dispatch('fraction')(numerator, denominator)) }}
+{%- endmacro %}
+
+{# DuckDB: '/' of a DECIMAL sum (a literal like 0.08 is one) and an integer is a DOUBLE division. #}
+{% macro duckdb__fraction(numerator, denominator) -%}
+    {{ numerator }} / {{ denominator }}
+{%- endmacro %}
+
+{# Spark: a DECIMAL division keeps a fixed scale (0.666667), so the exact sum is cast to double first. #}
+{% macro spark__fraction(numerator, denominator) -%}
+    cast({{ numerator }} as double) / {{ denominator }}
+{%- endmacro %}

@@ -28,9 +28,9 @@
     len(string_split({{ expr }}, {{ separator }}))
 {%- endmacro %}
 
-{# Spark: split() takes a regular expression, so the separator is quoted as one. #}
+{# Spark: split() takes a regular expression, so the separator is quoted as one; size() is INT, len() BIGINT. #}
 {% macro spark__split_count(expr, separator) -%}
-    size(split({{ expr }}, {{ spark_quote_pattern(separator) }}))
+    cast(size(split({{ expr }}, {{ spark_quote_pattern(separator) }})) as bigint)
 {%- endmacro %}
 
 
