@@ -111,3 +111,19 @@ def test_build_passes_unknown_flags_on_to_dbt(db_file, monkeypatch):
     monkeypatch.setattr(commands, "cmd_build", fake)
     assert cli.main(["build", "--select", "stg_leads", "--full-refresh"]) == 0
     assert seen["dbt_args"] == ["--select", "stg_leads", "--full-refresh"]
+
+
+def test_score_no_reasons_reaches_the_scoring_call(monkeypatch, db_file):
+    """`score --no-reasons` asks score_leads for probabilities only; plain `score` for reasons too."""
+    from leadscore import score
+
+    calls = []
+
+    def fake(con, model_version=None, **kwargs):
+        calls.append(kwargs["with_reasons"])
+        return score.ScoreResult("s1", "v1", 0, 0, 0.5, 0.0)
+
+    monkeypatch.setattr(score, "score_leads", fake)
+    assert cli.main(["score", "--no-reasons"]) == 0
+    assert cli.main(["score"]) == 0
+    assert calls == [False, True]

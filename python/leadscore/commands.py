@@ -204,7 +204,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         say(result.summary())
         return 0
     with db.session() as con:
-        result = score_leads(con, args.model, rescore=args.all, batch_size=args.batch_size, show_progress=True)
+        result = score_leads(con, args.model, rescore=args.all, batch_size=args.batch_size, show_progress=True,
+                             with_reasons=args.reasons)
     say(result.summary())
     return 0
 

@@ -37,6 +37,9 @@ from leadscore.errors import LeadscoreError
 SOURCE_SCHEMAS = ("raw", "ops")
 FEATURE_TABLE = "main.fct_lead_features"
 SCORE_HISTORY = "ops.score_history"
+# reason_1..3 of a lead scored here: the executors predict only (TreeSHAP reasons cost about 80
+# predictions per lead, see score.py); DuckDB scoring gives them
+NO_REASONS = "not computed: scored with --engine spark (leadscore score --all rescores with reasons)"
 
 
 def spark_dir() -> Path:
@@ -300,7 +303,9 @@ def score_leads_spark(
             con.execute(
                 f"insert into {SCORE_HISTORY} by name select lead_id, model_version, run_id, "
                 "cast(scored_at as timestamp) as scored_at, conversion_probability, predicted_converted, cutoff, "
-                "rank_in_run, decile_in_run from _spark_scores"
+                "rank_in_run, decile_in_run, "
+                + ", ".join(f"{db.quote_literal(NO_REASONS)} as reason_{k}" for k in (1, 2, 3))
+                + " from _spark_scores"
             )
     finally:
         con.unregister("_spark_scores")
