@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -89,6 +90,14 @@ def leadscore_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, LEADSCORE_DB=str(data_dir / "leadscore.duckdb"), LEADSCORE_HOME=str(REPO))
     return subprocess.run([sys.executable, "-m", "leadscore.cli", *args], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=900)
+
+
+def copy_pipeline(template: Path, dest: Path) -> Path:
+    """A private copy of conftest's pipeline_template in `dest`: data/ (database, models,
+    serving snapshot) and incoming/ (the generated files it ingested)."""
+    shutil.copytree(template / "data", dest / "data")
+    shutil.copytree(template / "incoming", dest / "incoming")
+    return dest
 
 
 def rows_of(db_file: Path, sql: str) -> list[tuple]:

@@ -1,7 +1,8 @@
 """The nightly run end to end: reruns, crash safety, readers during a run, export.
 
 One small pipeline (generate -> nightly: ingest, dbt build, train, score, publish) is built
-once per session; each test works on its own copy of that data folder.
+once per test run (conftest's pipeline_template, shared with test_scored_leads); each test
+works on its own copy of that data folder.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from helpers import copy_pipeline
 from leadscore import cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,25 +39,11 @@ def leadscore(data_dir: Path, *args: str, **extra_env: str) -> subprocess.Comple
     )
 
 
-@pytest.fixture(scope="session")
-def pipeline_template(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("pipeline")
-    data = root / "data"
-    data.mkdir()
-    raw = root / "incoming"
-    gen = leadscore(data, "generate", "--out", str(raw), "--train-rows", "3000", "--score-rows", "400", "--seed", "5")
-    assert gen.returncode == 0, gen.stderr
-    run = leadscore(data, "nightly", "--input", str(raw), "--time-budget", "25")
-    assert run.returncode == 0, run.stdout + run.stderr
-    return root
-
-
 @pytest.fixture()
 def pipeline(pipeline_template, tmp_path) -> Path:
-    """A private copy of the built pipeline: tmp_path/data (database, models, serving) and incoming/."""
-    shutil.copytree(pipeline_template / "data", tmp_path / "data")
-    shutil.copytree(pipeline_template / "incoming", tmp_path / "incoming")
-    return tmp_path
+    """A private copy of the built pipeline (conftest's pipeline_template): tmp_path/data
+    (database, models, serving) and incoming/."""
+    return copy_pipeline(pipeline_template, tmp_path)
 
 
 def query(db_file: Path, sql: str) -> list[tuple]:
@@ -315,9 +302,7 @@ def _write_rows(path: Path, header: list[str], rows: list[dict]) -> None:
 def bad_night(pipeline_template, tmp_path_factory) -> dict:
     import gzip
 
-    root = tmp_path_factory.mktemp("bad_night")
-    shutil.copytree(pipeline_template / "data", root / "data")
-    shutil.copytree(pipeline_template / "incoming", root / "incoming")
+    root = copy_pipeline(pipeline_template, tmp_path_factory.mktemp("bad_night"))
     data, incoming = root / "data", root / "incoming"
     killed = _kill_nightly_during_dbt(root)  # the run below is the run after a killed one
     gen = leadscore(data, "generate", "--out", str(root / "gen"), "--train-rows", "60", "--score-rows", "50", "--seed", "77")

@@ -3,9 +3,9 @@ score, not per scoring run; call_list gives the open leads in that order, with t
 every scored lead has three reasons in the seed's words; the README's queries on the serving
 snapshot run as written.
 
-One small pipeline is built through the CLI: generate -> nightly (ingest, dbt build, train,
-score, publish), then a second score file arrives and a second nightly scores only its leads,
-in a run of its own, with the same model.
+The first night is conftest's pipeline_template (generate -> nightly: ingest, dbt build, train,
+score, publish; 400 score rows), shared with test_nightly; on a copy of it a second score file
+arrives and a second nightly scores only its leads, in a run of its own, with the same model.
 """
 
 from __future__ import annotations
@@ -21,23 +21,19 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from helpers import copy_pipeline
 from helpers import leadscore_cli as leadscore
 from helpers import rows_of as query
 
 REPO = Path(__file__).resolve().parents[1]
-FIRST_SCORE_ROWS, SECOND_SCORE_ROWS = 200, 150
+FIRST_SCORE_ROWS, SECOND_SCORE_ROWS = 400, 150  # the template's score rows, then the second night's
 
 
 @pytest.fixture(scope="module")
-def two_nights(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("two_nights")
+def two_nights(pipeline_template, tmp_path_factory) -> Path:
+    root = copy_pipeline(pipeline_template, tmp_path_factory.mktemp("two_nights"))
     data, incoming = root / "data", root / "incoming"
-    data.mkdir()
-    gen = leadscore(data, "generate", "--out", str(incoming), "--train-rows", "1500",
-                    "--score-rows", str(FIRST_SCORE_ROWS), "--seed", "31")
-    assert gen.returncode == 0, gen.stderr
-    first = leadscore(data, "nightly", "--input", str(incoming), "--time-budget", "15")
-    assert first.returncode == 0, first.stdout + first.stderr
+    assert query(main_db(root), "select count(*) from main.scored_leads") == [(FIRST_SCORE_ROWS,)]
 
     # the next day's score file: other leads, ids moved out of the first file's range
     gen = leadscore(data, "generate", "--out", str(root / "day2"), "--train-rows", "10",
