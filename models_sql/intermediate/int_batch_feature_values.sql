@@ -33,10 +33,10 @@ long_values as (
         '{{ feature.kind }}' as feature_kind,
         {%- if feature.kind == 'numeric' %}
         cast({{ feature.name }} as double) as numeric_value,
-        cast(null as varchar) as category_value
+        cast(null as {{ text_type() }}) as category_value
         {%- else %}
         cast(null as double) as numeric_value,
-        cast({{ feature.name }} as varchar) as category_value
+        cast({{ feature.name }} as {{ text_type() }}) as category_value
         {%- endif %}
     from features
     {%- if not loop.last %}
@@ -49,10 +49,10 @@ long_values as (
     select
         lead_id,
         split,
-        cast(null as varchar) as feature_name,
-        cast(null as varchar) as feature_kind,
+        cast(null as {{ text_type() }}) as feature_name,
+        cast(null as {{ text_type() }}) as feature_kind,
         cast(null as double) as numeric_value,
-        cast(null as varchar) as category_value
+        cast(null as {{ text_type() }}) as category_value
     from features
     where false
 {%- endfor %}

@@ -77,20 +77,20 @@ by_batch as (
         max_by(feature_name, psi) as max_psi_feature,
         cast(sum(case when is_psi_warn then 1 else 0 end) as bigint) as features_over_psi,
         {{ drift_string_list(
-            "case when is_psi_warn then feature_name || ' ' || cast(round(psi, 3) as varchar) end",
+            "case when is_psi_warn then feature_name || ' ' || cast(round(psi, 3) as " ~ text_type() ~ ") end",
             'psi'
         ) }} as psi_warn_features,
         max(unseen_share) as max_unseen_share,
         max_by(feature_name, unseen_share) as max_unseen_feature,
         {{ drift_string_list(
-            "case when is_unseen_warn then feature_name || ' ' || cast(round(unseen_share, 3) as varchar) end",
+            "case when is_unseen_warn then feature_name || ' ' || cast(round(unseen_share, 3) as " ~ text_type() ~ ") end",
             'unseen_share'
         ) }} as unseen_warn_features,
         max(abs(missing_rate_change)) as max_missing_rate_change,
         max_by(feature_name, abs(missing_rate_change)) as max_missing_rate_change_feature,
         {{ drift_string_list(
             "case when is_missing_rate_warn then feature_name || ' '
-            || cast(round(missing_rate_change, 3) as varchar) end",
+            || cast(round(missing_rate_change, 3) as " ~ text_type() ~ ") end",
             'abs(missing_rate_change)'
         ) }} as missing_rate_warn_features,
         cast(

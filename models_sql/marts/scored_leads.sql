@@ -78,9 +78,10 @@ ranked as (
         leads.business_unit,
         leads.business_area,
         leads.response_corporate,
-        row_number() over (
+        -- bigint on both engines (Spark's row_number is an int; the contract says bigint)
+        cast(row_number() over (
             order by latest.conversion_probability desc, latest.lead_id asc
-        ) as rank,
+        ) as bigint) as rank,
         ntile(10) over (
             order by latest.conversion_probability desc, latest.lead_id asc
         ) as decile_of_ten
