@@ -24,7 +24,6 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from typing import Any
 import duckdb
 
 from leadscore import config, db, features, tables
+from leadscore.score import ScoreResult
 from leadscore.errors import LeadscoreError
 
 SOURCE_SCHEMAS = ("raw", "ops")
@@ -167,14 +167,8 @@ HISTORY_SCHEMA = (
 )
 
 
-@dataclass
-class SparkScoreResult:
-    run_id: str
-    model_version: str
-    leads_scored: int
-    predicted_converted: int
-    cutoff: float
-    seconds: float
+class SparkScoreResult(ScoreResult):
+    """score.ScoreResult of a Spark run: the same fields, a summary that names both tables."""
 
     def summary(self) -> str:
         if not self.leads_scored:
