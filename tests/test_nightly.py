@@ -106,6 +106,9 @@ def test_second_run_without_new_files_writes_no_scores(pipeline):
     assert run.returncode == 0, run.stderr
     assert "0 rows from 0 new file(s), 2 already loaded" in run.stdout
     assert query(main_db(pipeline), "select count(*) from ops.score_history") == before
+    # the night's data tests ran; dbt's unit tests (fixed fixtures) are left to make test and CI
+    output = run.stdout + run.stderr
+    assert " test pass" in output and "unit_test" not in output
 
 
 def test_a_new_file_gets_only_its_own_leads_scored(pipeline):

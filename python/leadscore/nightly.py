@@ -212,7 +212,8 @@ def run_nightly(
                     f"{result.rows_rejected} rejected")
 
             step = "dbt build"
-            dbt_args = ["build", "--no-use-colors", "--quiet", *(["--vars", dbt_vars] if dbt_vars else [])]
+            dbt_args = [*build.NIGHTLY_BUILD_ARGS, "--no-use-colors", "--quiet",
+                        *(["--vars", dbt_vars] if dbt_vars else [])]
             log("running" + (f" with --vars {dbt_vars}" if dbt_vars else "")
                 + " (no output until it ends: seconds to minutes, as the database grows)")
             with _timed(result, "dbt_build"):
