@@ -238,13 +238,16 @@ def _load_one(
         if extra
         else "null::json"
     )
-    con.execute("drop table if exists _ingest_typed")
+    # A view, not a table: the typed rows are read once by the insert below (and by
+    # reject_known_rows for a file without ids), never stored beside `_ingest_src`. It leaves out
+    # the rows rejected for this load at the time it is read.
+    con.execute("drop view if exists _ingest_typed")
     con.execute(
         f"""
-        create temp table _ingest_typed as
+        create temp view _ingest_typed as
         select
-            substr(md5(? || ':' || {row}::varchar), 1, 16) as lead_id,
-            ?::integer as load_id,
+            substr(md5({db.quote_literal(sha)} || ':' || {row}::varchar), 1, 16) as lead_id,
+            {int(load_id)}::integer as load_id,
             {row} as source_row,
             {id_expr} as id,
         {select_cols},
@@ -252,12 +255,9 @@ def _load_one(
             {extra_expr} as extra_columns,
             now()::timestamp as loaded_at
         from _ingest_src as s
-        where {row} not in (
-            select source_row from raw.rejected_rows where load_id = ?
-        )
-        order by s.rowid
-        """,
-        [sha, load_id, load_id],
+        anti join (select source_row from raw.rejected_rows where load_id = {int(load_id)}) as r
+            on r.source_row = {row}
+        """
     )
     if not has_id:
         reject_known_rows(con, path, load_id, int(first_rowid))
@@ -268,11 +268,12 @@ def _load_one(
         ["lead_id", "load_id", "source_row", "id", *(db.quote_ident(c.name) for c in ALL_LEAD_COLUMNS),
          "is_converted", "extra_columns", "loaded_at"]
     )
+    # Rows go in in file order. With nothing rejected the scan keeps it (preserve_insertion_order)
+    # and no sort is needed; the anti-join may build its hash table on either side, so with
+    # rejected rows the order is made explicit.
     con.execute(
-        f"insert into raw.leads ({columns}) select {columns} from _ingest_typed "
-        "where source_row not in (select source_row from raw.rejected_rows where load_id = ?) "
-        "order by source_row",
-        [load_id],
+        f"insert into raw.leads ({columns}) select {columns} from _ingest_typed"
+        + (" order by source_row" if rejected else "")
     )
     set_aside = 0
     if has_label and role == "score":
@@ -304,8 +305,8 @@ def _load_one(
         [load_id, path.name, str(path.resolve()), sha, role, loaded, rejected, train_rows, score_rows,
          extra, f"role {role}: {role_reason}"],
     )
+    con.execute("drop view _ingest_typed")
     con.execute("drop table _ingest_src")
-    con.execute("drop table _ingest_typed")
     notes = []
     if gz and not path.name.lower().endswith(".gz"):
         notes.append("the file is gzip-compressed (named as plain CSV); read it decompressed")
