@@ -12,7 +12,7 @@ import yaml
 
 from helpers import rows_of, run, train_rows, write_csv
 from leadscore import column_rules, db
-from leadscore.input_format import ID_RULE, LEAD_COLUMNS
+from leadscore.input_format import FINAL_COLUMNS, ID_RULE, LEAD_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS = {c.name: c for c in LEAD_COLUMNS}
@@ -134,3 +134,38 @@ def test_cell_problems_cover_the_id_and_label_only_when_asked():
     assert "id" not in plain and "is_converted" not in plain
     assert both == [*plain, "id", "is_converted"]
     assert {c.name for c in LEAD_COLUMNS if c.required or c.sql_type in ("BIGINT", "DOUBLE")} == set(plain)
+
+
+# A cell that rule_passes lets through must have no reason: the rejection check only works out
+# reasons for the cells it stops (leadscore.rejections.reject_rule_breaks).
+_TRICKY_CELLS = [
+    None, "", " ", "0", "1", " 1 ", "1.0", "0.25", "0.3", "-0", "-1", "7", "7.5", " 12.0 ", "1e3", "1e19",
+    "-1e19", "2e16", "9007199254740992", "9007199254740993", "1000000", "1000000.5", "1_000", "+3", ".5",
+    "5.", "nan", "NaN", "inf", "-inf", "Infinity", "abc", "0x10", "1,5", "\t2", "2\n", "yes", "True", "2024-01-31",
+]
+
+
+@pytest.mark.parametrize("column", [*LEAD_COLUMNS, *FINAL_COLUMNS, ID_RULE], ids=lambda c: c.name)
+def test_rule_passes_lets_through_only_cells_without_a_reason(column):
+    con = duckdb.connect()
+    try:
+        con.execute(f"create table s ({db.quote_ident(column.name)} varchar, n integer)")
+        con.executemany("insert into s values (?, ?)", [[c, i] for i, c in enumerate(_TRICKY_CELLS)])
+        reason = column_rules.rule_problem(column) or "null"
+        rows = con.execute(
+            f"select n, {column_rules.rule_passes(column)}, {reason} from s as s order by n"
+        ).fetchall()
+    finally:
+        con.close()
+    for n, passes, why in rows:
+        assert passes is True or passes is False, (column.name, _TRICKY_CELLS[n])
+        if passes:
+            assert why is None, (column.name, _TRICKY_CELLS[n], why)
+    # and it is a real filter: the plain good cells pass
+    if column.sql_type in ("BIGINT", "DOUBLE"):
+        assert any(p for _, p, _ in rows)
+
+
+def test_cell_checks_pair_each_reason_with_its_pass_test():
+    checks = column_rules.cell_checks(has_id=True, check_label=True, final=FINAL_COLUMNS)
+    assert [(n, r) for n, r, _ in checks] == column_rules.cell_problems(True, True, FINAL_COLUMNS)

@@ -118,3 +118,46 @@ def test_batches_match_one_whole_read(con):
     whole = feat.load_split(con, "score", fl).drop(columns=[feat.LABEL])
     paged = pd.concat(feat.iter_score_batches(con, batch_size=2, features=fl), ignore_index=True)
     pd.testing.assert_frame_equal(whole, paged, check_dtype=False)
+
+
+def test_score_stream_reads_every_pending_lead_once_with_its_date_range(con):
+    fl = feat.read_features(con)
+    con.execute(
+        "insert into ops.score_history (lead_id, model_version, run_id, scored_at, conversion_probability, "
+        "predicted_converted, cutoff, rank_in_run, decile_in_run) values "
+        "('s2', 'v1', 'r0', now()::timestamp, 0.5, true, 0.3, 1, 1)"
+    )
+    stream = feat.score_stream(con, fl, "v1", batch_size=3)
+    batches = list(stream.batches)
+    assert stream.total == 4 and stream.first_lead_date is None  # this table has no lead_date
+    assert max(b.num_rows for b in batches) <= 3
+    assert sorted(i for b in batches for i in b.column("lead_id").to_pylist()) == ["s1", "s3", "s4", "s5"]
+    assert feat.score_stream(con, fl, "v1", rescore=True).total == 5
+    con.execute("create table main.dated as select *, date '2026-01-01' + cast(substr(lead_id, 2) as int) "
+                "as lead_date from main.fct_lead_features")
+    dated = feat.score_stream(con, fl, "v2", table="main.dated")
+    assert (dated.total, str(dated.first_lead_date), str(dated.last_lead_date)) == (5, "2026-01-02", "2026-01-06")
+    with pytest.raises(LeadscoreError, match="missing"):
+        feat.score_stream(con, [*fl, feat.Feature("gone", "DOUBLE", "numeric")], "v1")
+
+
+def test_transform_arrow_is_transform_bit_for_bit(con):
+    """The scoring path encodes Arrow batches directly: every type (doubles with a null, NaN and
+    infinities, bigints, booleans with a null, decimals, categoricals seen, unseen and null) must
+    give exactly the matrix the pandas path gives, and format-1 missing indicators too."""
+    con.execute("alter table main.fct_lead_features add column price decimal(18,3)")
+    con.execute("update main.fct_lead_features set price = cast(length(lead_id) as decimal(18,3)) / 7")
+    con.execute("update main.fct_lead_features set amount = 'nan'::double where lead_id = 's4'")
+    con.execute("update main.fct_lead_features set amount = 'inf'::double where lead_id = 's5'")
+    con.execute("update main.fct_lead_features set price = null where lead_id = 's1'")
+    fl = feat.read_features(con)
+    enc = feat.Encoding.fit(feat.load_split(con, "train", fl), fl)
+    enc.indicators = ["amount", "flag"]
+    frame = feat.load_split(con, "score", fl)
+    arrow = con.execute("select * from main.fct_lead_features where split = 'score' order by lead_id").to_arrow_table()
+    expected = enc.transform(frame)
+    assert np.array_equal(enc.transform_arrow(arrow), expected)
+    assert np.array_equal(enc.transform_arrow(arrow.to_batches()[0]), expected)
+    assert expected[:, 5].tolist() == [0, 1, 0, 1, 0]  # amount__missing: null and NaN, not inf
+    with pytest.raises(LeadscoreError, match="segment"):
+        enc.transform_arrow(arrow.drop_columns(["segment"]))

@@ -220,3 +220,27 @@ def test_failed_ingest_on_a_new_path_leaves_no_database_file(db_file, tmp_path, 
     bad.write_bytes(b"")
     code, _, _ = run(capsys, "ingest", "--train", str(bad))
     assert code == 1 and not db_file.exists() and not Path(f"{db_file}.wal").exists()
+
+
+def test_rows_go_in_in_file_order_around_rejected_rows_on_a_larger_file(db_file, tmp_path, capsys):
+    # Parallel chunks, and rejected rows that the insert leaves out with an anti-join.
+    rows = [{"customer_idx": "x" if i % 997 == 0 else str(i), "is_converted": "False"} for i in range(120_000)]
+    p = write_csv(tmp_path / "big.csv", rows)
+    assert run(capsys, "ingest", "--train", str(p))[0] == 0
+    assert rows_of(db_file, "select count(*) from raw.rejected_rows") == [(121,)]
+    assert rows_of(db_file, "select count(*) from raw.leads where source_row <> customer_idx + 1") == [(0,)]
+    in_storage = rows_of(db_file, "select source_row from raw.leads")  # no order by: as stored
+    assert [r[0] for r in in_storage] == sorted(r[0] for r in in_storage)
+
+
+def test_ingest_puts_the_connections_memory_limit_back(db_file, tmp_path):
+    con = duckdb.connect(str(db_file))
+    try:
+        con.execute("set memory_limit = '3GiB'")
+        ingest.ingest_files(con, [(write_csv(tmp_path / "t.csv", train_rows(3)), "train")])
+        assert con.execute("select current_setting('memory_limit')").fetchone()[0] == "3.0 GiB"
+        assert ingest._memory_limit(con) == "2048MiB"
+        con.execute("set memory_limit = '1GiB'")
+        assert ingest._memory_limit(con) == "1.0 GiB"  # a lower limit already set is kept
+    finally:
+        con.close()

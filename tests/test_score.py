@@ -152,3 +152,41 @@ def test_a_score_history_from_before_reasons_gains_the_columns(db_file, trained)
     finally:
         con.close()
     assert counts == [(False, 500, 500, 500, 500), (True, 1, 0, 0, 0)]
+
+
+@pytest.mark.parametrize("n", [1, 7, 10, 11, 19, 99, 1000, 1003])
+def test_rank_and_decile_are_the_window_functions_of_sql(n):
+    """score.rank_and_decile (one sort in numpy) against DuckDB's row_number() / ntile(10) over
+    (order by conversion_probability desc, lead_id), with many ties, -0.0, and lead ids whose
+    byte order is not their insertion order."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(n)
+    probs = rng.choice([0.0, -0.0, 0.25, 0.5, 0.5, 0.75, 1.0, *rng.random(3)], size=n)
+    ids = [f"{c}{rng.integers(0, 10**6)}-{i}" for i, c in enumerate(rng.choice(list("aBz9_"), size=n))]
+    rank, decile = score.rank_and_decile(probs, pa.array(ids))
+    con = duckdb.connect()
+    con.register("t", pa.table({"lead_id": ids, "p": probs, "i": np.arange(n)}))
+    expected = con.execute(
+        "select row_number() over w, ntile(10) over w from t window w as (order by p desc, lead_id) order by i"
+    ).fetchall()
+    assert list(zip(rank.tolist(), decile.tolist())) == expected
+    assert rank.dtype == np.int64 and decile.dtype == np.int32
+
+
+def test_a_run_with_reasons_and_one_without_rank_alike(db_file, trained):
+    con = duckdb.connect(str(db_file))
+    try:
+        score.score_leads(con, batch_size=77)
+        score.score_leads(con, rescore=True, with_reasons=False, batch_size=500)
+        runs = con.execute(
+            "select run_id, lead_id, conversion_probability, predicted_converted, rank_in_run, decile_in_run, "
+            "row_number() over (partition by run_id order by conversion_probability desc, lead_id) as r, "
+            "ntile(10) over (partition by run_id order by conversion_probability desc, lead_id) as d "
+            "from ops.score_history order by run_id, lead_id"
+        ).fetchall()
+    finally:
+        con.close()
+    assert all(row[4] == row[6] and row[5] == row[7] for row in runs)
+    first, second = runs[:500], runs[500:]
+    assert [r[1:6] for r in first] == [r[1:6] for r in second]

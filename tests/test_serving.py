@@ -235,3 +235,100 @@ def test_the_failure_path_comments_nightly_runs_too(con, db_file, tmp_path, monk
     assert result is not None and result.columns_described == 1
     assert rows_of(result.path, "select comment from duckdb_columns() where table_name = 'nightly_runs' "
                                 "and column_name = 'status'") == [("How it ended.",)]
+
+
+# -- score history: one immutable file per run ------------------------------------------------------
+
+def _add_run(con, run_id: str, n: int, model: str = "v1") -> None:
+    con.execute(
+        "insert into ops.score_history (lead_id, model_version, run_id, scored_at, conversion_probability, "
+        "predicted_converted, cutoff, rank_in_run, decile_in_run, reason_1) "
+        "select 'L' || i, ?, ?, timestamp '2026-01-01 00:00:00', 1.0 / (i + 1), i < 2, 0.4, i + 1, 1, 'r' || i "
+        "from range(?) t(i)", [model, run_id, n])
+
+
+def test_score_history_is_written_once_per_run_and_read_through_the_snapshot(con, db_file, tmp_path):
+    folder = db_file.parent / "serving"
+    _add_run(con, "s20260101T000000000000Z-aaaaaa", 4)
+    first = serving.publish(con, _manifest(tmp_path / "manifest.json"))
+    files = sorted((folder / "score_history").iterdir())
+    assert [f.name.split(".")[:2] for f in files] == [["s20260101T000000000000Z-aaaaaa", "4"]]
+    written = {f.name: f.stat().st_mtime_ns for f in files}
+    assert all(f.stat().st_mode & 0o777 == 0o444 for f in files)
+    assert first.tables["score_history"] == 4
+
+    _add_run(con, "s20260102T000000000000Z-bbbbbb", 3)
+    second = serving.publish(con)
+    files = sorted((folder / "score_history").iterdir())
+    assert len(files) == 2 and second.tables["score_history"] == 7
+    # the first run's file was not written again: the same file, untouched
+    assert {f.name: f.stat().st_mtime_ns for f in files if f.name in written} == written
+    # a reader sees the whole history, with the columns and types of ops.score_history
+    live = second.path
+    assert rows_of(live, "select * from score_history order by run_id, lead_id") == con.execute(
+        "select * from ops.score_history order by run_id, lead_id").fetchall()
+    assert rows_of(live, "select column_name, data_type from duckdb_columns() where table_name = 'score_history' "
+                         "order by column_index") == con.execute(
+        "select column_name, data_type from duckdb_columns() where schema_name = 'ops' "
+        "and table_name = 'score_history' order by column_index").fetchall()
+    assert not any(p.name.startswith(".") for p in folder.rglob("*"))  # no temp file left
+
+
+def test_a_reader_of_the_old_snapshot_keeps_its_history_after_a_publish(con, db_file):
+    _add_run(con, "r1", 2)
+    serving.publish(con)
+    live = db_file.parent / "serving" / "leadscore.duckdb"
+    reader = duckdb.connect(str(live), read_only=True)
+    try:
+        _add_run(con, "r2", 5)
+        serving.publish(con)
+        # the old snapshot names only the files of its own runs
+        assert reader.execute("select run_id, count(*) from score_history group by all").fetchall() == [("r1", 2)]
+    finally:
+        reader.close()
+    assert rows_of(live, "select run_id, count(*) from score_history group by all order by 1") == [("r1", 2), ("r2", 5)]
+
+
+def test_a_run_whose_rows_changed_or_a_new_column_is_written_again(con, db_file):
+    _add_run(con, "r1", 3)
+    serving.publish(con)
+    con.execute("delete from ops.score_history where lead_id = 'L0'")
+    assert serving.publish(con).tables["score_history"] == 2
+    live = db_file.parent / "serving" / "leadscore.duckdb"
+    assert rows_of(live, "select lead_id from score_history order by 1") == [("L1",), ("L2",)]
+    con.execute("alter table ops.score_history add column note varchar")
+    serving.publish(con)
+    assert rows_of(live, "select count(note), count(*) from score_history") == [(0, 2)]
+    names = sorted(p.name for p in (db_file.parent / "serving" / "score_history").iterdir())
+    assert len(names) == 3  # 3 rows, 2 rows, 2 rows with the new column: older files are kept for old readers
+
+
+def test_history_files_of_a_killed_publish_are_removed_and_odd_run_ids_stay_in_the_folder(con, db_file):
+    folder = db_file.parent / "serving" / "score_history"
+    folder.mkdir(parents=True)
+    (folder / ".r1.3.abcd1234.parquet.dead0001.tmp").write_bytes(b"partial")
+    _add_run(con, "../../escape", 1)
+    serving.publish(con)
+    names = [p.name for p in folder.iterdir()]
+    assert len(names) == 1 and names[0].startswith("x") and "/" not in names[0]
+    assert rows_of(db_file.parent / "serving" / "leadscore.duckdb", "select run_id from score_history") == [
+        ("../../escape",)]
+
+
+def test_the_history_view_carries_the_descriptions_and_survives_a_failed_runs_publish(con, db_file, tmp_path,
+                                                                                    monkeypatch):
+    import json
+
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"sources": {"source.leadscore.ops.score_history": {
+        "resource_type": "source", "schema": "ops", "name": "score_history", "identifier": "score_history",
+        "description": "Every score.", "columns": {"run_id": {"description": "The run."}}}}}))
+    monkeypatch.setattr(serving, "manifest_path", lambda: manifest)
+    _add_run(con, "r1", 2)
+    result = serving.publish(con)
+    assert rows_of(result.path, "select comment from duckdb_views() where view_name = 'score_history'") == [
+        ("Every score.",)]
+    assert rows_of(result.path, "select comment from duckdb_columns() where table_name = 'score_history' "
+                                "and column_name = 'run_id'") == [("The run.",)]
+    assert serving.publish_run_log(con) is not None
+    assert rows_of(result.path, "select count(*) from score_history") == [(2,)]

@@ -77,6 +77,21 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     con.execute("COMMIT")
 
 
+@contextmanager
+def settings(con: duckdb.DuckDBPyConnection, **values: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """`with db.settings(con, memory_limit="2GiB"):` sets DuckDB settings for a block and puts the
+    previous values back after it (an error included), so that what one step needs (a memory
+    cap for a big load) does not outlive the step on a connection the caller keeps using."""
+    previous = {name: scalar(con, "select current_setting(?)", [name]) for name in values}
+    for name, value in values.items():
+        con.execute(f"set {name} = {quote_literal(value)}")
+    try:
+        yield con
+    finally:
+        for name, value in previous.items():
+            con.execute(f"set {name} = {quote_literal(str(value))}")
+
+
 def fetch_all(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[tuple]:
     return con.execute(sql, params or []).fetchall()
 

@@ -120,6 +120,37 @@ def ingest_files(
     quarantine=True: one transaction per file; a refused file is recorded in raw.loads with
     status 'refused' and its reason, and the call goes on with the next file.
     """
+    with db.settings(con, memory_limit=_memory_limit(con)):
+        return _ingest_files(con, files, strict, quarantine)
+
+
+# DuckDB's own cap for a load. Its default (80% of the machine's memory) let a big file's text
+# cells and the rows being written sit in memory: 5.2 GiB resident at 5M leads. Under the cap the
+# temp tables spill to the database's temp directory (DuckDB's default: beside the database file)
+# and are read back from there. The process stays some hundred MB above it (Python, the CSV
+# reader's buffers).
+_INGEST_MEMORY_LIMIT_BYTES = 2 * 2**30
+
+
+_SIZE_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,
+               "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+
+
+def _memory_limit(con: duckdb.DuckDBPyConnection) -> str:
+    """The ingest cap, or the connection's own limit where that is lower already (DuckDB shows
+    it as e.g. '18.8 GiB')."""
+    current = str(db.scalar(con, "select current_setting('memory_limit')"))
+    number, _, unit = current.partition(" ")
+    try:
+        current_bytes = float(number) * _SIZE_UNITS[unit]
+    except (ValueError, KeyError):
+        current_bytes = float("inf")
+    return current if current_bytes < _INGEST_MEMORY_LIMIT_BYTES else f"{_INGEST_MEMORY_LIMIT_BYTES // 2**20}MiB"
+
+
+def _ingest_files(
+    con: duckdb.DuckDBPyConnection, files: list[tuple[Path, str]], strict: bool, quarantine: bool
+) -> list[LoadResult]:
     results: list[LoadResult] = []
     if not quarantine:
         for path, _ in files:

@@ -4,14 +4,19 @@ Why this shape:
 - The model is checked against the feature table before anything is scored: if dbt changed a
   feature's name or type since training, scores would be silently wrong, so we stop instead
   and say which columns differ.
-- One call (features.score_rows) checks the model's features, counts the leads and hands out
-  keyset-paginated batches (each page fetched whole), so memory stays flat whatever the volume
-  and the code works on DuckDB 1.x and 2.x; the model turns a batch into scores in one call.
+- One call (features.score_stream) checks the model's features, counts the leads and streams
+  them as Arrow record batches of ONE query (no page re-sorts the leads still waiting), so
+  memory stays flat whatever the volume; the connection is not used again until the last batch
+  is read. Without reasons a batch never becomes a pandas frame: Encoding.transform_arrow makes
+  the same float32 matrix, and the model turns it into scores in one native call per member.
 - Each lead also gets its three reasons (reasons.py: the features with the largest log-odds
   contributions of the model's LightGBM/XGBoost members, in the sentences of the seed
   feature_reasons), computed in the same pass from the same encoded batch as the scores.
-- Only ids, probabilities and reason texts are kept between batches; rank, decile and the insert
-  happen in SQL in one transaction at the end, so a killed run writes nothing at all.
+  Without them (--no-reasons) the reason columns get one constant in the insert, not 3 x N
+  Python strings.
+- Only ids, probabilities (and reason texts) are kept between batches; rank and decile come from
+  one sort at the end (rank_and_decile: exactly SQL's row_number / ntile(10) over probability
+  desc, lead_id), and the insert happens in one transaction, so a killed run writes nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from leadscore import db, faults, features, progress, reasons, tables
 from leadscore.errors import LeadscoreError
@@ -73,45 +79,78 @@ def score_leads(
     started = datetime.now(timezone.utc)
     model = load_model(con, model_version)
     tables.ensure_schemas(con)
-    rows = features.score_rows(con, model.encoding.features, model.version, rescore, batch_size)
+    rows = features.score_stream(con, model.encoding.features, model.version, rescore, batch_size)
     run_id = f"s{started:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
     if not rows.total:
         return ScoreResult(run_id, model.version, 0, 0, float(model.cutoff), 0.0)
 
     explain = reasons.explainer(model, reasons.load_templates(con)) if with_reasons else None
+    with db.settings(con, memory_limit=_memory_limit(con)):
+        return _score(con, model, rows, run_id, started, explain, show_progress)
+
+
+# DuckDB's cap while scoring: its buffer pool would otherwise keep up to 80% of the machine's
+# memory of cached feature pages; the stream and the insert need far less (measured at 1M and 5M)
+SCORE_MEMORY_LIMIT_BYTES = 768 * 2**20
+_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,
+          "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+
+
+def _memory_limit(con: duckdb.DuckDBPyConnection) -> str:
+    """SCORE_MEMORY_LIMIT_BYTES, or the connection's own limit where that is lower already."""
+    current = str(db.scalar(con, "select current_setting('memory_limit')"))
+    number, _, unit = current.partition(" ")
+    try:
+        current_bytes = float(number) * _UNITS[unit]
+    except (ValueError, KeyError):
+        current_bytes = float("inf")
+    return current if current_bytes <= SCORE_MEMORY_LIMIT_BYTES else f"{SCORE_MEMORY_LIMIT_BYTES // 2**20}MiB"
+
+
+def _score(con, model, rows, run_id, started, explain, show_progress) -> ScoreResult:
     out_ids: list[pa.Array] = []
-    out_probs: list[pa.Array] = []
+    out_probs: list[np.ndarray] = []
     out_reasons: list[list[pa.Array]] = [[] for _ in range(reasons.REASONS)]
     done = 0
-    first: date | None = None
-    last: date | None = None
     with progress.bar("scoring", total=rows.total, enabled=show_progress) as bar:
-        for frame in rows.batches:
-            X = model.encoding.transform(frame)
+        for batch in rows.batches:
+            if explain:  # the reasons render from the lead's own values: a pandas frame
+                frame = batch.to_pandas()
+                X = model.encoding.transform(frame)
+            else:
+                X = model.encoding.transform_arrow(batch)
             probs = np.asarray(model.predict_matrix(X), dtype="float64")
-            if probs.shape != (len(frame),) or not np.all(np.isfinite(probs)):
+            if probs.shape != (batch.num_rows,) or not np.all(np.isfinite(probs)):
                 raise LeadscoreError(f"model {model.version} returned invalid probabilities")
-            out_ids.append(pa.array(frame["lead_id"].to_numpy(dtype=object), type=pa.string()))
-            out_probs.append(pa.array(np.clip(probs, 0.0, 1.0)))
-            texts_per_reason = explain.explain(frame, X) if explain else [[NO_REASONS] * len(frame)] * reasons.REASONS
-            for texts, column in zip(texts_per_reason, out_reasons, strict=True):
-                column.append(pa.array(texts, type=pa.string()))
-            done += len(frame)
+            out_ids.append(pc.cast(batch.column("lead_id"), pa.string()))
+            out_probs.append(np.clip(probs, 0.0, 1.0))
+            if explain:
+                for texts, column in zip(explain.explain(frame, X), out_reasons, strict=True):
+                    column.append(pa.array(texts, type=pa.string()))
+            done += batch.num_rows
             bar.update(done)
-            dates = frame["lead_date"].dropna()
-            if len(dates):
-                lo, hi = pd.Timestamp(dates.min()).date(), pd.Timestamp(dates.max()).date()
-                first, last = min(first or lo, lo), max(last or hi, hi)
-
-    scores = pa.table(
-        {"lead_id": pa.concat_arrays(out_ids), "conversion_probability": pa.concat_arrays(out_probs),
-         **{f"reason_{k + 1}": pa.concat_arrays(column) for k, column in enumerate(out_reasons)}}
-    )
+    X = batch = frame = None  # the last batch is not needed any more
+    ids = pa.concat_arrays(out_ids)
+    probs = np.concatenate(out_probs)
+    del out_ids, out_probs
+    # rows in lead_id order: the primary key's index takes them faster than in stream order
+    by_id = pc.sort_indices(ids)
+    ids, probs = ids.take(by_id), probs[by_id.to_numpy()]
+    rank, decile = rank_and_decile(probs, ids)
+    columns = {"lead_id": ids, "conversion_probability": pa.array(probs), "rank_in_run": pa.array(rank),
+               "decile_in_run": pa.array(decile)}
+    if explain:
+        columns.update({f"reason_{k + 1}": pa.concat_arrays(column).take(by_id) for k, column in enumerate(out_reasons)})
+        reason_sql = "reason_1, reason_2, reason_3"
+    else:  # one constant in SQL, not 3 x N Python strings
+        reason_sql = ", ".join(f"{db.quote_literal(NO_REASONS)}" for _ in range(reasons.REASONS))
+    scores = pa.table(columns)
+    del columns, out_reasons, rank, decile
     con.register("_new_scores", scores)
     try:
         with db.transaction(con):
             con.execute(
-                """
+                f"""
                 insert into ops.score_history (
                     lead_id, model_version, run_id, scored_at, conversion_probability, predicted_converted,
                     cutoff, rank_in_run, decile_in_run, reason_1, reason_2, reason_3
@@ -124,11 +163,9 @@ def score_leads(
                     conversion_probability,
                     conversion_probability >= ? as predicted_converted,
                     ? as cutoff,
-                    row_number() over (order by conversion_probability desc, lead_id) as rank_in_run,
-                    ntile(10) over (order by conversion_probability desc, lead_id) as decile_in_run,
-                    reason_1,
-                    reason_2,
-                    reason_3
+                    rank_in_run,
+                    decile_in_run,
+                    {reason_sql}
                 from _new_scores
                 """,
                 [model.version, run_id, started.replace(tzinfo=None), float(model.cutoff), float(model.cutoff)],
@@ -136,9 +173,33 @@ def score_leads(
             faults.pause_point("score.before_commit")
     finally:
         con.unregister("_new_scores")
-    positives = int(db.scalar(con, "select count(*) filter (where predicted_converted) from ops.score_history where run_id = ?", [run_id]))
+    positives = int(np.count_nonzero(probs >= float(model.cutoff)))
     seconds = (datetime.now(timezone.utc) - started).total_seconds()
+    first, last = (None if d is None else pd.Timestamp(d).date() for d in (rows.first_lead_date, rows.last_lead_date))
     return ScoreResult(run_id, model.version, done, positives, float(model.cutoff), seconds, first, last)
+
+
+def rank_and_decile(probs: np.ndarray, lead_ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """rank_in_run and decile_in_run of every lead, in one sort: what
+    `row_number() / ntile(10) over (order by conversion_probability desc, lead_id)` give
+    (tests/test_score.py checks them against DuckDB's windows).
+
+    Tied probabilities are common (tree models give equal scores to equal leaves), so the
+    lead_id tie-break matters: the leads are put in lead_id order first (Arrow's byte order, as
+    DuckDB orders VARCHAR), then a stable sort on the probability keeps that order among ties."""
+    n = len(probs)
+    by_id = pc.sort_indices(lead_ids).to_numpy()
+    desc = -probs[by_id]
+    desc[desc == 0.0] = 0.0  # -0.0 and 0.0 are one value, as in SQL
+    order = by_id[np.argsort(desc, kind="stable")]
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(1, n + 1, dtype=np.int64)
+    # ntile(10): the first n % 10 tiles hold one row more than the others
+    size, big = divmod(n, 10)
+    r0 = rank - 1
+    cut = big * (size + 1)
+    decile = np.where(r0 < cut, r0 // (size + 1), big + (r0 - cut) // max(size, 1)) + 1
+    return rank, decile.astype(np.int32)
 
 
 def top_leads(con: duckdb.DuckDBPyConnection, n: int = 10) -> list[tuple]:

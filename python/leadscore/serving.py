@@ -9,6 +9,17 @@ and swaps it in with an atomic rename:
                                          model_events, nightly_runs, evaluations,
                                          batch_drift, batch_feature_drift
     data/serving/scored_leads.parquet    the same current scores for pandas, Spark, Excel...
+    data/serving/score_history/          one Parquet file per scoring run, written once
+
+score_history is the one table that only grows (every night appends a run), so it is not copied
+into each new snapshot: each run's rows are written once, by the first publish after the run, to
+an immutable file `score_history/<run_id>.<rows>.<schema>.parquet` (renamed into place when
+complete), and the snapshot's `score_history` is a view over exactly the files of the runs it
+publishes. A publish therefore costs the same on the 1st night and the 1000th. The view names
+the files by absolute path: the serving folder must stay where it was published (publish again
+after moving it). A file whose run lost or gained rows, or whose columns the history no longer
+has, is no longer named (its run is written again under a new name); files are never deleted by
+a publish, so a reader of an older snapshot never loses one.
 
 Every table and column carries its dbt description as a DuckDB comment (`COMMENT ON`), so
 `select column_name, comment from duckdb_columns() where table_name = 'scored_leads'` documents
@@ -39,6 +50,8 @@ from leadscore.fileio import fsync_path
 
 SERVING_DB_NAME = "leadscore.duckdb"
 PARQUET_NAME = "scored_leads.parquet"
+HISTORY_DIR = "score_history"  # one immutable Parquet file per scoring run
+HISTORY_SOURCE = "ops.score_history"
 
 # Snapshot table -> source relation in the main database (skipped when absent).
 SNAPSHOT_TABLES = {
@@ -129,7 +142,10 @@ def _comment(con: duckdb.DuckDBPyConnection, table: str, described: Description 
         return 0
     catalog, _, name = table.split(".")
     if described.table:
-        con.execute(f"comment on table {table} is {db.quote_literal(described.table)}")
+        kind = "view" if db.fetch_all(
+            con, "select 1 from duckdb_views() where database_name = ? and schema_name = 'main' and view_name = ?",
+            [catalog, name]) else "table"
+        con.execute(f"comment on {kind} {table} is {db.quote_literal(described.table)}")
     present = [r[0] for r in db.fetch_all(
         con, "select column_name from duckdb_columns() where database_name = ? and schema_name = 'main' "
         "and table_name = ?", [catalog, name])]
@@ -159,7 +175,73 @@ def _clean_leftovers(folder: Path) -> list[Path]:
         if leftover.name.startswith((f".{SERVING_DB_NAME}.", f".{PARQUET_NAME}.")):
             leftover.unlink(missing_ok=True)
             removed.append(leftover)
+    for leftover in (folder / HISTORY_DIR).glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+        removed.append(leftover)
     return removed
+
+
+def _file_stem(run_id: str) -> str:
+    """run_id as a file name: kept as it is when it is one (leadscore's run ids always are),
+    else hex-escaped, so no run_id can name a path outside the folder."""
+    if run_id and all(c.isalnum() or c in "-_" for c in run_id) and run_id.isascii():
+        return run_id
+    return "x" + run_id.encode().hex()
+
+
+def history_files(con: duckdb.DuckDBPyConnection, folder: Path) -> tuple[list[Path], int]:
+    """Write the score-history file of every run that has none yet; return every run's file
+    (in run_id order) and the rows they hold.
+
+    A run's file is named by its run_id, its row count and a hash of the history's columns, so
+    a file once written is right forever and each publish writes only the runs that came since
+    (a run's rows are committed in one transaction and never change afterwards; should they,
+    the count in the name no longer matches and the run is written again). A file is written to
+    a dot-name and renamed when complete: no reader ever sees a partial one."""
+    import hashlib
+
+    columns = db.fetch_all(
+        con, "select column_name, data_type from information_schema.columns "
+        "where table_schema = 'ops' and table_name = 'score_history' order by ordinal_position")
+    schema = hashlib.sha256(repr(columns).encode()).hexdigest()[:8]
+    runs = db.fetch_all(con, f"select run_id, count(*) from {HISTORY_SOURCE} group by run_id order by run_id")
+    target = folder / HISTORY_DIR
+    files: list[Path] = []
+    total = 0
+    for run_id, rows in runs:
+        path = target / f"{_file_stem(run_id)}.{int(rows)}.{schema}.parquet"
+        files.append(path)
+        total += int(rows)
+        if path.exists():
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        tmp = target / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            con.execute(
+                f"copy (select * from {HISTORY_SOURCE} where run_id = ?) "
+                f"to {db.quote_literal(str(tmp))} (format parquet)",
+                [run_id],
+            )
+            os.chmod(tmp, 0o444)
+            fsync_path(tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    if files:
+        fsync_path(target)
+    return files, total
+
+
+def _publish_history(con: duckdb.DuckDBPyConnection, folder: Path, table: str) -> int:
+    """`table` (catalog.main.score_history) as a view over the runs' files; an empty table of
+    the history's columns while no run exists. Returns the rows it shows."""
+    files, total = history_files(con, folder)
+    if not files:
+        con.execute(f"create table {table} as select * from {HISTORY_SOURCE} limit 0")
+        return 0
+    listing = ", ".join(db.quote_literal(str(f.resolve())) for f in files)
+    con.execute(f"create view {table} as select * from read_parquet([{listing}])")
+    return total
 
 
 def _drop_stale_wal(db_file: Path) -> None:
@@ -200,8 +282,11 @@ def publish(con: duckdb.DuckDBPyConnection, manifest: Path | None = None) -> Pub
             for table, source in SNAPSHOT_TABLES.items():
                 if not _relation_exists(con, source):
                     continue
-                con.execute(f"create table {alias}.main.{table} as select * from {source}")
-                counts[table] = int(db.scalar(con, f"select count(*) from {alias}.main.{table}"))
+                if source == HISTORY_SOURCE:  # only grows: the new runs' files, a view over all
+                    counts[table] = _publish_history(con, folder, f"{alias}.main.{table}")
+                else:
+                    con.execute(f"create table {alias}.main.{table} as select * from {source}")
+                    counts[table] = int(db.scalar(con, f"select count(*) from {alias}.main.{table}"))
                 commented += _comment(con, f"{alias}.main.{table}", described.get(source))
         finally:
             con.execute(f"detach {alias}")
