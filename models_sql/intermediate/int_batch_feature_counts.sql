@@ -4,7 +4,9 @@
 -- training rows' percentile_disc values, so a lumpy or binary feature has fewer non-empty bins);
 -- a categorical feature's buckets are its values. A missing value (null, or a fill level of var
 -- drift_missing_levels) has bucket null: it counts for the missing rate, not the distribution.
--- A table: the long values are read once per build, the marts read only these counts.
+-- The input holds each distinct value once with its leads, so an edge is percentile_disc over
+-- the rows those counts stand for: the first value whose running share of the training leads
+-- reaches i / bins (compared in whole numbers: leads up to it * bins >= all leads * i).
 {%- set bins = var('drift_numeric_bins') | int %}
 
 with feature_values as (
@@ -13,15 +15,31 @@ with feature_values as (
 
 ),
 
+training_numeric as (
+
+    select
+        feature_name,
+        numeric_value,
+        sum(leads) over (
+            partition by feature_name order by numeric_value
+            rows between unbounded preceding and current row
+        ) as leads_up_to,
+        sum(leads) over (partition by feature_name) as leads_total
+    from feature_values
+    where is_training and feature_kind = 'numeric' and not is_missing
+
+),
+
 numeric_edges as (
 
     select
         {% for i in range(1, bins) %}
-            percentile_disc({{ i / bins }}) within group (order by numeric_value) as edge_{{ i }},
+            min(numeric_value) filter (
+                where leads_up_to * {{ bins }} >= leads_total * {{ i }}
+            ) as edge_{{ i }},
         {% endfor %}
         feature_name
-    from feature_values
-    where split = 'train' and feature_kind = 'numeric' and not is_missing
+    from training_numeric
     group by feature_name
 
 ),
@@ -29,10 +47,11 @@ numeric_edges as (
 bucketed as (
 
     select
+        feature_values.is_training,
+        feature_values.load_id,
         feature_values.feature_name,
         feature_values.feature_kind,
-        feature_values.split = 'train' as is_training,
-        case when feature_values.split = 'score' then feature_values.load_id end as load_id,
+        feature_values.leads,
         case
             when feature_values.is_missing then null
             when feature_values.feature_kind = 'numeric'
@@ -52,7 +71,7 @@ final as (
         feature_name,
         feature_kind,
         bucket,
-        count(*) as leads
+        cast(sum(leads) as bigint) as leads
     from bucketed
     group by is_training, load_id, feature_name, feature_kind, bucket
 

@@ -1,20 +1,15 @@
--- Every feature value of every lead in long form, one row per (lead, feature), for the drift
--- models: a batch is the split = 'score' leads of one load (raw.loads), compared with the
--- training rows. The feature list is fct_lead_features' contract (macro drift_feature_columns:
--- the keys and the out-of-fold target rates / evidence counts left out), so a new feature is
--- covered without editing this model. A view: it only feeds the counts of
--- int_batch_feature_counts, and a table would hold (leads x features) rows.
-{{ config(materialized='view') }}
+-- The distinct values of every feature in each population, with the leads that have them, for
+-- the drift models: a population is the training rows, or a batch (the split = 'score' leads of
+-- one load, raw.loads). The feature list is fct_lead_features' contract (macro
+-- drift_feature_columns: the keys and the out-of-fold target rates / evidence counts left out),
+-- so a new feature is covered without editing this model.
+-- Each feature is counted in its own grouped scan of the wide rows before the union, so the
+-- model never holds (leads x features) rows: at 1M leads and 89 features that long form was 89M
+-- rows and the most expensive step of dbt build; grouped, it is the features' distinct values.
 {%- set features = drift_feature_columns() %}
 {%- set missing_levels = var('drift_missing_levels') %}
 
-with features as (
-
-    select * from {{ ref('fct_lead_features') }}
-
-),
-
-leads as (
+with leads as (
 
     select
         lead_id,
@@ -23,38 +18,52 @@ leads as (
 
 ),
 
-long_values as (
+populations as (
+
+    select
+        features.*,
+        features.split = 'train' as is_training,
+        case when features.split = 'score' then leads.load_id end as batch_load_id
+    from {{ ref('fct_lead_features') }} as features
+    inner join leads on features.lead_id = leads.lead_id
+
+),
+
+counted as (
 {%- for feature in features %}
 
     select
-        lead_id,
-        split,
+        is_training,
+        batch_load_id as load_id,
         '{{ feature.name }}' as feature_name,
         '{{ feature.kind }}' as feature_kind,
         {%- if feature.kind == 'numeric' %}
         cast({{ feature.name }} as double) as numeric_value,
-        cast(null as {{ text_type() }}) as category_value
+        cast(null as {{ text_type() }}) as category_value,
         {%- else %}
         cast(null as double) as numeric_value,
-        cast({{ feature.name }} as {{ text_type() }}) as category_value
+        cast({{ feature.name }} as {{ text_type() }}) as category_value,
         {%- endif %}
-    from features
+        count(*) as leads
+    from populations
+    group by is_training, batch_load_id, {{ feature.name }}
     {%- if not loop.last %}
 
     union all
     {%- endif %}
 {%- else %}
 
-    -- no feature list (dbt parses before the graph is filled): the columns, no rows
     select
-        lead_id,
-        split,
+        is_training,
+        batch_load_id as load_id,
         cast(null as {{ text_type() }}) as feature_name,
         cast(null as {{ text_type() }}) as feature_kind,
         cast(null as double) as numeric_value,
-        cast(null as {{ text_type() }}) as category_value
-    from features
+        cast(null as {{ text_type() }}) as category_value,
+        count(*) as leads
+    from populations
     where false
+    group by is_training, batch_load_id
 {%- endfor %}
 
 ),
@@ -62,25 +71,24 @@ long_values as (
 final as (
 
     select
-        long_values.lead_id,
-        leads.load_id,
-        long_values.split,
-        long_values.feature_name,
-        long_values.feature_kind,
-        long_values.numeric_value,
-        long_values.category_value,
+        is_training,
+        load_id,
+        feature_name,
+        feature_kind,
+        numeric_value,
+        category_value,
         coalesce(
-            long_values.numeric_value is null
+            numeric_value is null
             and (
-                long_values.category_value is null
+                category_value is null
                 {%- if missing_levels %}
-                or long_values.category_value in ('{{ missing_levels | join("', '") }}')
+                or category_value in ('{{ missing_levels | join("', '") }}')
                 {%- endif %}
             ),
             true
-        ) as is_missing
-    from long_values
-    inner join leads on long_values.lead_id = leads.lead_id
+        ) as is_missing,
+        leads
+    from counted
 
 )
 
