@@ -31,8 +31,14 @@ RAW_DDL = [
         loaded_at timestamp not null
     )
     """,
+    # No primary key on the two tables that take bulk appends (raw.leads, ops.score_history):
+    # DuckDB's index made a 1M-row append 3.5x slower, held every key in memory and grew with
+    # the table. Their keys are unique by construction (lead_id = md5 of file content and row;
+    # a scoring run's own run_id), and dbt checks them every build (unique on
+    # raw.leads.lead_id, unique_combination on ops.score_history). `drop_bulk_indexes` rebuilds
+    # an older database's tables without them, once.
     "create table if not exists raw.leads (\n"
-    "    lead_id varchar primary key,\n"
+    "    lead_id varchar not null,\n"
     "    load_id integer not null,\n"
     "    source_row bigint not null,\n"
     "    id bigint,\n"
@@ -87,8 +93,7 @@ OPS_DDL = [
         predicted_converted boolean not null,
         cutoff double not null,
         rank_in_run bigint not null,
-        decile_in_run integer not null,
-        primary key (lead_id, model_version, run_id)
+        decile_in_run integer not null
     )
     """,
     # the lead's three reasons (leadscore.reasons: the features with the largest log-odds
@@ -214,10 +219,42 @@ REGISTRY_DDL = [
 OLD_REGISTRY_TABLE = "main.model_registry"
 
 
+# (table, the DDL list that creates it and its later columns) of the bulk-append tables
+BULK_TABLES = (("raw.leads", RAW_DDL), ("ops.score_history", OPS_DDL))
+
+
 def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
     for ddl in (*RAW_DDL, *OPS_DDL):
         con.execute(ddl)
+    drop_bulk_indexes(con)
     ensure_registry(con)
+
+
+def drop_bulk_indexes(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Rebuild raw.leads and ops.score_history without the primary key an older version gave
+    them (DuckDB cannot drop a constraint in place): the table is renamed, created again from
+    today's DDL, and its rows copied by column name, inside the caller's transaction, so a
+    failure leaves it as it was. Returns the tables rebuilt (none, after the first time)."""
+    rebuilt = []
+    for qualified, ddl in BULK_TABLES:
+        schema, name = qualified.split(".")
+        indexed = db.scalar(
+            con,
+            "select count(*) from duckdb_constraints() where database_name = current_database() "
+            "and schema_name = ? and table_name = ? and constraint_type = 'PRIMARY KEY'",
+            [schema, name],
+        )
+        if not indexed:
+            continue
+        old = f"{name}_with_primary_key"
+        con.execute(f"alter table {qualified} rename to {old}")
+        for statement in ddl:
+            if f"{qualified} " in statement or f"{qualified}(" in statement:
+                con.execute(statement)
+        con.execute(f"insert into {qualified} by name select * from {schema}.{old}")
+        con.execute(f"drop table {schema}.{old}")
+        rebuilt.append(qualified)
+    return rebuilt
 
 
 def ensure_registry(con: duckdb.DuckDBPyConnection) -> None:
