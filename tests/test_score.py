@@ -190,3 +190,15 @@ def test_a_run_with_reasons_and_one_without_rank_alike(db_file, trained):
     assert all(row[4] == row[6] and row[5] == row[7] for row in runs)
     first, second = runs[:500], runs[500:]
     assert [r[1:6] for r in first] == [r[1:6] for r in second]
+
+
+def test_scoring_caps_duckdbs_memory_only_while_it_runs(db_file, trained):
+    con = duckdb.connect(str(db_file))
+    try:
+        con.execute("set memory_limit = '3GiB'")
+        score.score_leads(con, with_reasons=False)
+        assert con.execute("select current_setting('memory_limit')").fetchone()[0] == "3.0 GiB"
+    finally:
+        con.close()
+    assert score._memory_limit("18.8 GiB") == "768MiB" and score._memory_limit("500.0 MiB") == "500.0 MiB"
+    assert score._memory_limit("odd") == "768MiB"

@@ -85,8 +85,12 @@ def score_leads(
         return ScoreResult(run_id, model.version, 0, 0, float(model.cutoff), 0.0)
 
     explain = reasons.explainer(model, reasons.load_templates(con)) if with_reasons else None
-    with db.settings(con, memory_limit=_memory_limit(con)):
+    previous = str(db.scalar(con, "select current_setting('memory_limit')"))
+    con.execute(f"set memory_limit = {db.quote_literal(_memory_limit(previous))}")
+    try:
         return _score(con, model, rows, run_id, started, explain, show_progress)
+    finally:  # the connection's own limit again, for whatever the caller does next
+        con.execute(f"set memory_limit = {db.quote_literal(previous)}")
 
 
 # DuckDB's cap while scoring: its buffer pool would otherwise keep up to 80% of the machine's
@@ -96,9 +100,9 @@ _UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,
           "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
 
 
-def _memory_limit(con: duckdb.DuckDBPyConnection) -> str:
-    """SCORE_MEMORY_LIMIT_BYTES, or the connection's own limit where that is lower already."""
-    current = str(db.scalar(con, "select current_setting('memory_limit')"))
+def _memory_limit(current: str) -> str:
+    """SCORE_MEMORY_LIMIT_BYTES, or the connection's own limit (`current`, as DuckDB shows it:
+    '18.8 GiB') where that is lower already."""
     number, _, unit = current.partition(" ")
     try:
         current_bytes = float(number) * _UNITS[unit]
@@ -107,7 +111,9 @@ def _memory_limit(con: duckdb.DuckDBPyConnection) -> str:
     return current if current_bytes <= SCORE_MEMORY_LIMIT_BYTES else f"{SCORE_MEMORY_LIMIT_BYTES // 2**20}MiB"
 
 
-def _score(con, model, rows, run_id, started, explain, show_progress) -> ScoreResult:
+def _score(con: duckdb.DuckDBPyConnection, model, rows: features.ScoreStream, run_id: str, started: datetime,
+           explain, show_progress: bool) -> ScoreResult:
+    """Read and score every batch, rank, insert: score_leads under DuckDB's scoring memory cap."""
     out_ids: list[pa.Array] = []
     out_probs: list[np.ndarray] = []
     out_reasons: list[list[pa.Array]] = [[] for _ in range(reasons.REASONS)]
