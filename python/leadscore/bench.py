@@ -206,6 +206,8 @@ def _copy_model(src_dir: Path, dst_dir: Path, env: dict[str, str], root: Path) -
     )
     subprocess.run([sys.executable, "-c", code, str(src_dir / "leadscore.duckdb"), str(dst_dir / "leadscore.duckdb")],
                    env=env, cwd=root, check=True)
+    # the registry names the model's folder relative to the database's models folder
+    shutil.copytree(src_dir / "models", dst_dir / "models", dirs_exist_ok=True)
 
 
 def machine() -> dict:
