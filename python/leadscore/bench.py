@@ -83,8 +83,11 @@ class StageResult:
 
 def measure(cmd: list[str], env: dict[str, str], cwd: Path) -> Measurement:
     """Run a command, sampling the RSS of its whole process tree every 20 ms."""
+    # output to a file, not a pipe: a pipe nobody reads until the end blocks a child that writes
+    # more than its buffer (DuckDB's progress bar on a long query at 5M leads did)
+    out = tempfile.TemporaryFile(mode="w+")
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, text=True)
     peak = 0
     root = psutil.Process(proc.pid)
     while proc.poll() is None:
@@ -95,7 +98,9 @@ def measure(cmd: list[str], env: dict[str, str], cwd: Path) -> Measurement:
             pass
         time.sleep(0.02)
     elapsed = time.perf_counter() - started
-    output = proc.stdout.read() if proc.stdout else ""
+    out.seek(0)
+    output = out.read()
+    out.close()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed (exit {proc.returncode}):\n{output[-3000:]}")
     return Measurement(elapsed, peak)
