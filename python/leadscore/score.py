@@ -139,7 +139,8 @@ def _score(con: duckdb.DuckDBPyConnection, model, rows: features.ScoreStream, ru
     ids = pa.concat_arrays(out_ids)
     probs = np.concatenate(out_probs)
     del out_ids, out_probs
-    # rows in lead_id order: the primary key's index takes them faster than in stream order
+    # rows in lead_id order: each row group of the history then covers a narrow lead_id range, so
+    # DuckDB's min/max zone maps skip most of it when a lead's scores are looked up
     by_id = pc.sort_indices(ids)
     ids, probs = ids.take(by_id), probs[by_id.to_numpy()]
     rank, decile = rank_and_decile(probs, ids)
