@@ -92,6 +92,22 @@ def settings(con: duckdb.DuckDBPyConnection, **values: str) -> Iterator[duckdb.D
             con.execute(f"set {name} = {quote_literal(str(value))}")
 
 
+_SIZE_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,
+               "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+
+
+def memory_limit_at_most(current: str, cap_bytes: int) -> str:
+    """The memory_limit a step caps itself to: `cap_bytes`, or the connection's own limit
+    (`current`, as DuckDB shows it: '18.8 GiB') where that is lower already; an unreadable
+    `current` gets the cap."""
+    number, _, unit = current.partition(" ")
+    try:
+        current_bytes = float(number) * _SIZE_UNITS[unit]
+    except (ValueError, KeyError):
+        current_bytes = float("inf")
+    return current if current_bytes <= cap_bytes else f"{cap_bytes // 2**20}MiB"
+
+
 def fetch_all(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[tuple]:
     return con.execute(sql, params or []).fetchall()
 

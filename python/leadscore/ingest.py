@@ -132,20 +132,10 @@ def ingest_files(
 _INGEST_MEMORY_LIMIT_BYTES = 2 * 2**30
 
 
-_SIZE_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,
-               "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
-
-
 def _memory_limit(con: duckdb.DuckDBPyConnection) -> str:
-    """The ingest cap, or the connection's own limit where that is lower already (DuckDB shows
-    it as e.g. '18.8 GiB')."""
+    """The ingest cap, or the connection's own limit where that is lower already."""
     current = str(db.scalar(con, "select current_setting('memory_limit')"))
-    number, _, unit = current.partition(" ")
-    try:
-        current_bytes = float(number) * _SIZE_UNITS[unit]
-    except (ValueError, KeyError):
-        current_bytes = float("inf")
-    return current if current_bytes < _INGEST_MEMORY_LIMIT_BYTES else f"{_INGEST_MEMORY_LIMIT_BYTES // 2**20}MiB"
+    return db.memory_limit_at_most(current, _INGEST_MEMORY_LIMIT_BYTES)
 
 
 def _ingest_files(

@@ -85,30 +85,20 @@ def score_leads(
         return ScoreResult(run_id, model.version, 0, 0, float(model.cutoff), 0.0)
 
     explain = reasons.explainer(model, reasons.load_templates(con)) if with_reasons else None
-    previous = str(db.scalar(con, "select current_setting('memory_limit')"))
-    con.execute(f"set memory_limit = {db.quote_literal(_memory_limit(previous))}")
-    try:
+    current = str(db.scalar(con, "select current_setting('memory_limit')"))
+    # the connection's own limit comes back afterwards, for whatever the caller does next
+    with db.settings(con, memory_limit=_memory_limit(current)):
         return _score(con, model, rows, run_id, started, explain, show_progress)
-    finally:  # the connection's own limit again, for whatever the caller does next
-        con.execute(f"set memory_limit = {db.quote_literal(previous)}")
 
 
 # DuckDB's cap while scoring: its buffer pool would otherwise keep up to 80% of the machine's
 # memory of cached feature pages; the stream and the insert need far less (measured at 1M and 5M)
 SCORE_MEMORY_LIMIT_BYTES = 768 * 2**20
-_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,
-          "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
 
 
 def _memory_limit(current: str) -> str:
-    """SCORE_MEMORY_LIMIT_BYTES, or the connection's own limit (`current`, as DuckDB shows it:
-    '18.8 GiB') where that is lower already."""
-    number, _, unit = current.partition(" ")
-    try:
-        current_bytes = float(number) * _UNITS[unit]
-    except (ValueError, KeyError):
-        current_bytes = float("inf")
-    return current if current_bytes <= SCORE_MEMORY_LIMIT_BYTES else f"{SCORE_MEMORY_LIMIT_BYTES // 2**20}MiB"
+    """SCORE_MEMORY_LIMIT_BYTES, or the connection's own limit (`current`) where that is lower."""
+    return db.memory_limit_at_most(current, SCORE_MEMORY_LIMIT_BYTES)
 
 
 def _score(con: duckdb.DuckDBPyConnection, model, rows: features.ScoreStream, run_id: str, started: datetime,
