@@ -13,9 +13,11 @@
 -- Evidence counts (var evidence_count_columns, switched by var use_evidence_counts): the rows
 -- and conversions behind the rate, on the same out-of-fold basis. A rate of 0.15 from 2 leads
 -- and from 200 leads are different facts; the counts let the model tell them apart.
--- One generic pass: the training rows are UNPIVOTed to (column, value) and aggregated once into
--- totals and per-fold lists; each column then needs one equality join against that small table,
--- and "out of fold" is total minus the row's own fold element.
+-- One generic pass: the training rows are UNPIVOTed to (column, value) and counted once per
+-- (column, value, fold); "out of fold" is the value's total minus its count in the lead's own
+-- fold, kept as a small long table with one row per (column, value, fold) (fold -1: score rows,
+-- the whole total). Each column then needs one equality join on (column, value, fold) that
+-- brings back two numbers, instead of carrying K-element lists through every join.
 {%- set columns = var('target_rate_columns') %}
 {%- set evidence_columns = var('evidence_count_columns') if var('use_evidence_counts') else [] %}
 {%- set use_rates = var('use_target_rates') %}
@@ -56,28 +58,94 @@ training_long as (
 
 ),
 
-value_stats as (
+-- every fold a lead can have: -1 (score rows) and 0 .. K-1
+folds as (
+
+    {% for fold in range(-1, var('target_rate_folds') | int) %}
+        select {{ fold }} as fold_id
+        {{ "union all" if not loop.last }}
+    {% endfor %}
+
+),
+
+value_totals as (
 
     select
         column_name,
         column_value,
         count(*) as rows_total,
-        sum(is_positive) as positives_total,
-        {{ per_fold_list('count(*)') }} as rows_by_fold,
-        {{ per_fold_list('sum(is_positive)') }} as positives_by_fold
+        sum(is_positive) as positives_total
     from training_long
     group by column_name, column_value
+
+),
+
+value_fold_counts as (
+
+    select
+        column_name,
+        column_value,
+        fold_id,
+        count(*) as rows_in_fold,
+        sum(is_positive) as positives_in_fold
+    from training_long
+    group by column_name, column_value, fold_id
+
+),
+
+-- per (column, value) seen in training and per fold: the training rows of the value outside
+-- that fold (fold -1 holds nothing out), and how many of them converted
+value_stats as (
+
+    select
+        value_totals.column_name,
+        value_totals.column_value,
+        folds.fold_id,
+        value_totals.rows_total - coalesce(value_fold_counts.rows_in_fold, 0) as rows_out_of_fold,
+        value_totals.positives_total
+        - coalesce(value_fold_counts.positives_in_fold, 0) as positives_out_of_fold
+    from value_totals
+    cross join folds
+    left join value_fold_counts
+        on
+            value_totals.column_name = value_fold_counts.column_name
+            and value_totals.column_value = value_fold_counts.column_value
+            and folds.fold_id = value_fold_counts.fold_id
+
+),
+
+-- the same over all training rows: the prior each fold's rows are shrunk toward
+overall_totals as (
+
+    select
+        count(*) as rows_total,
+        sum(is_positive) as positives_total
+    from training
+
+),
+
+overall_fold_counts as (
+
+    select
+        fold_id,
+        count(*) as rows_in_fold,
+        sum(is_positive) as positives_in_fold
+    from training
+    group by fold_id
 
 ),
 
 overall as (
 
     select
-        count(*) as rows_total,
-        sum(is_positive) as positives_total,
-        {{ per_fold_list('count(*)') }} as rows_by_fold,
-        {{ per_fold_list('sum(is_positive)') }} as positives_by_fold
-    from training
+        folds.fold_id,
+        overall_totals.rows_total - coalesce(overall_fold_counts.rows_in_fold, 0) as rows_out_of_fold,
+        overall_totals.positives_total
+        - coalesce(overall_fold_counts.positives_in_fold, 0) as positives_out_of_fold
+    from overall_totals
+    cross join folds
+    left join overall_fold_counts
+        on folds.fold_id = overall_fold_counts.fold_id
 
 ),
 
@@ -88,19 +156,19 @@ evidence as (
     select
         leads.lead_id,
         {% for column in columns %}
-            {%- set stats -%} stats_{{ column }} {%- endset %}
-            coalesce({{ out_of_fold(stats, 'rows') }}, 0) as {{ column }}_rows,
-            coalesce({{ out_of_fold(stats, 'positives') }}, 0) as {{ column }}_positives,
+            coalesce(stats_{{ column }}.rows_out_of_fold, 0) as {{ column }}_rows,
+            coalesce(stats_{{ column }}.positives_out_of_fold, 0) as {{ column }}_positives,
         {% endfor %}
-        {{ out_of_fold('overall', 'positives') }}
-        / nullif({{ out_of_fold('overall', 'rows') }}, 0) as prior_rate
+        overall.positives_out_of_fold / nullif(overall.rows_out_of_fold, 0) as prior_rate
     from leads
-    cross join overall
+    inner join overall
+        on leads.fold_id = overall.fold_id
     {% for column in columns %}
         left join value_stats as stats_{{ column }}
             on
                 stats_{{ column }}.column_name = '{{ column }}'
                 and leads.{{ column }} = stats_{{ column }}.column_value
+                and leads.fold_id = stats_{{ column }}.fold_id
     {% endfor %}
 
 ),

@@ -1,36 +1,6 @@
 {#- Dialect differences of lists (arrays), hashing and reshaping: DuckDB's 1-based lists and
     UNPIVOT statement against Spark's arrays, generators and UNPIVOT clause. -#}
 
-{% macro list_of(items) -%}
-    {{ return(adapter.dispatch('list_of')(items)) }}
-{%- endmacro %}
-
-{# DuckDB: a list literal [a, b, c]. #}
-{% macro duckdb__list_of(items) -%}
-    [{{ items | join(', ') }}]
-{%- endmacro %}
-
-{# Spark: the array() constructor. #}
-{% macro spark__list_of(items) -%}
-    array({{ items | join(', ') }})
-{%- endmacro %}
-
-
-{% macro list_element(list, position) -%}
-    {{ return(adapter.dispatch('list_element')(list, position)) }}
-{%- endmacro %}
-
-{# DuckDB: list[i] counts from 1. #}
-{% macro duckdb__list_element(list, position) -%}
-    {{ list }}[{{ position }}]
-{%- endmacro %}
-
-{# Spark: arr[i] counts from 0; element_at counts from 1, like DuckDB. #}
-{% macro spark__list_element(list, position) -%}
-    element_at({{ list }}, {{ position }})
-{%- endmacro %}
-
-
 {% macro rows_of_values(values) -%}
     {{ return(adapter.dispatch('rows_of_values')(values)) }}
 {%- endmacro %}
