@@ -243,3 +243,75 @@ def test_every_feature_a_model_can_use_has_a_template(catalog):
         values = {f: sample[features[f if f != "value" else name]] for f, _ in reasons.template_fields(t.template)}
         rendered = t.template.format(**values)  # every format spec fits its column's type
         assert "{" not in rendered and rendered.strip()
+
+
+# ------------------------------------------------------------------ per-leaf table TreeSHAP
+
+
+def _tricky_booster(**params):
+    """A LightGBM booster with NaNs, zeros, a categorical column of 70 levels (bitsets over more
+    than one 32-bit word) and trees of more than 64 splits (masks over more than one word)."""
+    import lightgbm as lgb
+
+    rng = np.random.default_rng(7)
+    n = 3000
+    X = np.column_stack([
+        np.where(rng.random(n) < 0.15, np.nan, rng.normal(size=n)),
+        np.where(rng.random(n) < 0.3, 0.0, rng.normal(size=n)),
+        rng.integers(0, 70, size=n).astype(float),
+        rng.normal(size=n),
+    ])
+    logit_ = np.nan_to_num(X[:, 0]) + X[:, 1] + np.isin(X[:, 2], [3, 40, 41, 66]) - 0.5 * X[:, 3]
+    y = (logit_ + rng.normal(scale=0.7, size=n) > 0.3).astype(int)
+    data = lgb.Dataset(X, y, categorical_feature=[2], free_raw_data=False)
+    settings = {"objective": "binary", "num_leaves": 90, "min_data_in_leaf": 3, "max_cat_to_onehot": 2,
+                "cat_smooth": 1, "min_data_per_group": 2, "verbose": -1, "seed": 0, **params}
+    booster = lgb.train(settings, data, num_boost_round=25)
+    rows = np.vstack([X[:400], [[np.nan, 0.0, -1.0, 1e-40], [0.0, np.nan, 99.0, -1e-36], [1e-36, 1.0, np.nan, 0.0],
+                                [2.0, -3.0, 69.0, np.nan]]])
+    return booster, rows
+
+
+@pytest.mark.parametrize("params", [{}, {"zero_as_missing": True}, {"use_missing": False}])
+def test_table_treeshap_equals_lightgbms_contributions(params):
+    pytest.importorskip("numba")
+    from leadscore import treeshap
+
+    booster, X = _tricky_booster(**params)
+    assert max(int(t["num_leaves"]) for t in booster.dump_model()["tree_info"]) > 65  # two mask words
+    fast = treeshap.LightGBMTreeShap(booster, X.shape[1])
+    expected = booster.predict(X, pred_contrib=True)
+    got = fast.contributions(X)
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() < 1e-10
+    # the tables filled by the first call give the same numbers again, and so does any thread count
+    assert np.array_equal(fast.contributions(X, threads=2), got)
+
+
+def test_table_treeshap_with_small_tables_gives_the_same_numbers(monkeypatch):
+    """Tables that fill up within a tree start afresh; leaves over TABLE_MAX_FEATURES distinct
+    features are computed per lead: the numbers do not change."""
+    pytest.importorskip("numba")
+    from leadscore import treeshap
+
+    booster, X = _tricky_booster()
+    reference = treeshap.LightGBMTreeShap(booster, X.shape[1]).contributions(X)
+    monkeypatch.setattr(treeshap, "TABLE_MAX_VALUES", 64)
+    monkeypatch.setattr(treeshap, "TABLE_MAX_FEATURES", 3)
+    small = treeshap.LightGBMTreeShap(booster, X.shape[1])
+    assert np.abs(small.contributions(X) - reference).max() < 1e-12
+    assert small.restarts > 0  # the tables were full and started afresh
+
+
+def test_the_explainer_gives_the_same_reasons_with_and_without_the_table_treeshap(folder, catalog):
+    pytest.importorskip("numba")
+    m = model.load_model_dir(folder)
+    ex = reasons.explainer(m, catalog)
+    assert set(ex.fast) == {"lightgbm"}
+    df = _frame(300, 9)
+    X = m.encoding.transform(df)
+    fast_contributions = ex.contributions(X)
+    fast_texts = ex.explain(df, X)
+    ex.fast = {}  # LightGBM's own pred_contrib
+    assert np.abs(ex.contributions(X) - fast_contributions).max() < 1e-10
+    assert ex.explain(df, X) == fast_texts

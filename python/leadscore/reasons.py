@@ -3,7 +3,9 @@
 Where the numbers come from. Each base model that has its own per-feature contribution output
 gives one, in log-odds, for every lead:
 
-* LightGBM: `Booster.predict(X, pred_contrib=True)` (TreeSHAP);
+* LightGBM: `Booster.predict(X, pred_contrib=True)` (TreeSHAP), or the same numbers from
+  leadscore.treeshap where numba is installed: per-leaf tables instead of LightGBM's per-lead
+  recursion, about 6x less CPU, equal up to the order of the floating point additions;
 * XGBoost: `Booster.predict(DMatrix(X), pred_contribs=True)` (TreeSHAP);
 
 one column per matrix column plus a last "bias" column (the expected log-odds), and each row
@@ -54,7 +56,7 @@ import functools
 import math
 import string
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -62,7 +64,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from leadscore import db, ensemble, estimators
+from leadscore import db, ensemble, estimators, treeshap
 from leadscore.errors import LeadscoreError
 from leadscore.fileio import sha256_file
 from leadscore.operating_point import logit
@@ -113,11 +115,14 @@ def template_fields(text: str) -> tuple[tuple[str, str], ...]:
 # ------------------------------------------------------------------------------- contributions
 
 
-def member_contributions(kind: str, model: Any, X: np.ndarray) -> np.ndarray:
+def member_contributions(kind: str, model: Any, X: np.ndarray, fast: Any = None) -> np.ndarray:
     """Per-column contributions of one base model in log-odds: shape (rows, columns + 1), the last
     column the bias; each row sums to the model's raw score (LightGBM, XGBoost) or to the
-    logit of its probability (forests, Saabas)."""
+    logit of its probability (forests, Saabas). `fast`: the booster's treeshap.LightGBMTreeShap
+    (fast_member), which computes LightGBM's numbers with less work."""
     if kind == "lightgbm":
+        if fast is not None:
+            return fast.contributions(X, threads=estimators.threads())
         out = model.predict(X, pred_contrib=True, num_threads=estimators.threads())
         return np.asarray(out, dtype=np.float64)
     if kind == "xgboost":
@@ -128,6 +133,17 @@ def member_contributions(kind: str, model: Any, X: np.ndarray) -> np.ndarray:
     if kind in ("random_forest", "extra_trees"):
         return forest_contributions(model, X)
     raise LeadscoreError(f"no contributions for base model kind {kind!r}")
+
+
+def fast_member(kind: str, model: Any, n_columns: int) -> Any:
+    """The per-leaf-table TreeSHAP of a LightGBM member (leadscore.treeshap), or None where numba
+    is not installed or the booster is not one it covers: LightGBM's pred_contrib then."""
+    if kind != "lightgbm" or not treeshap.available():
+        return None
+    try:
+        return treeshap.LightGBMTreeShap(model, n_columns)
+    except ValueError:
+        return None
 
 
 def forest_contributions(est: Any, X: np.ndarray, chunk: int = 20_000) -> np.ndarray:
@@ -325,10 +341,11 @@ class Explainer:
     bias_shift: float  # constant log-odds moves (prior shifts, intercepts), for the exact sum
     templates: dict[str, Template]
     source: str  # 'native' (LightGBM/XGBoost) or 'forest paths' (the fallback)
+    fast: dict[str, Any] = field(default_factory=dict)  # name -> treeshap.LightGBMTreeShap (fast_member)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """(rows, columns + 1): the ensemble's log-odds contributions, bias last."""
-        parts = {name: member_contributions(kind, m, X) for name, (kind, m) in self.models.items()}
+        parts = {name: member_contributions(kind, m, X, self.fast.get(name)) for name, (kind, m) in self.models.items()}
         out = combine(parts, self.weights)
         out[:, -1] += self.bias_shift
         return out
@@ -380,14 +397,18 @@ def explainer(model: LoadedModel, templates: dict[str, Template] | None = None) 
     if model.target_prevalence is not None:
         shift += _logit(model.target_prevalence) - _logit(pi)
     features = [f.name for f in model.encoding.features]
+    models = {n: (entries[n]["kind"], _load_member(model, entries[n])) for n in names}
+    n_columns = len(model.encoding.column_names)
+    fast = {n: f for n, (kind, m) in models.items() if (f := fast_member(kind, m, n_columns)) is not None}
     return Explainer(
         features=features,
         groups=feature_groups(model.encoding.column_names, features),
-        models={n: (entries[n]["kind"], _load_member(model, entries[n])) for n in names},
+        models=models,
         weights=weights,
         bias_shift=shift,
         templates=dict(templates or {}),
         source=source,
+        fast=fast,
     )
 
 

@@ -1,0 +1,397 @@
+"""Exact TreeSHAP of a LightGBM booster with per-leaf tables (optional: needs numba).
+
+LightGBM's `predict(pred_contrib=True)` runs the TreeSHAP recursion for every lead and every
+tree: each tree costs O(leaves x depth^2) per lead, about 80 predictions of work, and it is most
+of a nightly run's scoring time. The same numbers come out of a cheaper route:
+
+* a leaf's TreeSHAP terms depend on the lead only through one bit per distinct feature on the
+  leaf's path: does the lead satisfy every split of the path on that feature? (the "one
+  fraction" of the path element; the "zero fractions" are the covers, fixed by the tree);
+* so each leaf has at most 2^d term vectors (d distinct features on its path), and the leads of
+  a batch use few of them: each is computed once, with LightGBM's own path algebra (ExtendPath,
+  UnwoundPathSum), kept in a table, and every further lead with the same bits reads it back.
+
+Per lead and tree this is one pass over the tree's splits and a table look-up per leaf instead
+of the recursion. The result equals LightGBM's contributions up to the order of the floating
+point additions (about 1e-15; tests/test_reasons.py compares them); the bias column is
+LightGBM's own. The decision of each split follows LightGBM's (tree.h NumericalDecision /
+CategoricalDecision: missing types None/Zero/NaN, default direction, category bitsets, inputs
+with |x| <= 1e-35 read as zero).
+
+Without numba (`available()` is False) or for a model this module does not cover (not binary,
+linear trees) the caller uses LightGBM's pred_contrib; the reasons are the same either way.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+from typing import Any
+
+import numpy as np
+
+# a leaf with more distinct features on its path than this gets its terms computed per lead
+# (no table): 2^TABLE_MAX_FEATURES slots per leaf at most
+TABLE_MAX_FEATURES = 14
+# LightGBM reads an input within this of zero as zero (kZeroThreshold, a float 1e-35)
+ZERO_THRESHOLD = float(np.float32(1e-35))
+# the trees are cut into this many ranges, each with its own tables and sums, added in a fixed
+# order: the result does not depend on how many threads share the ranges
+TREE_RANGES = 4
+# values one tree range keeps in its tables at most (doubles); past that they start afresh
+TABLE_MAX_VALUES = 2**20
+
+
+def available() -> bool:
+    """Whether numba is installed (it is imported, and the kernels compiled or read from numba's
+    cache beside this file, only when a LightGBMTreeShap is made)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def _compile() -> None:
+    """Compile the kernels once per process (numba's cache=True keeps the machine code)."""
+    global _leaf_terms, _explain
+    if _explain is not _explain_python:
+        return
+    import numba
+
+    jit = numba.njit(cache=True, nogil=True)
+    _leaf_terms = jit(_leaf_terms_python)
+    _explain = jit(_explain_python)
+
+
+# ------------------------------------------------------------------------------- the model
+
+
+def _trees(model_text: str) -> list[dict[str, str]]:
+    trees: list[dict[str, str]] = []
+    current: dict[str, str] | None = None
+    for line in model_text.splitlines():
+        if line.startswith("Tree="):
+            current = {}
+            trees.append(current)
+        elif line.startswith("end of trees"):
+            break
+        elif current is not None and "=" in line:
+            key, value = line.split("=", 1)
+            current[key] = value
+    return trees
+
+
+def _header(model_text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in model_text.splitlines():
+        if line.startswith("Tree="):
+            break
+        if "=" in line:
+            key, value = line.split("=", 1)
+            out[key] = value
+    return out
+
+
+def _numbers(text: str, dtype: Any) -> np.ndarray:
+    return np.array(text.split(), dtype=dtype)
+
+
+class LightGBMTreeShap:
+    """The flattened trees of one booster and the term tables filled while explaining."""
+
+    def __init__(self, booster: Any, n_columns: int) -> None:
+        _compile()
+        text = booster.model_to_string()
+        header = _header(text)
+        if int(header.get("num_class", "1")) != 1 or int(header.get("num_tree_per_iteration", "1")) != 1:
+            raise ValueError("only single-output (binary) boosters")
+        self.n_columns = n_columns
+        node_feat: list[int] = []
+        node_thr: list[float] = []
+        node_type: list[int] = []
+        node_cat_lo: list[int] = []
+        node_cat_hi: list[int] = []
+        cat_words: list[int] = []
+        tree_node_start: list[int] = []
+        tree_node_count: list[int] = []
+        tree_leaf_start: list[int] = []
+        leaf_value: list[float] = []
+        leaf_slot_start: list[int] = []
+        slot_feat: list[int] = []
+        slot_z: list[float] = []
+        slot_mask: list[int] = []
+        slot_want: list[int] = []
+        for tree in _trees(text):
+            if int(tree.get("is_linear", "0")):
+                raise ValueError("linear trees")
+            leaves = int(tree["num_leaves"])
+            tree_node_start.append(len(node_feat))
+            tree_node_count.append(leaves - 1)
+            tree_leaf_start.append(len(leaf_value))
+            values = _numbers(tree["leaf_value"], np.float64)
+            if leaves == 1:  # a constant: bias only
+                leaf_slot_start.append(len(slot_feat))
+                leaf_value.append(float(values[0]))
+                continue
+            split = _numbers(tree["split_feature"], np.int64)
+            threshold = _numbers(tree["threshold"], np.float64)
+            decision = _numbers(tree["decision_type"], np.int64)
+            left = _numbers(tree["left_child"], np.int64)
+            right = _numbers(tree["right_child"], np.int64)
+            leaf_count = _numbers(tree["leaf_count"], np.float64)
+            inner_count = _numbers(tree["internal_count"], np.float64)
+            if int(tree.get("num_cat", "0")) > 0:
+                bounds = _numbers(tree["cat_boundaries"], np.int64)
+                words = _numbers(tree["cat_threshold"], np.int64)
+            for j in range(leaves - 1):
+                node_feat.append(int(split[j]))
+                node_thr.append(float(threshold[j]))
+                node_type.append(int(decision[j]))
+                node_cat_lo.append(len(cat_words))
+                if decision[j] & 1:  # categorical: its bitset
+                    cat = int(threshold[j])
+                    cat_words.extend(int(w) for w in words[bounds[cat]:bounds[cat + 1]])
+                node_cat_hi.append(len(cat_words))
+
+            def count(child: int, inner_count: np.ndarray = inner_count, leaf_count: np.ndarray = leaf_count) -> float:
+                return float(inner_count[child] if child >= 0 else leaf_count[~child])
+
+            paths: dict[int, list[tuple[int, bool, float]]] = {}
+            stack: list[tuple[int, list[tuple[int, bool, float]]]] = [(0, [])]
+            while stack:
+                node, path = stack.pop()
+                for child, is_left in ((int(left[node]), True), (int(right[node]), False)):
+                    step = [*path, (node, is_left, count(child) / count(node))]
+                    if child < 0:
+                        paths[~child] = step
+                    else:
+                        stack.append((child, step))
+            for leaf in range(leaves):
+                path = paths[leaf]
+                order: list[int] = []  # distinct features, in LightGBM's path order (a repeat moves last)
+                for node, _, _ in path:
+                    feature = int(split[node])
+                    if feature in order:
+                        order.remove(feature)
+                    order.append(feature)
+                leaf_slot_start.append(len(slot_feat))
+                for feature in order:
+                    zero_fraction, mask, want = 1.0, 0, 0
+                    for node, is_left, ratio in path:
+                        if split[node] == feature:
+                            zero_fraction = ratio * zero_fraction
+                            mask |= 1 << node
+                            want |= (1 << node) if is_left else 0
+                    slot_feat.append(feature)
+                    slot_z.append(zero_fraction)
+                    slot_mask.append(mask)
+                    slot_want.append(want)
+                leaf_value.append(float(values[leaf]))
+        leaf_slot_start.append(len(slot_feat))
+        tree_leaf_start.append(len(leaf_value))
+        if slot_feat and max(slot_feat) >= n_columns:
+            raise ValueError("a split on a column the matrix does not have")
+        words_per_mask = max(1, (max(tree_node_count, default=1) + 63) // 64)
+        self.slot_mask = np.zeros((len(slot_mask), words_per_mask), dtype=np.uint64)
+        self.slot_want = np.zeros((len(slot_mask), words_per_mask), dtype=np.uint64)
+        for i, (mask, want) in enumerate(zip(slot_mask, slot_want, strict=True)):
+            for w in range(words_per_mask):
+                self.slot_mask[i, w] = (mask >> (64 * w)) & 0xFFFFFFFFFFFFFFFF
+                self.slot_want[i, w] = (want >> (64 * w)) & 0xFFFFFFFFFFFFFFFF
+        self.node_feat = np.array(node_feat, dtype=np.int64)
+        self.node_thr = np.array(node_thr, dtype=np.float64)
+        self.node_type = np.array(node_type, dtype=np.int64)
+        self.node_cat_lo = np.array(node_cat_lo, dtype=np.int64)
+        self.node_cat_hi = np.array(node_cat_hi, dtype=np.int64)
+        self.cat_words = np.array(cat_words, dtype=np.uint32)
+        self.tree_node_start = np.array(tree_node_start, dtype=np.int64)
+        self.tree_node_count = np.array(tree_node_count, dtype=np.int64)
+        self.tree_leaf_start = np.array(tree_leaf_start, dtype=np.int64)
+        self.leaf_value = np.array(leaf_value, dtype=np.float64)
+        self.leaf_slot_start = np.array(leaf_slot_start, dtype=np.int64)
+        self.slot_feat = np.array(slot_feat, dtype=np.int64)
+        self.slot_z = np.array(slot_z, dtype=np.float64)
+        depth = np.diff(self.leaf_slot_start)
+        # table slots per leaf: 2^d for a tabled leaf, none above TABLE_MAX_FEATURES
+        size = np.where(depth <= TABLE_MAX_FEATURES, 1 << np.minimum(depth, TABLE_MAX_FEATURES), 0)
+        self.table_base = np.zeros(len(depth) + 1, dtype=np.int64)
+        self.table_base[1:] = np.cumsum(size)
+        # a tree's tables live only while its trees are explained: index entries per tree
+        self.table_span = np.diff(self.table_base[self.tree_leaf_start])
+        self.slots_per_tree = np.diff(self.leaf_slot_start[self.tree_leaf_start])
+        # the bias (expected value of the raw score) as LightGBM computes it
+        self.bias = float(booster.predict(np.zeros((1, n_columns)), pred_contrib=True)[0, -1])
+
+    def _split(self, parts: int) -> list[tuple[int, int]]:
+        """Contiguous tree ranges of about equal work (splits and table slots)."""
+        n_trees = len(self.tree_node_count)
+        work = np.cumsum(self.slots_per_tree + self.tree_node_count)
+        cuts = [0, *(int(np.searchsorted(work, work[-1] * i / parts)) for i in range(1, parts)), n_trees]
+        return [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
+
+    def contributions(self, X: np.ndarray, threads: int = 1) -> np.ndarray:
+        """(rows, columns + 1): the booster's TreeSHAP contributions in raw score, bias last.
+        The trees come in TREE_RANGES ranges, each with its own tables and sums (added in a
+        fixed order), shared by `threads` threads."""
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_columns:
+            raise ValueError(f"expected a matrix of {self.n_columns} columns, got shape {X.shape}")
+        ranges = self._split(TREE_RANGES)
+        outs = [np.zeros((X.shape[0], self.n_columns + 1), dtype=np.float64) for _ in ranges]
+        if threads <= 1 or len(ranges) == 1:
+            restarts = [self._run(X, out, trees) for out, trees in zip(outs, ranges, strict=True)]
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(threads, len(ranges))) as pool:  # the kernel releases the GIL
+                restarts = list(pool.map(self._run, [X] * len(outs), outs, ranges))
+        self.restarts = sum(restarts)  # tables full within a tree (TABLE_MAX_VALUES): refilled
+        out = outs[0]
+        for other in outs[1:]:
+            out += other
+        out[:, -1] = self.bias
+        return out
+
+    def _run(self, X: np.ndarray, out: np.ndarray, trees: tuple[int, int]) -> int:
+        """Explain trees trees[0] .. trees[1] - 1 into `out`; returns how often the tables were
+        full and started afresh."""
+        first, last = trees
+        index = np.empty(int(self.table_span[first:last].max(initial=0)), dtype=np.int32)
+        values = np.empty(max(TABLE_MAX_VALUES, int(self.slots_per_tree[first:last].max(initial=0))))
+        return int(_explain(
+            X, out, first, last, self.node_feat, self.node_thr, self.node_type, self.node_cat_lo,
+            self.node_cat_hi, self.cat_words, self.tree_node_start, self.tree_node_count, self.tree_leaf_start,
+            self.leaf_value, self.leaf_slot_start, self.slot_feat, self.slot_z, self.slot_mask, self.slot_want,
+            self.table_base, index, values,
+        ))
+
+
+# ------------------------------------------------------------------------------- kernels
+
+
+def _leaf_terms_python(zero: np.ndarray, one: np.ndarray, d: int, value: float, out: np.ndarray) -> None:
+    """TreeSHAP terms of one leaf: the path of d distinct features with their zero fractions
+    (covers) and one fractions (0/1), extended from LightGBM's dummy root element, then each
+    element's unwound path sum times (one - zero) times the leaf value."""
+    pz = np.empty(d + 1)
+    po = np.empty(d + 1)
+    pw = np.empty(d + 1)
+    for depth in range(d + 1):  # ExtendPath
+        zf = 1.0 if depth == 0 else zero[depth - 1]
+        of = 1.0 if depth == 0 else one[depth - 1]
+        pz[depth] = zf
+        po[depth] = of
+        pw[depth] = 1.0 if depth == 0 else 0.0
+        for i in range(depth - 1, -1, -1):
+            pw[i + 1] += of * pw[i] * (i + 1) / (depth + 1)
+            pw[i] = zf * pw[i] * (depth - i) / (depth + 1)
+    for index in range(1, d + 1):  # UnwoundPathSum
+        of = po[index]
+        zf = pz[index]
+        next_one = pw[d]
+        total = 0.0
+        for i in range(d - 1, -1, -1):
+            if of != 0:
+                tmp = next_one * (d + 1) / ((i + 1) * of)
+                total += tmp
+                next_one = pw[i] - tmp * zf * ((d - i) / (d + 1))
+            else:
+                total += (pw[i] / zf) / ((d - i) / (d + 1))
+        out[index - 1] = total * (of - zf) * value
+
+
+def _explain_python(X, out, tree0, tree1, node_feat, node_thr, node_type, node_cat_lo, node_cat_hi, cat_words,
+             tree_node_start, tree_node_count, tree_leaf_start, leaf_value, leaf_slot_start, slot_feat, slot_z,
+             slot_mask, slot_want, table_base, table_index, table_values):
+    """Add the terms of trees tree0 .. tree1 - 1 to `out`, tree by tree: a tree's tables
+    (table_index: the entry of each (leaf, bits) of the tree, table_values: the terms) are
+    filled as its leads need them and dropped for the next tree. Returns how often they were
+    full and started afresh within a tree."""
+    n = X.shape[0]
+    words = slot_mask.shape[1]
+    bits = np.zeros(words, dtype=np.uint64)
+    one = np.uint64(1)
+    zero_buf = np.empty(64)
+    one_buf = np.empty(64)
+    terms = np.empty(64)
+    restarts = 0
+    for t in range(tree0, tree1):
+        first = tree_node_start[t]
+        base = table_base[tree_leaf_start[t]]
+        span = table_base[tree_leaf_start[t + 1]] - base
+        table_index[:span] = -1
+        used = 0
+        # the most table values one lead can add in this tree
+        tree_slots = leaf_slot_start[tree_leaf_start[t + 1]] - leaf_slot_start[tree_leaf_start[t]]
+        for r in range(n):
+            if used + tree_slots > table_values.shape[0]:  # full: this tree's tables afresh
+                table_index[:span] = -1
+                used = 0
+                restarts += 1
+            for w in range(words):
+                bits[w] = np.uint64(0)
+            low = np.uint64(0)  # bits[0] kept in a register: most trees have at most 64 splits
+            for j in range(tree_node_count[t]):  # the lead's direction at every split
+                g = first + j
+                fval = X[r, node_feat[g]]
+                if fval >= -ZERO_THRESHOLD and fval <= ZERO_THRESHOLD:
+                    fval = 0.0
+                kind = node_type[g]
+                if kind & 1:  # categorical: left when the category is in the bitset
+                    go_left = False
+                    if not np.isnan(fval):
+                        category = int(fval)
+                        if category >= 0:
+                            word = category // 32
+                            if word < node_cat_hi[g] - node_cat_lo[g]:
+                                go_left = ((cat_words[node_cat_lo[g] + word] >> (category % 32)) & 1) == 1
+                else:
+                    missing = (kind >> 2) & 3  # 0 none, 1 zero, 2 NaN
+                    if np.isnan(fval) and missing != 2:
+                        fval = 0.0
+                    if (missing == 1 and fval == 0.0) or (missing == 2 and np.isnan(fval)):
+                        go_left = (kind & 2) != 0  # the default direction
+                    else:
+                        go_left = fval <= node_thr[g]
+                if go_left:
+                    if j < 64:
+                        low |= one << np.uint64(j)
+                    else:
+                        bits[j >> 6] |= one << np.uint64(j & 63)
+            for leaf in range(tree_leaf_start[t], tree_leaf_start[t + 1]):
+                s0 = leaf_slot_start[leaf]
+                d = leaf_slot_start[leaf + 1] - s0
+                if d == 0:
+                    continue
+                code = 0
+                for k in range(d):
+                    agree = (low & slot_mask[s0 + k, 0]) == slot_want[s0 + k, 0]
+                    for w in range(1, words):
+                        if (bits[w] & slot_mask[s0 + k, w]) != slot_want[s0 + k, w]:
+                            agree = False
+                    if agree:
+                        code |= 1 << k
+                tabled = table_base[leaf + 1] > table_base[leaf]
+                at = -1
+                if tabled:
+                    at = table_index[table_base[leaf] - base + code]
+                if at < 0:
+                    for k in range(d):
+                        zero_buf[k] = slot_z[s0 + k]
+                        one_buf[k] = 1.0 if (code >> k) & 1 else 0.0
+                    _leaf_terms(zero_buf, one_buf, d, leaf_value[leaf], terms)
+                    if tabled:
+                        at = used
+                        for k in range(d):
+                            table_values[at + k] = terms[k]
+                        used += d
+                        table_index[table_base[leaf] - base + code] = at
+                    else:
+                        for k in range(d):
+                            out[r, slot_feat[s0 + k]] += terms[k]
+                        continue
+                for k in range(d):
+                    out[r, slot_feat[s0 + k]] += table_values[at + k]
+    return restarts
+
+
+# compiled by _compile (numba); the plain functions run only where they are called uncompiled
+_leaf_terms = _leaf_terms_python
+_explain = _explain_python
