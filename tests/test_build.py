@@ -70,7 +70,7 @@ def _fake_dbt(tmp_path: Path, monkeypatch, results: dict | None, code: int, say:
     body = [
         "#!/bin/sh",
         f'printf "%s\\n" "$@" > "{tmp_path}/args"',
-        f'printf "%s\\n%s\\n" "$LEADSCORE_DB" "$DBT_TARGET_PATH" > "{tmp_path}/env"',
+        f'printf "%s\\n%s\\n%s\\n" "$LEADSCORE_DB" "$DBT_TARGET_PATH" "$DBT_LOG_LEVEL_FILE" > "{tmp_path}/env"',
         'mkdir -p "$DBT_TARGET_PATH"',
     ]
     if results is not None:
@@ -90,6 +90,18 @@ def test_a_successful_run_reports_this_databases_results(db_file, tmp_path, monk
     assert r.returncode == 0 and r.counts == {"model success": 1}
     assert (tmp_path / "args").read_text().split() == ["build", "--quiet"]
     assert (tmp_path / "env").read_text().split("\n")[:2] == [str(db_file), str(build.target_path())]
+
+
+def test_dbts_file_log_is_at_info_unless_the_environment_says_otherwise(db_file, tmp_path, monkeypatch):
+    """dbt's debug file log (every statement of ~400 nodes) costs CPU each night: info unless
+    DBT_LOG_LEVEL_FILE asks for more."""
+    _fake_dbt(tmp_path, monkeypatch, _results(("model.leadscore.a", "success", "OK")), 0)
+    monkeypatch.delenv("DBT_LOG_LEVEL_FILE", raising=False)
+    build.run_dbt(["build"], quiet=True)
+    assert (tmp_path / "env").read_text().split("\n")[2] == "info"
+    monkeypatch.setenv("DBT_LOG_LEVEL_FILE", "debug")
+    build.run_dbt(["build"], quiet=True)
+    assert (tmp_path / "env").read_text().split("\n")[2] == "debug"
 
 
 def test_a_failed_run_names_its_first_failures_in_one_line(db_file, tmp_path, monkeypatch):
