@@ -1,4 +1,4 @@
-"""Exact TreeSHAP of a LightGBM booster with per-leaf tables (optional: needs numba).
+"""Exact TreeSHAP of a LightGBM booster with per-leaf tables, compiled with numba.
 
 LightGBM's `predict(pred_contrib=True)` runs the TreeSHAP recursion for every lead and every
 tree: each tree costs O(leaves x depth^2) per lead, about 80 predictions of work, and it is most
@@ -18,8 +18,9 @@ LightGBM's own. The decision of each split follows LightGBM's (tree.h NumericalD
 CategoricalDecision: missing types None/Zero/NaN, default direction, category bitsets, inputs
 with |x| <= 1e-35 read as zero).
 
-Without numba (`available()` is False) or for a model this module does not cover (not binary,
-linear trees) the caller uses LightGBM's pred_contrib; the reasons are the same either way.
+numba is a dependency (pyproject.toml). Where it cannot be imported (`available()` is False: an
+install without it) or for a model this module does not cover (not binary, linear trees) the
+caller uses LightGBM's pred_contrib; the reasons are the same either way.
 """
 
 from __future__ import annotations
