@@ -154,24 +154,79 @@ def test_a_score_history_from_before_reasons_gains_the_columns(db_file, trained)
     assert counts == [(False, 500, 500, 500, 500), (True, 1, 0, 0, 0)]
 
 
-@pytest.mark.parametrize("n", [1, 7, 10, 11, 19, 99, 1000, 1003])
-def test_rank_and_decile_are_the_window_functions_of_sql(n):
-    """score.rank_and_decile (one sort in numpy) against DuckDB's row_number() / ntile(10) over
-    (order by conversion_probability desc, lead_id), with many ties, -0.0, and lead ids whose
-    byte order is not their insertion order."""
-    import pyarrow as pa
+@pytest.mark.parametrize("batch_size", [1, 64, 500])
+def test_tied_probabilities_rank_by_lead_id_as_sql_windows_do(db_file, trained, monkeypatch, batch_size):
+    """Tree models give equal scores to equal leaves: with probabilities rounded to one decimal
+    (500 leads, about 11 values, -0.0 among them) every rank and decile is what DuckDB's
+    row_number() / ntile(10) over (order by conversion_probability desc, lead_id) gives, whatever
+    the batches, and the history rows are in lead_id order."""
+    from leadscore.model import LoadedModel
 
-    rng = np.random.default_rng(n)
-    probs = rng.choice([0.0, -0.0, 0.25, 0.5, 0.5, 0.75, 1.0, *rng.random(3)], size=n)
-    ids = [f"{c}{rng.integers(0, 10**6)}-{i}" for i, c in enumerate(rng.choice(list("aBz9_"), size=n))]
-    rank, decile = score.rank_and_decile(probs, pa.array(ids))
-    con = duckdb.connect()
-    con.register("t", pa.table({"lead_id": ids, "p": probs, "i": np.arange(n)}))
-    expected = con.execute(
-        "select row_number() over w, ntile(10) over w from t window w as (order by p desc, lead_id) order by i"
-    ).fetchall()
-    assert list(zip(rank.tolist(), decile.tolist())) == expected
-    assert rank.dtype == np.int64 and decile.dtype == np.int32
+    predict = LoadedModel.predict_matrix
+
+    def tied(self, X):
+        p = np.round(predict(self, X), 1)
+        return np.where(p == 0.0, -0.0, p)
+
+    monkeypatch.setattr(LoadedModel, "predict_matrix", tied)
+    con = duckdb.connect(str(db_file))
+    try:
+        score.score_leads(con, batch_size=batch_size, with_reasons=False)
+        rows = con.execute(
+            "select rank_in_run, decile_in_run, row_number() over w, ntile(10) over w, lead_id "
+            "from ops.score_history window w as (order by conversion_probability desc, lead_id)"
+        ).fetchall()
+        stored_order = [r[0] for r in con.execute("select lead_id from ops.score_history").fetchall()]
+        distinct = con.execute("select count(distinct conversion_probability) from ops.score_history").fetchone()[0]
+    finally:
+        con.close()
+    assert len(rows) == 500 and distinct < 15
+    assert all(r[0] == r[2] and r[1] == r[3] for r in rows)
+    assert [sum(1 for r in rows if r[1] == d) for d in range(1, 11)] == [50] * 10
+    assert stored_order == sorted(stored_order)
+
+
+def test_a_run_keeps_the_latest_score_of_each_lead_and_model(db_file, trained):
+    """ops.latest_scores holds, per lead and model, the row of its latest run, kept by each run
+    in its own transaction: after two runs of one model it is the second run's rows, exactly as
+    the history has them; leads another model scored keep their own row."""
+    con = duckdb.connect(str(db_file))
+    try:
+        score.score_leads(con, with_reasons=False)
+        con.execute("insert into ops.latest_scores select * replace ('v0' as model_version) from ops.latest_scores "
+                    "where lead_id in (select lead_id from ops.latest_scores order by lead_id limit 3)")
+        score.score_leads(con, rescore=True, with_reasons=False, batch_size=97)
+        second = con.execute("select max(run_id) from ops.score_history").fetchone()[0]
+        latest = con.execute("select * from ops.latest_scores where model_version <> 'v0' order by lead_id").fetchall()
+        expected = con.execute("select * from ops.score_history where run_id = ? order by lead_id", [second]).fetchall()
+        other = con.execute("select count(*) from ops.latest_scores where model_version = 'v0'").fetchone()[0]
+    finally:
+        con.close()
+    assert len(latest) == 500 and latest == expected
+    assert other == 3
+
+
+def test_a_killed_run_writes_neither_history_nor_latest_scores(db_file, trained, monkeypatch):
+    from leadscore import faults
+
+    con = duckdb.connect(str(db_file))
+    try:
+        score.score_leads(con, with_reasons=False)
+        before = [con.execute(f"select * from ops.{t} order by all").fetchall() for t in ("score_history", "latest_scores")]
+
+        def killed(name, detail=""):
+            if name == "score.before_commit":
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(faults, "pause_point", killed)
+        with pytest.raises(KeyboardInterrupt):
+            score.score_leads(con, rescore=True, with_reasons=False)
+        after = [con.execute(f"select * from ops.{t} order by all").fetchall() for t in ("score_history", "latest_scores")]
+        temp = con.execute("select count(*) from duckdb_tables() where temporary").fetchone()[0]
+    finally:
+        con.close()
+    assert after == before and len(before[1]) == 500
+    assert temp == 0  # the staging tables went with the writer connection
 
 
 def test_a_run_with_reasons_and_one_without_rank_alike(db_file, trained):
@@ -200,5 +255,5 @@ def test_scoring_caps_duckdbs_memory_only_while_it_runs(db_file, trained):
         assert con.execute("select current_setting('memory_limit')").fetchone()[0] == "3.0 GiB"
     finally:
         con.close()
-    assert score._memory_limit("18.8 GiB") == "768MiB" and score._memory_limit("500.0 MiB") == "500.0 MiB"
-    assert score._memory_limit("odd") == "768MiB"
+    assert score._memory_limit("18.8 GiB") == "256MiB" and score._memory_limit("200.0 MiB") == "200.0 MiB"
+    assert score._memory_limit("odd") == "256MiB"

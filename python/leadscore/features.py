@@ -297,9 +297,14 @@ def score_stream(
         result = con.execute(sql, params)
         # to_arrow_reader (DuckDB >= 1.4), fetch_record_batch before that
         reader = (getattr(result, "to_arrow_reader", None) or result.fetch_record_batch)(int(batch_size))
-        for batch in reader:
-            if batch.num_rows:
-                yield batch
+        try:
+            for batch in reader:
+                if batch.num_rows:
+                    yield batch
+        finally:
+            # the query's result goes now (also when the caller stops early), not whenever the
+            # reader is collected
+            reader.close()
 
     return ScoreStream(list(model_features), int(total), first, last, batches())
 

@@ -14,9 +14,14 @@ Why this shape:
   feature_reasons), computed in the same pass from the same encoded batch as the scores.
   Without them (--no-reasons) the reason columns get one constant in the insert, not 3 x N
   Python strings.
-- Only ids, probabilities (and reason texts) are kept between batches; rank and decile come from
-  one sort at the end (rank_and_decile: exactly SQL's row_number / ntile(10) over probability
-  desc, lead_id), and the insert happens in one transaction, so a killed run writes nothing.
+- Nothing of the whole population is kept in Python: each batch's lead ids and probabilities
+  (and reason texts) are appended to a temp table as soon as they are computed, and rank and
+  decile come from SQL's own windows over it at the end (row_number / ntile(10) over probability
+  desc, lead_id), under DuckDB's memory cap, which spills to disk. So scoring memory is the same
+  for 1M leads as for 5M.
+- The run's rows are appended to ops.score_history and ops.latest_scores (the latest score of
+  each lead and model, which main.scored_leads reads instead of the whole history) in one
+  transaction, so a killed run writes nothing.
 """
 
 from __future__ import annotations
@@ -92,8 +97,11 @@ def score_leads(
 
 
 # DuckDB's cap while scoring: its buffer pool would otherwise keep up to 80% of the machine's
-# memory of cached feature pages; the stream and the insert need far less (measured at 1M and 5M)
-SCORE_MEMORY_LIMIT_BYTES = 768 * 2**20
+# memory of cached feature pages. The stream, the staged scores (lead id, probability) and the
+# final window need far less, and spill to the database's temp directory past the cap. At 256 MiB
+# scoring's peak RSS was 993 MiB at 1M leads and 1,148 MiB at 5M on 2 cores, the rest being the
+# model and one batch in Python; 1M leads on 16 DuckDB threads ran under it too.
+SCORE_MEMORY_LIMIT_BYTES = 256 * 2**20
 
 
 def _memory_limit(current: str) -> str:
@@ -103,100 +111,102 @@ def _memory_limit(current: str) -> str:
 
 def _score(con: duckdb.DuckDBPyConnection, model, rows: features.ScoreStream, run_id: str, started: datetime,
            explain, show_progress: bool) -> ScoreResult:
-    """Read and score every batch, rank, insert: score_leads under DuckDB's scoring memory cap."""
-    out_ids: list[pa.Array] = []
-    out_probs: list[np.ndarray] = []
-    out_reasons: list[list[pa.Array]] = [[] for _ in range(reasons.REASONS)]
-    done = 0
-    with progress.bar("scoring", total=rows.total, enabled=show_progress) as bar:
-        for batch in rows.batches:
-            if explain:  # the reasons render from the lead's own values: a pandas frame
-                frame = batch.to_pandas()
-                X = model.encoding.transform(frame)
-            else:
-                X = model.encoding.transform_arrow(batch)
-            probs = np.asarray(model.predict_matrix(X), dtype="float64")
-            if probs.shape != (batch.num_rows,) or not np.all(np.isfinite(probs)):
-                raise LeadscoreError(f"model {model.version} returned invalid probabilities")
-            out_ids.append(pc.cast(batch.column("lead_id"), pa.string()))
-            out_probs.append(np.clip(probs, 0.0, 1.0))
-            if explain:
-                for texts, column in zip(explain.explain(frame, X), out_reasons, strict=True):
-                    column.append(pa.array(texts, type=pa.string()))
-            done += batch.num_rows
-            bar.update(done)
-    X = batch = frame = None  # the last batch is not needed any more
-    ids = pa.concat_arrays(out_ids)
-    probs = np.concatenate(out_probs)
-    del out_ids, out_probs
-    # rows in lead_id order: each row group of the history then covers a narrow lead_id range, so
-    # DuckDB's min/max zone maps skip most of it when a lead's scores are looked up
-    by_id = pc.sort_indices(ids)
-    ids, probs = ids.take(by_id), probs[by_id.to_numpy()]
-    rank, decile = rank_and_decile(probs, ids)
-    columns = {"lead_id": ids, "conversion_probability": pa.array(probs), "rank_in_run": pa.array(rank),
-               "decile_in_run": pa.array(decile)}
-    if explain:
-        columns.update({f"reason_{k + 1}": pa.concat_arrays(column).take(by_id) for k, column in enumerate(out_reasons)})
-        reason_sql = "reason_1, reason_2, reason_3"
-    else:  # one constant in SQL, not 3 x N Python strings
-        reason_sql = ", ".join(f"{db.quote_literal(NO_REASONS)}" for _ in range(reasons.REASONS))
-    scores = pa.table(columns)
-    del columns, out_reasons, rank, decile
-    con.register("_new_scores", scores)
+    """Score every batch into a staging table, rank in SQL, append: score_leads under DuckDB's
+    scoring memory cap. Nothing of a batch outlives it in Python: its scores (and reason texts)
+    go to a temp table of a second connection (`con` streams the features until the last
+    batch), whose pages DuckDB spills to its temp directory past the memory limit, so memory
+    does not grow with the number of leads."""
+    writer = con.cursor()  # its own connection to the same database, with its own temp tables
     try:
-        with db.transaction(con):
-            con.execute(
-                f"""
-                insert into ops.score_history (
-                    lead_id, model_version, run_id, scored_at, conversion_probability, predicted_converted,
-                    cutoff, rank_in_run, decile_in_run, reason_1, reason_2, reason_3
-                )
-                select
-                    lead_id,
-                    ? as model_version,
-                    ? as run_id,
-                    ?::timestamp as scored_at,
-                    conversion_probability,
-                    conversion_probability >= ? as predicted_converted,
-                    ? as cutoff,
-                    rank_in_run,
-                    decile_in_run,
-                    {reason_sql}
-                from _new_scores
-                """,
-                [model.version, run_id, started.replace(tzinfo=None), float(model.cutoff), float(model.cutoff)],
-            )
+        reason_columns = "".join(f", reason_{k + 1} varchar" for k in range(reasons.REASONS)) if explain else ""
+        writer.execute(f"create temp table {STAGED} (lead_id varchar not null, "
+                       f"conversion_probability double not null{reason_columns})")
+        done = 0
+        with progress.bar("scoring", total=rows.total, enabled=show_progress) as bar:
+            for batch in rows.batches:
+                if explain:  # the reasons render from the lead's own values: a pandas frame
+                    frame = batch.to_pandas()
+                    X = model.encoding.transform(frame)
+                else:
+                    X = model.encoding.transform_arrow(batch)
+                probs = np.asarray(model.predict_matrix(X), dtype="float64")
+                if probs.shape != (batch.num_rows,) or not np.all(np.isfinite(probs)):
+                    raise LeadscoreError(f"model {model.version} returned invalid probabilities")
+                staged = {"lead_id": pc.cast(batch.column("lead_id"), pa.string()),
+                          "conversion_probability": pa.array(np.clip(probs, 0.0, 1.0))}
+                if explain:
+                    for k, texts in enumerate(explain.explain(frame, X)):
+                        staged[f"reason_{k + 1}"] = pa.array(texts, type=pa.string())
+                _append(writer, STAGED, pa.table(staged))
+                done += batch.num_rows
+                bar.update(done)
+        X = batch = frame = staged = None  # the last batch is not needed any more
+        reason_columns = "".join(f", reason_{k + 1}" for k in range(reasons.REASONS)) if explain else ""
+        # rank_in_run / decile_in_run: SQL's own windows, ties broken by lead_id. Rows in lead_id
+        # order, so each row group of the history covers a narrow lead_id range and DuckDB's
+        # min/max zone maps skip most of it when a lead's scores are looked up
+        writer.execute(
+            f"""
+            create temp table {RANKED} as
+            select
+                lead_id,
+                conversion_probability,
+                row_number() over by_probability as rank_in_run,
+                cast(ntile(10) over by_probability as integer) as decile_in_run{reason_columns}
+            from {STAGED}
+            window by_probability as (order by conversion_probability desc, lead_id)
+            order by lead_id
+            """
+        )
+        writer.execute(f"drop table {STAGED}")
+        # the run's history rows: what is the same in every row is a constant of the view, so
+        # the temp tables hold only what differs (they spill to disk past the memory cap)
+        cutoff = float(model.cutoff)
+        cutoff_sql = f"cast({db.quote_literal(repr(cutoff))} as double)"  # the same double, as text
+        constant_reasons = "".join(f", {db.quote_literal(NO_REASONS)} as reason_{k + 1}" for k in range(reasons.REASONS))
+        writer.execute(
+            f"""
+            create temp view {RUN_ROWS} as
+            select
+                lead_id,
+                {db.quote_literal(model.version)} as model_version,
+                {db.quote_literal(run_id)} as run_id,
+                timestamp {db.quote_literal(started.replace(tzinfo=None).isoformat(sep=" "))} as scored_at,
+                conversion_probability,
+                conversion_probability >= {cutoff_sql} as predicted_converted,
+                {cutoff_sql} as cutoff,
+                rank_in_run,
+                decile_in_run{reason_columns if explain else constant_reasons}
+            from {RANKED}
+            """
+        )
+        positives = int(db.scalar(writer, f"select count(*) from {RUN_ROWS} where predicted_converted"))
+        with db.transaction(writer):
+            writer.execute(f"insert into ops.score_history by name select * from {RUN_ROWS}")
+            tables.update_latest_scores(writer, RUN_ROWS)
             faults.pause_point("score.before_commit")
     finally:
-        con.unregister("_new_scores")
-    positives = int(np.count_nonzero(probs >= float(model.cutoff)))
+        writer.close()  # its temp tables go with it
+        if hasattr(rows.batches, "close"):
+            rows.batches.close()  # after an error: the feature query's scan ends now, not when collected
     seconds = (datetime.now(timezone.utc) - started).total_seconds()
     first, last = (None if d is None else pd.Timestamp(d).date() for d in (rows.first_lead_date, rows.last_lead_date))
-    return ScoreResult(run_id, model.version, done, positives, float(model.cutoff), seconds, first, last)
+    return ScoreResult(run_id, model.version, done, positives, cutoff, seconds, first, last)
 
 
-def rank_and_decile(probs: np.ndarray, lead_ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """rank_in_run and decile_in_run of every lead, in one sort: what
-    `row_number() / ntile(10) over (order by conversion_probability desc, lead_id)` give
-    (tests/test_score.py checks them against DuckDB's windows).
+# the writer connection's temp tables: each batch's scores as they come, then ranked; and the
+# view of the run's history rows over them
+STAGED = "_scored_leads"
+RANKED = "_ranked_scores"
+RUN_ROWS = "_run_scores"
 
-    Tied probabilities are common (tree models give equal scores to equal leaves), so the
-    lead_id tie-break matters: the leads are put in lead_id order first (Arrow's byte order, as
-    DuckDB orders VARCHAR), then a stable sort on the probability keeps that order among ties."""
-    n = len(probs)
-    by_id = pc.sort_indices(lead_ids).to_numpy()
-    desc = -probs[by_id]
-    desc[desc == 0.0] = 0.0  # -0.0 and 0.0 are one value, as in SQL
-    order = by_id[np.argsort(desc, kind="stable")]
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(1, n + 1, dtype=np.int64)
-    # ntile(10): the first n % 10 tiles hold one row more than the others
-    size, big = divmod(n, 10)
-    r0 = rank - 1
-    cut = big * (size + 1)
-    decile = np.where(r0 < cut, r0 // (size + 1), big + (r0 - cut) // max(size, 1)) + 1
-    return rank, decile.astype(np.int32)
+
+def _append(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
+    con.register("_batch_scores", rows)
+    try:
+        con.execute(f"insert into {table} by name select * from _batch_scores")
+    finally:
+        con.unregister("_batch_scores")
 
 
 def top_leads(con: duckdb.DuckDBPyConnection, n: int = 10) -> list[tuple]:

@@ -13,7 +13,8 @@ Why this shape:
   checksums verified there, and calls the same `LoadedModel.predict_proba` as DuckDB scoring, so
   the probabilities are the same numbers. Rank, decile and the history row are computed as
   score.py does; the rows are appended to the Spark table ops.score_history (Parquet) and, in one
-  transaction, to DuckDB's, where scored_leads, call_list and the serving snapshot read them.
+  transaction, to DuckDB's (and its ops.latest_scores), where scored_leads, call_list and the
+  serving snapshot read them.
 """
 
 from __future__ import annotations
@@ -291,16 +292,19 @@ def score_leads_spark(
             history.unpersist()
     if not total:
         return SparkScoreResult(run_id, model.version, 0, 0, float(model.cutoff), 0.0)
+    # the run's rows as DuckDB's history has them; appended there, and kept as the latest score of
+    # each lead for this model (ops.latest_scores, which main.scored_leads reads), in one transaction
+    run_rows = (
+        "(select lead_id, model_version, run_id, cast(scored_at as timestamp) as scored_at, conversion_probability, "
+        "predicted_converted, cutoff, rank_in_run, decile_in_run, "
+        + ", ".join(f"{db.quote_literal(NO_REASONS)} as reason_{k}" for k in (1, 2, 3))
+        + " from _spark_scores)"
+    )
     con.register("_spark_scores", rows)
     try:
         with db.transaction(con):
-            con.execute(
-                f"insert into {SCORE_HISTORY} by name select lead_id, model_version, run_id, "
-                "cast(scored_at as timestamp) as scored_at, conversion_probability, predicted_converted, cutoff, "
-                "rank_in_run, decile_in_run, "
-                + ", ".join(f"{db.quote_literal(NO_REASONS)} as reason_{k}" for k in (1, 2, 3))
-                + " from _spark_scores"
-            )
+            con.execute(f"insert into {SCORE_HISTORY} by name select * from {run_rows}")
+            tables.update_latest_scores(con, run_rows)
     finally:
         con.unregister("_spark_scores")
     positives = int(db.scalar(con, f"select count(*) filter (where predicted_converted) from {SCORE_HISTORY} where run_id = ?", [run_id]))

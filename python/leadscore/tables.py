@@ -222,12 +222,85 @@ OLD_REGISTRY_TABLE = "main.model_registry"
 # (table, the DDL list that creates it and its later columns) of the bulk-append tables
 BULK_TABLES = (("raw.leads", RAW_DDL), ("ops.score_history", OPS_DDL))
 
+# The latest score of every (lead, model): the row of ops.score_history with the latest
+# (scored_at, run_id) for that lead and model, kept by every scoring run inside the transaction
+# that appends the run to the history (update_latest_scores), so main.scored_leads and the serving snapshot read one row per lead
+# and model instead of ranking the whole history, whose length grows every night. Same columns
+# as ops.score_history; like it, no primary key (one row per (lead_id, model_version) by
+# construction, checked by dbt's unique_combination).
+LATEST_SCORES = "ops.latest_scores"
+LATEST_SCORES_DDL = f"""
+    create table if not exists {LATEST_SCORES} (
+        lead_id varchar not null,
+        model_version varchar not null,
+        run_id varchar not null,
+        scored_at timestamp not null,
+        conversion_probability double not null,
+        predicted_converted boolean not null,
+        cutoff double not null,
+        rank_in_run bigint not null,
+        decile_in_run integer not null,
+        reason_1 varchar,
+        reason_2 varchar,
+        reason_3 varchar
+    )
+"""
+# history row A is later than B: what "latest" means in update_latest_scores and the backfill
+_LATEST_FIRST = "scored_at desc, run_id desc"
+
 
 def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
     for ddl in (*RAW_DDL, *OPS_DDL):
         con.execute(ddl)
     drop_bulk_indexes(con)
+    ensure_latest_scores(con)
     ensure_registry(con)
+
+
+def ensure_latest_scores(con: duckdb.DuckDBPyConnection) -> int:
+    """Create ops.latest_scores and fill it from the score history when it is empty while the
+    history is not: a database from before it existed, migrated by one window over the history,
+    once. Every statement is atomic on its own, so inside or outside the caller's transaction a
+    failure leaves either no rows (filled again next time) or all of them; afterwards every
+    scoring run keeps it (update_latest_scores). Returns the rows filled in (0 when none)."""
+    con.execute(LATEST_SCORES_DDL)
+    if db.scalar(con, f"select exists (select 1 from {LATEST_SCORES})") or not db.scalar(
+            con, "select exists (select 1 from ops.score_history)"):
+        return 0
+    con.execute(
+        f"insert into {LATEST_SCORES} by name select {_history_columns(con)} from ops.score_history "
+        f"qualify row_number() over (partition by lead_id, model_version order by {_LATEST_FIRST}) = 1"
+    )
+    return int(db.scalar(con, f"select count(*) from {LATEST_SCORES}"))
+
+
+def update_latest_scores(con: duckdb.DuckDBPyConnection, run_rows: str) -> None:
+    """Bring ops.latest_scores up to date with one scoring run's rows, which the caller has just
+    appended to ops.score_history in its open transaction: `run_rows` names a relation with the
+    history's columns holding exactly those rows (a temp table, a registered Arrow table).
+
+    A (lead, model) row is replaced when the run's row is later by (scored_at, run_id), the order
+    main.scored_leads always took the latest by; a later row already there is kept. Cost: the
+    run's rows and the latest table, never the history."""
+    con.execute(
+        f"delete from {LATEST_SCORES} as latest using {run_rows} as run "
+        "where latest.lead_id = run.lead_id and latest.model_version = run.model_version "
+        "and (run.scored_at > latest.scored_at or (run.scored_at = latest.scored_at and run.run_id > latest.run_id))"
+    )
+    con.execute(
+        f"insert into {LATEST_SCORES} by name select {_history_columns(con, 'run')} from {run_rows} as run "
+        f"where not exists (select 1 from {LATEST_SCORES} as latest "
+        "where latest.lead_id = run.lead_id and latest.model_version = run.model_version)"
+    )
+
+
+def _history_columns(con: duckdb.DuckDBPyConnection, alias: str | None = None) -> str:
+    """The columns ops.latest_scores shares with ops.score_history, as a select list."""
+    names = [r[0] for r in db.fetch_all(
+        con, "select column_name from duckdb_columns() where database_name = current_database() "
+        "and schema_name = 'ops' and table_name = 'latest_scores' order by column_index")]
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(prefix + db.quote_ident(n) for n in names)
 
 
 def drop_bulk_indexes(con: duckdb.DuckDBPyConnection) -> list[str]:
