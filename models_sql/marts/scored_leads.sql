@@ -1,7 +1,12 @@
--- The current score of every scored lead: the current model's latest row per lead in the score
--- history that the scoring job appends to, ranked among ALL those scores. A view, so analysts see
--- new scores (and a promote or rollback of the current model) as soon as it commits, without
--- another dbt run; the history stays queryable as a source.
+-- The current score of every scored lead: the current model's latest score per lead, ranked among
+-- ALL those scores. A view, so analysts see new scores (and a promote or rollback of the current
+-- model) as soon as they commit, without another dbt run; the history stays queryable as a source.
+--
+-- The latest score per lead and model is ops.latest_scores, which each scoring run keeps inside
+-- the transaction that appends it to ops.score_history (python/leadscore/tables.py): reading it
+-- costs the same on the 1000th night as on the first, where a window over the whole history
+-- grew with every night. On Spark the scoring job appends to Spark's score history only, so there
+-- the latest row per lead is still taken from the history.
 --
 -- rank / decile are computed here, over every current score: an incremental night scores only
 -- the new leads, so the run-level rank_in_run / decile_in_run of ops.score_history restart with
@@ -13,14 +18,10 @@
 {{ config(materialized='view') }}
 
 {%- set not_recorded = "'not recorded: scored before reasons existed (leadscore score --all rescores)'" %}
+{#- one row per lead and model already (DuckDB), or every row of the history to take the latest of (Spark) #}
+{%- set latest_scores = source('ops', 'score_history') if target.type == 'spark' else source('ops', 'latest_scores') %}
 
-with history as (
-
-    select * from {{ source('ops', 'score_history') }}
-
-),
-
-current_model as (
+with current_model as (
 
     select model_version
     from {{ ref('model_registry') }}
@@ -30,14 +31,16 @@ current_model as (
 
 latest as (
 
-    select history.*
-    from history
-    inner join current_model on history.model_version = current_model.model_version
+    select scores.*
+    from {{ latest_scores }} as scores
+    inner join current_model on scores.model_version = current_model.model_version
+    {%- if target.type == 'spark' %}
     qualify
         row_number() over (
-            partition by history.lead_id
-            order by history.scored_at desc, history.run_id desc
+            partition by scores.lead_id
+            order by scores.scored_at desc, scores.run_id desc
         ) = 1
+    {%- endif %}
 
 ),
 
