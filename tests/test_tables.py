@@ -22,8 +22,8 @@ def _older_database(con: duckdb.DuckDBPyConnection) -> None:
     for ddl in tables.RAW_DDL:
         con.execute(ddl.replace("lead_id varchar not null,", "lead_id varchar primary key,"))
     for ddl in tables.OPS_DDL:
-        con.execute(ddl.replace("decile_in_run integer not null\n",
-                                "decile_in_run integer not null,\n primary key (lead_id, model_version, run_id)\n"))
+        con.execute(ddl.replace("decile_in_run integer not null)",
+                                "decile_in_run integer not null, primary key (lead_id, model_version, run_id))"))
     con.execute("insert into raw.leads (lead_id, load_id, source_row, id, loaded_at) values "
                 "('a', 1, 1, 10, now()::timestamp), ('b', 1, 2, null, now()::timestamp)")
     con.execute("insert into ops.score_history (lead_id, model_version, run_id, scored_at, conversion_probability, "

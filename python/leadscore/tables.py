@@ -81,21 +81,17 @@ RAW_DDL = [
     """,
 ]
 
+# One scored lead: the columns of ops.score_history and ops.latest_scores (both add the reasons).
+_SCORE_COLUMNS = (
+    "lead_id varchar not null, model_version varchar not null, run_id varchar not null, "
+    "scored_at timestamp not null, conversion_probability double not null, "
+    "predicted_converted boolean not null, cutoff double not null, rank_in_run bigint not null, "
+    "decile_in_run integer not null"
+)
+
 OPS_DDL = [
     "create schema if not exists ops",
-    """
-    create table if not exists ops.score_history (
-        lead_id varchar not null,
-        model_version varchar not null,
-        run_id varchar not null,
-        scored_at timestamp not null,
-        conversion_probability double not null,
-        predicted_converted boolean not null,
-        cutoff double not null,
-        rank_in_run bigint not null,
-        decile_in_run integer not null
-    )
-    """,
+    f"create table if not exists ops.score_history ({_SCORE_COLUMNS})",
     # the lead's three reasons (leadscore.reasons: the features with the largest log-odds
     # contributions, as sentences); null in rows written before reasons existed
     *(f"alter table ops.score_history add column if not exists reason_{k} varchar" for k in (1, 2, 3)),
@@ -231,15 +227,7 @@ BULK_TABLES = (("raw.leads", RAW_DDL), ("ops.score_history", OPS_DDL))
 LATEST_SCORES = "ops.latest_scores"
 LATEST_SCORES_DDL = f"""
     create table if not exists {LATEST_SCORES} (
-        lead_id varchar not null,
-        model_version varchar not null,
-        run_id varchar not null,
-        scored_at timestamp not null,
-        conversion_probability double not null,
-        predicted_converted boolean not null,
-        cutoff double not null,
-        rank_in_run bigint not null,
-        decile_in_run integer not null,
+        {_SCORE_COLUMNS},
         reason_1 varchar,
         reason_2 varchar,
         reason_3 varchar
