@@ -7,10 +7,14 @@ a database from before ops.latest_scores (filled from the history once, by the f
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import REPO_ROOT
 
 from helpers import copy_pipeline
 from helpers import leadscore_cli as leadscore
@@ -97,3 +101,28 @@ def test_a_database_from_before_latest_scores_is_filled_once_and_publishes_the_s
                        "select lead_id, run_id, model_version, conversion_probability, predicted_converted, "
                        "rank_in_run, rank, decile from scored_leads order by rank")
     assert published == expected
+
+
+def test_a_plain_dbt_build_on_a_database_from_before_latest_scores_creates_it(nights, tmp_path):
+    """An analytics engineer's `dbt build` on a database whose last leadscore command predates
+    ops.latest_scores: the on-run-start hook creates and fills it, so scored_leads builds and
+    shows what it showed from the history; a second run leaves it as it is."""
+    root = copy_pipeline(nights, tmp_path)
+    db = root / "data" / "leadscore.duckdb"
+    expected = query(db, FROM_HISTORY)
+    before = query(db, "select * from ops.latest_scores order by all")
+    con = duckdb.connect(str(db))
+    con.execute("drop table ops.latest_scores")
+    con.close()
+    env = {**os.environ, "LEADSCORE_DB": str(db), "DBT_PROFILES_DIR": str(REPO_ROOT)}
+    cmd = [str(Path(sys.executable).parent / "dbt"), "run", "--select", "scored_leads", "--no-use-colors",
+           "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")]
+    for _ in range(2):
+        run = subprocess.run(cmd, check=False, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stdout[-3000:]
+        assert query(db, "select * from ops.latest_scores order by all") == before
+        assert query(db, FROM_VIEW) == expected
+    # the same columns, types and null constraints as the history (the table leadscore creates)
+    columns = ("select column_name, data_type, is_nullable from information_schema.columns "
+               "where table_schema = 'ops' and table_name = '{}' order by ordinal_position")
+    assert query(db, columns.format("latest_scores")) == query(db, columns.format("score_history"))

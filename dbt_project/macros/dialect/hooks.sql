@@ -5,9 +5,11 @@
     {{ return(adapter.dispatch('leadscore_on_run_start')()) }}
 {%- endmacro %}
 
-{# DuckDB: move a pre-registry database's main.model_registry rows to ops (move_model_registry). #}
+{# DuckDB: move a pre-registry database's main.model_registry rows to ops (move_model_registry), and
+   create ops.latest_scores where no leadscore command has since it existed (create_latest_scores). #}
 {% macro duckdb__leadscore_on_run_start() -%}
     {{ move_model_registry() }}
+    {{ create_latest_scores() }}
 {%- endmacro %}
 
 {# Spark: every raw and ops source as an external table over its Parquet folder (spark_source_tables). #}
