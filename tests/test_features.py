@@ -90,13 +90,20 @@ def test_check_features_names_every_difference():
     feat.check_features(model[:1], [feat.Feature("a", "DOUBLE", "numeric"), *table[1:]])
 
 
+def _scored(con: duckdb.DuckDBPyConnection, lead_id: str, model_version: str) -> None:
+    """A scoring run's write of one lead: its history row and its latest score, as score.py does."""
+    con.execute(
+        "create or replace temp table run_rows as select ? as lead_id, ? as model_version, 'r0' as run_id, "
+        "now()::timestamp as scored_at, 0.5 as conversion_probability, true as predicted_converted, "
+        "0.3 as cutoff, 1 as rank_in_run, 1 as decile_in_run, null::varchar as reason_1, "
+        "null::varchar as reason_2, null::varchar as reason_3", [lead_id, model_version])
+    con.execute("insert into ops.score_history by name select * from run_rows")
+    tables.update_latest_scores(con, "run_rows")
+
+
 def test_score_rows_counts_and_batches_only_what_this_model_has_not_scored(con):
     fl = feat.read_features(con)
-    con.execute(
-        "insert into ops.score_history (lead_id, model_version, run_id, scored_at, conversion_probability, "
-        "predicted_converted, cutoff, rank_in_run, decile_in_run) values "
-        "('s2', 'v1', 'r0', now()::timestamp, 0.5, true, 0.3, 1, 1)"
-    )
+    _scored(con, "s2", "v1")
     rows = feat.score_rows(con, fl, "v1", batch_size=2)
     batches = list(rows.batches)
     assert rows.total == 4
@@ -122,11 +129,7 @@ def test_batches_match_one_whole_read(con):
 
 def test_score_stream_reads_every_pending_lead_once_with_its_date_range(con):
     fl = feat.read_features(con)
-    con.execute(
-        "insert into ops.score_history (lead_id, model_version, run_id, scored_at, conversion_probability, "
-        "predicted_converted, cutoff, rank_in_run, decile_in_run) values "
-        "('s2', 'v1', 'r0', now()::timestamp, 0.5, true, 0.3, 1, 1)"
-    )
+    _scored(con, "s2", "v1")
     stream = feat.score_stream(con, fl, "v1", batch_size=3)
     batches = list(stream.batches)
     assert stream.total == 4 and stream.first_lead_date is None  # this table has no lead_date

@@ -39,9 +39,9 @@ import pyarrow.compute as pc
 
 from leadscore import db
 from leadscore.errors import LeadscoreError
+from leadscore.tables import LATEST_SCORES
 
 FEATURE_TABLE = "main.fct_lead_features"
-SCORE_HISTORY = "ops.score_history"
 KEY_COLUMNS = ("lead_id", "id", "split", "is_converted", "lead_date")  # lead_date: final-round files only
 LABEL = "is_converted"
 
@@ -188,12 +188,16 @@ class ScoreRows:
 
 def _pending(model_version: str | None, rescore: bool) -> tuple[str, list[Any]]:
     """The one 'not yet scored' rule: unlabeled rows, minus those `model_version` already
-    scored (ops.score_history) unless rescoring. The count and the batches both use it."""
+    scored unless rescoring. The count and the batches both use it.
+
+    'Already scored' is read from ops.latest_scores (one row per lead and model, kept in the
+    same transaction as the history), not from ops.score_history: the same answer, at a cost
+    that does not grow with every rescoring run the history keeps."""
     if model_version is None or rescore:
         return "f.split = 'score'", []
     return (
         "f.split = 'score' and not exists (select 1 from "
-        f"{SCORE_HISTORY} as h where h.lead_id = f.lead_id and h.model_version = ?)",
+        f"{LATEST_SCORES} as s where s.lead_id = f.lead_id and s.model_version = ?)",
         [model_version],
     )
 
