@@ -248,6 +248,9 @@ def threads(rows: int | None = None) -> int:
 def load_base_model(kind: str, path: Path) -> Callable[[np.ndarray], np.ndarray]:
     """A function X (float32 matrix) -> positive-class probability for one saved base model."""
     if kind == "lightgbm":
+        native = lightgbm_predictor(path)
+        if native is not None:
+            return _native_lightgbm(native, path)
         import lightgbm as lgb
 
         booster = lgb.Booster(model_file=str(path))
@@ -266,6 +269,38 @@ def load_base_model(kind: str, path: Path) -> Callable[[np.ndarray], np.ndarray]
         est = load_skops(path, (expected,))
         return lambda X: forest_predict(est, X, threads(len(X)))
     raise LeadscoreError(f"unknown base model kind {kind!r} for {path}")
+
+
+def lightgbm_predictor(path: Path) -> Any:
+    """The numba evaluator of a saved LightGBM model (treepredict.LightGBMPredictor: the
+    probabilities of `Booster.predict`, bit for bit, at a tenth of its CPU), or None where numba
+    is not installed or the model is not one it covers (not binary, linear trees): LightGBM's own
+    predict then."""
+    from leadscore import treepredict
+
+    if not treepredict.available():
+        return None
+    text = path.read_text()
+    if treepredict.covers(text) is not None:
+        return None
+    return treepredict.LightGBMPredictor(text)
+
+
+def _native_lightgbm(native: Any, path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """Predict with `native`; a matrix of another width goes to LightGBM itself (loaded then),
+    which refuses it with its own message. LightGBM is not imported otherwise (with sklearn and
+    scipy behind it, 2 s of a scoring run's start)."""
+
+    def predict(X: np.ndarray) -> np.ndarray:
+        if getattr(X, "ndim", 0) == 2 and X.shape[1] == native.n_features:
+            return native.predict(X, threads(len(X)))
+        import lightgbm as lgb
+
+        booster = lgb.Booster(model_file=str(path))
+        return np.asarray(booster.predict(X, num_threads=threads()), dtype=np.float64)
+
+    predict.native = native  # type: ignore[attr-defined]  # which evaluator (tests)
+    return predict
 
 
 def forest_predict(est: Any, X: np.ndarray, n_threads: int = 1, chunk: int = 20_000) -> np.ndarray:
