@@ -12,7 +12,7 @@ import pytest
 lgb = pytest.importorskip("lightgbm")
 pytest.importorskip("numba")
 
-from leadscore import estimators, treepredict  # noqa: E402
+from leadscore import estimators, treepredict
 
 N_COLUMNS = 6
 
@@ -61,6 +61,7 @@ SETTINGS = {
     "default": {},
     "zero_as_missing": {"zero_as_missing": True},
     "no_missing": {"use_missing": False},
+    "wide": {"num_leaves": 60, "min_data_in_leaf": 5},  # leaves in the high half of _scan's words
     "deep": {"num_leaves": 100, "min_data_in_leaf": 3},  # more than 64 leaves: _walk only
 }
 
@@ -83,6 +84,8 @@ def test_probabilities_equal_lightgbm_bit_for_bit(trained, dtype, monkeypatch):
     monkeypatch.setattr(treepredict, "CHUNK_ROWS", 512)  # several chunks, so threads share them
     predictor = treepredict.LightGBMPredictor(booster.model_to_string())
     assert predictor.scan is (setting != "deep")
+    if setting in ("wide", "deep"):
+        assert predictor.leaf_value.size > 40 * predictor.roots.size  # trees of more than 40 leaves on average
     X = _awkward(_data(2500, seed=7)[0], seed=8)
     if dtype == np.int32:  # LightGBM reads it as float32
         X = np.nan_to_num(X, nan=0.0, posinf=1e6, neginf=-1e6).clip(-1e6, 1e6)
