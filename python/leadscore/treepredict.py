@@ -45,13 +45,13 @@ LightGBM's predict; likewise where numba is not installed (`available()` is Fals
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from typing import Any
 
 import numpy as np
 
-from leadscore.treeshap import ZERO_THRESHOLD, _header, _numbers, _trees
+# available(): whether numba is installed, the one condition both compiled modules need
+from leadscore.treeshap import ZERO_THRESHOLD, _header, _numbers, _trees, available  # noqa: F401
 
 # rows _walk takes through every tree together (a block's rows and sums stay in cache)
 BLOCK_ROWS = 128
@@ -70,12 +70,6 @@ del _i
 
 # node kinds (decision_type: bit 0 categorical, bit 1 default left, bits 2-3 missing type)
 NUM_NONE, NUM_ZERO, NUM_NAN, CATEGORICAL = 0, 1, 2, 3
-
-
-def available() -> bool:
-    """Whether numba is installed (imported and the kernel compiled, or read from numba's cache
-    beside this file, only when a LightGBMPredictor is made)."""
-    return importlib.util.find_spec("numba") is not None
 
 
 def _compile() -> None:
