@@ -288,6 +288,18 @@ def test_table_treeshap_equals_lightgbms_contributions(params):
     assert np.array_equal(fast.contributions(X, threads=2), got)
 
 
+def test_table_treeshap_from_the_model_text_needs_no_booster():
+    """Built from the saved text (what the explainer does, without importing LightGBM) it gives
+    the Booster-built numbers, and its bias is LightGBM's own pred_contrib bias bit for bit."""
+    pytest.importorskip("numba")
+    from leadscore import treeshap
+
+    booster, X = _tricky_booster()
+    from_text = treeshap.LightGBMTreeShap(booster.model_to_string(), X.shape[1])
+    assert from_text.bias == booster.predict(np.zeros((1, X.shape[1])), pred_contrib=True)[0, -1]
+    assert np.array_equal(from_text.contributions(X), treeshap.LightGBMTreeShap(booster, X.shape[1]).contributions(X))
+
+
 def test_table_treeshap_with_small_tables_gives_the_same_numbers(monkeypatch):
     """Tables that fill up within a tree start afresh; leaves over TABLE_MAX_FEATURES distinct
     features are computed per lead: the numbers do not change."""
@@ -308,10 +320,12 @@ def test_the_explainer_gives_the_same_reasons_with_and_without_the_table_treesha
     m = model.load_model_dir(folder)
     ex = reasons.explainer(m, catalog)
     assert set(ex.fast) == {"lightgbm"}
+    assert ex.models["lightgbm"][1]._booster is None  # the table TreeSHAP needs no Booster
     df = _frame(300, 9)
     X = m.encoding.transform(df)
     fast_contributions = ex.contributions(X)
     fast_texts = ex.explain(df, X)
-    ex.fast = {}  # LightGBM's own pred_contrib
+    ex.fast = {}  # LightGBM's own pred_contrib, from the Booster loaded on first use
     assert np.abs(ex.contributions(X) - fast_contributions).max() < 1e-10
+    assert ex.models["lightgbm"][1]._booster is not None
     assert ex.explain(df, X) == fast_texts

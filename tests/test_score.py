@@ -257,3 +257,19 @@ def test_scoring_caps_duckdbs_memory_only_while_it_runs(db_file, trained):
         con.close()
     assert score._memory_limit("18.8 GiB") == "256MiB" and score._memory_limit("200.0 MiB") == "200.0 MiB"
     assert score._memory_limit("odd") == "256MiB"
+
+
+def test_scoring_with_reasons_does_not_import_lightgbm(db_file, trained):
+    """With numba, the scores (treepredict) and the reasons (treeshap) both come from the model's
+    text: LightGBM, and sklearn behind it, stay unloaded (about 2 s of a nightly's scoring)."""
+    pytest.importorskip("numba")
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, duckdb; from leadscore import score; con = duckdb.connect(sys.argv[1]); "
+        "r = score.score_leads(con, rescore=True); con.close(); "
+        "print(r.leads_scored, [m for m in ('lightgbm', 'sklearn') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(db_file)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "500 []"

@@ -94,12 +94,26 @@ def _numbers(text: str, dtype: Any) -> np.ndarray:
     return np.array(text.split(), dtype=dtype)
 
 
+def _expected_value(values: np.ndarray, tree: dict[str, str]) -> float:
+    """A tree's expected raw score as LightGBM's Tree::ExpectedValue computes it (each leaf's
+    value weighted by its share of the root's training rows, added leaf by leaf in double), so
+    the bias equals its pred_contrib bias column bit for bit."""
+    counts = _numbers(tree["leaf_count"], np.float64)
+    total = float(tree["internal_count"].split()[0])
+    out = 0.0
+    for count, value in zip(counts.tolist(), values.tolist(), strict=True):
+        out += (count / total) * value
+    return out
+
+
 class LightGBMTreeShap:
     """The flattened trees of one booster and the term tables filled while explaining."""
 
     def __init__(self, booster: Any, n_columns: int) -> None:
+        """`booster`: a lightgbm.Booster, or the text of a saved model (its file), which spares
+        the caller LightGBM's import (with sklearn and scipy behind it, about 2 s)."""
         _compile()
-        text = booster.model_to_string()
+        text = booster if isinstance(booster, str) else booster.model_to_string()
         header = _header(text)
         if int(header.get("num_class", "1")) != 1 or int(header.get("num_tree_per_iteration", "1")) != 1:
             raise ValueError("only single-output (binary) boosters")
@@ -119,6 +133,7 @@ class LightGBMTreeShap:
         slot_z: list[float] = []
         slot_mask: list[int] = []
         slot_want: list[int] = []
+        bias = 0.0
         for tree in _trees(text):
             if int(tree.get("is_linear", "0")):
                 raise ValueError("linear trees")
@@ -130,7 +145,9 @@ class LightGBMTreeShap:
             if leaves == 1:  # a constant: bias only
                 leaf_slot_start.append(len(slot_feat))
                 leaf_value.append(float(values[0]))
+                bias += float(values[0])
                 continue
+            bias += _expected_value(values, tree)
             split = _numbers(tree["split_feature"], np.int64)
             threshold = _numbers(tree["threshold"], np.float64)
             decision = _numbers(tree["decision_type"], np.int64)
@@ -217,8 +234,8 @@ class LightGBMTreeShap:
         # a tree's tables live only while its trees are explained: index entries per tree
         self.table_span = np.diff(self.table_base[self.tree_leaf_start])
         self.slots_per_tree = np.diff(self.leaf_slot_start[self.tree_leaf_start])
-        # the bias (expected value of the raw score) as LightGBM computes it
-        self.bias = float(booster.predict(np.zeros((1, n_columns)), pred_contrib=True)[0, -1])
+        # the bias (expected value of the raw score), summed tree by tree as LightGBM does
+        self.bias = bias
 
     def _split(self, parts: int) -> list[tuple[int, int]]:
         """Contiguous tree ranges of about equal work (splits and table slots)."""
