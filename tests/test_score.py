@@ -273,3 +273,88 @@ def test_scoring_with_reasons_does_not_import_lightgbm(db_file, trained):
     )
     out = subprocess.run([sys.executable, "-c", code, str(db_file)], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "500 []"
+
+
+def test_read_ahead_prepares_each_batch_once_in_order_and_one_ahead():
+    import contextlib
+    import threading
+
+    prepared: list[int] = []
+    main = threading.get_ident()
+    threads = set()
+
+    def prepare(x: int) -> int:
+        threads.add(threading.get_ident())
+        prepared.append(x)
+        return x * 10
+
+    got = []
+    with contextlib.closing(score.read_ahead(iter(range(5)), prepare)) as items:
+        for item in items:
+            got.append(item)
+            # while the caller holds batch k, batch k + 1 at most has been read, never k + 2
+            assert len(prepared) <= len(got) + 1
+    assert got == [0, 10, 20, 30, 40]
+    assert prepared == [0, 1, 2, 3, 4]
+    assert main not in threads  # reading and encoding happen beside the caller, not in turn
+
+
+def test_read_ahead_passes_a_read_error_on_and_leaves_the_source_closable():
+    import contextlib
+
+    def source():
+        yield 1
+        raise OSError("disk gone")
+
+    batches = source()
+    with pytest.raises(OSError, match="disk gone"):
+        with contextlib.closing(score.read_ahead(batches, lambda x: x)) as items:
+            for _ in items:
+                pass
+    batches.close()  # not running on another thread any more: closing it raises nothing
+
+
+def test_read_ahead_waits_for_the_read_in_flight_when_the_caller_fails():
+    import contextlib
+    import threading
+    import time
+
+    finished = threading.Event()
+
+    def slow(x: int) -> int:
+        time.sleep(0.2)
+        if x == 1:
+            finished.set()
+        return x
+
+    batches = iter(range(3))
+    with pytest.raises(RuntimeError):
+        with contextlib.closing(score.read_ahead(batches, slow)) as items:
+            for _ in items:
+                raise RuntimeError("model failed")
+    assert finished.is_set()  # batch 1's read had ended before control came back
+
+
+def test_a_failing_model_stops_the_reader_and_writes_nothing(db_file, trained, monkeypatch):
+    """An error while batch k is predicted ends the run with batch k + 1's read finished and the
+    feature query closed: nothing is written, and the connection is usable at once."""
+    from leadscore.model import LoadedModel
+
+    calls = {"n": 0}
+    original = LoadedModel.predict_matrix
+
+    def failing(self, X):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise LeadscoreError("model exploded")
+        return original(self, X)
+
+    monkeypatch.setattr(LoadedModel, "predict_matrix", failing)
+    con = duckdb.connect(str(db_file))
+    try:
+        with pytest.raises(LeadscoreError, match="exploded"):
+            score.score_leads(con, batch_size=100, with_reasons=False)
+        assert con.execute("select count(*) from ops.score_history").fetchone()[0] == 0
+        assert con.execute("select count(*) from main.fct_lead_features").fetchone()[0] > 0
+    finally:
+        con.close()

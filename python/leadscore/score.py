@@ -14,6 +14,9 @@ Why this shape:
   feature_reasons), computed in the same pass from the same encoded batch as the scores.
   Without them (--no-reasons) the reason columns get one constant in the insert, not 3 x N
   Python strings.
+- The next batch is read and encoded on a second thread while the current one is predicted
+  (read_ahead): DuckDB's fetch and the encoding overlap the compiled model, which runs without
+  the GIL, instead of taking turns with it.
 - Nothing of the whole population is kept in Python: each batch's lead ids and probabilities
   (and reason texts) are appended to a temp table as soon as they are computed, and rank and
   decile come from SQL's own windows over it at the end (row_number / ntile(10) over probability
@@ -26,9 +29,13 @@ Why this shape:
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from typing import TypeVar
 
 import duckdb
 import numpy as np
@@ -38,6 +45,9 @@ import pyarrow.compute as pc
 
 from leadscore import db, faults, features, progress, reasons, tables
 from leadscore.errors import LeadscoreError
+
+T = TypeVar("T")
+U = TypeVar("U")
 
 
 # what a lead scored without its reasons carries in reason_1..3 (not null: analysts filter on them)
@@ -70,7 +80,7 @@ def score_leads(
     con: duckdb.DuckDBPyConnection,
     model_version: str | None = None,
     rescore: bool = False,
-    batch_size: int = 200_000,
+    batch_size: int | None = None,
     show_progress: bool = False,
     with_reasons: bool = True,
 ) -> ScoreResult:
@@ -84,7 +94,7 @@ def score_leads(
     started = datetime.now(timezone.utc)
     model = load_model(con, model_version)
     tables.ensure_schemas(con)
-    rows = features.score_stream(con, model.encoding.features, model.version, rescore, batch_size)
+    rows = features.score_stream(con, model.encoding.features, model.version, rescore, batch_size or BATCH_SIZE)
     run_id = f"s{started:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
     if not rows.total:
         return ScoreResult(run_id, model.version, 0, 0, float(model.cutoff), 0.0)
@@ -94,6 +104,12 @@ def score_leads(
     # the connection's own limit comes back afterwards, for whatever the caller does next
     with db.settings(con, memory_limit=_memory_limit(current)):
         return _score(con, model, rows, run_id, started, explain, show_progress)
+
+
+# Leads per batch. Two batches are alive at once (read_ahead reads and encodes the next while
+# the current one is predicted): at 100,000 leads a 940,701-lead rescore ran in 0.89x the wall
+# time of one batch of 200,000 at a time, with a peak RSS of 941 instead of 1,134 MiB.
+BATCH_SIZE = 100_000
 
 
 # DuckDB's cap while scoring: its buffer pool would otherwise keep up to 80% of the machine's
@@ -122,13 +138,16 @@ def _score(con: duckdb.DuckDBPyConnection, model, rows: features.ScoreStream, ru
         writer.execute(f"create temp table {STAGED} (lead_id varchar not null, "
                        f"conversion_probability double not null{reason_columns})")
         done = 0
-        with progress.bar("scoring", total=rows.total, enabled=show_progress) as bar:
-            for batch in rows.batches:
-                if explain:  # the reasons render from the lead's own values: a pandas frame
-                    frame = batch.to_pandas()
-                    X = model.encoding.transform(frame)
-                else:
-                    X = model.encoding.transform_arrow(batch)
+
+        def encode(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, pd.DataFrame | None, np.ndarray]:
+            if explain:  # the reasons render from the lead's own values: a pandas frame
+                frame = batch.to_pandas()
+                return batch, frame, model.encoding.transform(frame)
+            return batch, None, model.encoding.transform_arrow(batch)
+
+        with (progress.bar("scoring", total=rows.total, enabled=show_progress) as bar,
+              contextlib.closing(read_ahead(rows.batches, encode)) as encoded):
+            for batch, frame, X in encoded:
                 probs = np.asarray(model.predict_matrix(X), dtype="float64")
                 if probs.shape != (batch.num_rows,) or not np.all(np.isfinite(probs)):
                     raise LeadscoreError(f"model {model.version} returned invalid probabilities")
@@ -192,6 +211,30 @@ def _score(con: duckdb.DuckDBPyConnection, model, rows: features.ScoreStream, ru
     seconds = (datetime.now(timezone.utc) - started).total_seconds()
     first, last = (None if d is None else pd.Timestamp(d).date() for d in (rows.first_lead_date, rows.last_lead_date))
     return ScoreResult(run_id, model.version, done, positives, cutoff, seconds, first, last)
+
+
+def read_ahead(batches: Iterator[T], prepare: Callable[[T], U]) -> Iterator[U]:
+    """`prepare(batch)` for each batch, the next one read and prepared on a second thread while
+    the caller works on the current one. Reading (DuckDB's fetch) and encoding run beside
+    prediction (numba, without the GIL) and the staging writes, instead of taking turns with
+    them; at most two batches are alive at once. An error on either side ends both: leaving the
+    pool waits for the read in flight, so the caller may close `batches` as soon as this ends
+    (closed by the caller, or by an error)."""
+    def step() -> tuple[bool, U | None]:
+        batch = next(batches, _END)
+        return (False, None) if batch is _END else (True, prepare(batch))
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadscore-read") as pool:
+        pending = pool.submit(step)
+        while True:
+            more, item = pending.result()
+            if not more:
+                return
+            pending = pool.submit(step)
+            yield item  # type: ignore[misc]
+
+
+_END = object()
 
 
 # the writer connection's temp tables: each batch's scores as they come, then ranked; and the
