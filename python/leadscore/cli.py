@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model version (default: the current one)")
     p.add_argument("--all", action="store_true", help="rescore leads already scored by this model")
     p.add_argument("--batch-size", type=_positive_int, default=None,
-                   help="leads per batch (default: score.BATCH_SIZE, 100000; two batches are in memory at once)")
+                   help="leads per batch (default: score.BATCH_SIZE, 100000; up to three batches are in memory at once)")
     p.add_argument("--no-reasons", dest="reasons", action="store_false",
                    help="skip each lead's three reasons (TreeSHAP, about 80 predictions' worth of work per "
                    "lead): for rescoring millions of leads; the reason columns then say so")
