@@ -68,13 +68,17 @@ effective_synonyms as (
 
 ),
 
+-- read from stg_leads itself, not from the materialized `leads`: DuckDB then estimates the
+-- distinct counts from the table's statistics, about right, instead of as the whole input
+-- (12M at 1M leads), which made it build one join's hash table on the leads (1M rows, every
+-- column) instead of on the few hundred values (3.9-5.5 s -> 2.8 s at 1M, the same rows)
 distinct_values as (
 
     {% for column in text_columns %}
         select distinct
             '{{ column }}' as column_name,
             {{ column }} as raw_value
-        from leads
+        from {{ ref('stg_leads') }}
         where {{ column }} is not null
         {{ "union all" if not loop.last }}
     {% endfor %}
