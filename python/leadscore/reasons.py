@@ -381,13 +381,13 @@ def _load_member(model: LoadedModel, entry: dict[str, Any]) -> Any:
     path = model.artifact_dir / entry["file"]
     expected = model.checksums.get(entry["file"])
     kind = entry["kind"]
-    if kind == "lightgbm":  # checked and read in one go: the text checked is the text used
-        data = path.read_bytes()
-        if expected is None or hashlib.sha256(data).hexdigest() != expected:
-            raise LeadscoreError(f"model artifact {path} failed its sha256 check (modified after loading)")
-        return _LazyBooster(data.decode())
-    if expected is None or sha256_file(path) != expected:
+    # a LightGBM member is read once, so the text checked is the text used
+    data = path.read_bytes() if kind == "lightgbm" else None
+    digest = hashlib.sha256(data).hexdigest() if data is not None else sha256_file(path)
+    if expected is None or digest != expected:
         raise LeadscoreError(f"model artifact {path} failed its sha256 check (modified after loading)")
+    if data is not None:
+        return _LazyBooster(data.decode())
     if kind == "xgboost":
         import xgboost as xgb
 

@@ -94,12 +94,10 @@ def _numbers(text: str, dtype: Any) -> np.ndarray:
     return np.array(text.split(), dtype=dtype)
 
 
-def _expected_value(values: np.ndarray, tree: dict[str, str]) -> float:
+def _expected_value(values: np.ndarray, counts: np.ndarray, total: float) -> float:
     """A tree's expected raw score as LightGBM's Tree::ExpectedValue computes it (each leaf's
-    value weighted by its share of the root's training rows, added leaf by leaf in double), so
-    the bias equals its pred_contrib bias column bit for bit."""
-    counts = _numbers(tree["leaf_count"], np.float64)
-    total = float(tree["internal_count"].split()[0])
+    value weighted by its share of the root's `total` training rows, added leaf by leaf in
+    double), so the bias equals its pred_contrib bias column bit for bit."""
     out = 0.0
     for count, value in zip(counts.tolist(), values.tolist(), strict=True):
         out += (count / total) * value
@@ -147,7 +145,6 @@ class LightGBMTreeShap:
                 leaf_value.append(float(values[0]))
                 bias += float(values[0])
                 continue
-            bias += _expected_value(values, tree)
             split = _numbers(tree["split_feature"], np.int64)
             threshold = _numbers(tree["threshold"], np.float64)
             decision = _numbers(tree["decision_type"], np.int64)
@@ -155,6 +152,7 @@ class LightGBMTreeShap:
             right = _numbers(tree["right_child"], np.int64)
             leaf_count = _numbers(tree["leaf_count"], np.float64)
             inner_count = _numbers(tree["internal_count"], np.float64)
+            bias += _expected_value(values, leaf_count, float(inner_count[0]))
             if int(tree.get("num_cat", "0")) > 0:
                 bounds = _numbers(tree["cat_boundaries"], np.int64)
                 words = _numbers(tree["cat_threshold"], np.int64)
