@@ -65,9 +65,21 @@
     {{ return(adapter.dispatch('hash_fold')(expr, k)) }}
 {%- endmacro %}
 
-{# DuckDB: md5_number, the 16 bytes of the MD5 digest as one little-endian 128-bit number, modulo K. #}
+{# DuckDB: md5_number, the 16 bytes of the MD5 digest as one little-endian 128-bit number, modulo K.
+   Computed from its two 64-bit halves (md5_number = md5_number_upper + md5_number_lower * 2^64:
+   DuckDB names the halves by byte position, not by weight), because a UHUGEINT modulo costs
+   about 6 us a row (0.4 s at 64k leads, 6 s at 1M) and two UBIGINT ones almost nothing. The
+   same fold for every key as md5_number(x) % K; K up to 2^31 - 1 keeps the product in 64 bits
+   and the fold in an integer. #}
 {% macro duckdb__hash_fold(expr, k) -%}
-    cast(md5_number(cast({{ expr }} as varchar)) % {{ k }} as integer)
+    {%- set k = k | int -%}
+    {%- if k < 1 or k > 2147483647 %}{{ exceptions.raise_compiler_error("hash_fold: K must be in 1 .. 2^31 - 1, got " ~ k) }}{% endif -%}
+    cast(
+        (
+            (md5_number_lower(cast({{ expr }} as varchar)) % {{ k }}) * {{ (2 ** 64) % k }}
+            + md5_number_upper(cast({{ expr }} as varchar)) % {{ k }}
+        ) % {{ k }} as integer
+    )
 {%- endmacro %}
 
 {# Spark: the same number modulo K from md5()'s hex digits: sum of byte i * (256^i mod K), mod K. #}
