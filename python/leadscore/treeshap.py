@@ -156,50 +156,56 @@ class LightGBMTreeShap:
             if int(tree.get("num_cat", "0")) > 0:
                 bounds = _numbers(tree["cat_boundaries"], np.int64)
                 words = _numbers(tree["cat_threshold"], np.int64)
+            # Python lists from here: indexing numpy scalars one by one is most of the time
+            split_list = split.tolist()
+            decision_list = decision.tolist()
+            node_feat.extend(split_list)
+            node_thr.extend(threshold.tolist())
+            node_type.extend(decision_list)
             for j in range(leaves - 1):
-                node_feat.append(int(split[j]))
-                node_thr.append(float(threshold[j]))
-                node_type.append(int(decision[j]))
                 node_cat_lo.append(len(cat_words))
-                if decision[j] & 1:  # categorical: its bitset
+                if decision_list[j] & 1:  # categorical: its bitset
                     cat = int(threshold[j])
-                    cat_words.extend(int(w) for w in words[bounds[cat]:bounds[cat + 1]])
+                    cat_words.extend(words[bounds[cat]:bounds[cat + 1]].tolist())
                 node_cat_hi.append(len(cat_words))
+            inner_list = inner_count.tolist()
+            leaf_list = leaf_count.tolist()
+            left_list = left.tolist()
+            right_list = right.tolist()
 
-            def count(child: int, inner_count: np.ndarray = inner_count, leaf_count: np.ndarray = leaf_count) -> float:
-                return float(inner_count[child] if child >= 0 else leaf_count[~child])
+            def count(child: int, inner_list: list = inner_list, leaf_list: list = leaf_list) -> float:
+                return inner_list[child] if child >= 0 else leaf_list[~child]
 
             paths: dict[int, list[tuple[int, bool, float]]] = {}
             stack: list[tuple[int, list[tuple[int, bool, float]]]] = [(0, [])]
             while stack:
                 node, path = stack.pop()
-                for child, is_left in ((int(left[node]), True), (int(right[node]), False)):
+                for child, is_left in ((left_list[node], True), (right_list[node], False)):
                     step = [*path, (node, is_left, count(child) / count(node))]
                     if child < 0:
                         paths[~child] = step
                     else:
                         stack.append((child, step))
             for leaf in range(leaves):
-                path = paths[leaf]
-                order: list[int] = []  # distinct features, in LightGBM's path order (a repeat moves last)
-                for node, _, _ in path:
-                    feature = int(split[node])
-                    if feature in order:
-                        order.remove(feature)
-                    order.append(feature)
+                # per distinct feature of the path: [zero fraction, mask, want], the fraction
+                # multiplied in path order; the dict keeps LightGBM's path order once a repeat is
+                # moved last (popped and put back)
+                slots: dict[int, list] = {}
+                for node, is_left, ratio in paths[leaf]:
+                    feature = split_list[node]
+                    slot = slots.pop(feature, None) or [1.0, 0, 0]
+                    slot[0] = ratio * slot[0]
+                    slot[1] |= 1 << node
+                    if is_left:
+                        slot[2] |= 1 << node
+                    slots[feature] = slot
                 leaf_slot_start.append(len(slot_feat))
-                for feature in order:
-                    zero_fraction, mask, want = 1.0, 0, 0
-                    for node, is_left, ratio in path:
-                        if split[node] == feature:
-                            zero_fraction = ratio * zero_fraction
-                            mask |= 1 << node
-                            want |= (1 << node) if is_left else 0
+                for feature, (zero_fraction, mask, want) in slots.items():
                     slot_feat.append(feature)
                     slot_z.append(zero_fraction)
                     slot_mask.append(mask)
                     slot_want.append(want)
-                leaf_value.append(float(values[leaf]))
+            leaf_value.extend(values.tolist())
         leaf_slot_start.append(len(slot_feat))
         tree_leaf_start.append(len(leaf_value))
         if slot_feat and max(slot_feat) >= n_columns:
@@ -207,10 +213,9 @@ class LightGBMTreeShap:
         words_per_mask = max(1, (max(tree_node_count, default=1) + 63) // 64)
         self.slot_mask = np.zeros((len(slot_mask), words_per_mask), dtype=np.uint64)
         self.slot_want = np.zeros((len(slot_mask), words_per_mask), dtype=np.uint64)
-        for i, (mask, want) in enumerate(zip(slot_mask, slot_want, strict=True)):
-            for w in range(words_per_mask):
-                self.slot_mask[i, w] = (mask >> (64 * w)) & 0xFFFFFFFFFFFFFFFF
-                self.slot_want[i, w] = (want >> (64 * w)) & 0xFFFFFFFFFFFFFFFF
+        for w in range(words_per_mask):  # word w of each mask: its bits 64w .. 64w + 63
+            self.slot_mask[:, w] = [(mask >> (64 * w)) & 0xFFFFFFFFFFFFFFFF for mask in slot_mask]
+            self.slot_want[:, w] = [(want >> (64 * w)) & 0xFFFFFFFFFFFFFFFF for want in slot_want]
         self.node_feat = np.array(node_feat, dtype=np.int64)
         self.node_thr = np.array(node_thr, dtype=np.float64)
         self.node_type = np.array(node_type, dtype=np.int64)
