@@ -166,12 +166,15 @@ def test_train_file_without_label_column_is_refused(seeded, tmp_path, capsys):
 
 
 def test_source_row_follows_file_order_on_a_larger_file(db_file, tmp_path, capsys):
-    # Large enough for DuckDB to read the CSV in parallel chunks.
-    rows = [{"customer_idx": str(i), "is_converted": "False"} for i in range(120_000)]
+    # Large enough for DuckDB to read the CSV in parallel chunks and, with nothing rejected, to
+    # insert more than two row groups in parallel batches: stored in file order all the same.
+    rows = [{"customer_idx": str(i), "is_converted": "False"} for i in range(260_000)]
     p = write_csv(tmp_path / "big.csv", rows)
     assert run(capsys, "ingest", "--train", str(p))[0] == 0
-    con = duckdb.connect(str(db_file), read_only=True)
-    assert con.execute("select count(*) from raw.leads where source_row <> customer_idx + 1").fetchall() == [(0,)]
+    assert rows_of(db_file, "select count(*) from raw.rejected_rows") == [(0,)]
+    assert rows_of(db_file, "select count(*) from raw.leads where source_row <> customer_idx + 1") == [(0,)]
+    in_storage = [r[0] for r in rows_of(db_file, "select source_row from raw.leads")]  # no order by: as stored
+    assert in_storage == list(range(1, 260_001))
 
 
 def test_labels_in_a_score_file_are_set_aside_and_every_row_is_scored(db_file, tmp_path, capsys):

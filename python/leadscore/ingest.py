@@ -259,13 +259,7 @@ def _load_one(
         if extra
         else "null::json"
     )
-    # A view, not a table: the typed rows are read once by the insert below (and by
-    # reject_known_rows for a file without ids), never stored beside `_ingest_src`. It leaves out
-    # the rows rejected for this load at the time it is read.
-    con.execute("drop view if exists _ingest_typed")
-    con.execute(
-        f"""
-        create temp view _ingest_typed as
+    typed = f"""
         select
             substr(md5({db.quote_literal(sha)} || ':' || {row}::varchar), 1, 16) as lead_id,
             {int(load_id)}::integer as load_id,
@@ -276,6 +270,15 @@ def _load_one(
             {extra_expr} as extra_columns,
             now()::timestamp as loaded_at
         from _ingest_src as s
+        """
+    # A view, not a table: the typed rows are read once by the insert below (and by
+    # reject_known_rows for a file without ids), never stored beside `_ingest_src`. It leaves out
+    # the rows rejected for this load at the time it is read.
+    con.execute("drop view if exists _ingest_typed")
+    con.execute(
+        f"""
+        create temp view _ingest_typed as
+        {typed}
         anti join (select source_row from raw.rejected_rows where load_id = {int(load_id)}) as r
             on r.source_row = {row}
         """
@@ -289,13 +292,13 @@ def _load_one(
         ["lead_id", "load_id", "source_row", "id", *(db.quote_ident(c.name) for c in ALL_LEAD_COLUMNS),
          "is_converted", "extra_columns", "loaded_at"]
     )
-    # Rows go in in file order. With nothing rejected the scan keeps it (preserve_insertion_order)
-    # and no sort is needed; the anti-join may build its hash table on either side, so with
-    # rejected rows the order is made explicit.
-    con.execute(
-        f"insert into raw.leads ({columns}) select {columns} from _ingest_typed"
-        + (" order by source_row" if rejected else "")
-    )
+    # Rows go in in file order. With rows rejected, the anti-join may build its hash table on
+    # either side, so the order is made explicit. With none rejected (the usual file) the rows
+    # come straight from the scan, which keeps the order (preserve_insertion_order), and without
+    # the join: DuckDB then inserts in parallel batches, where the join's plan inserted on one
+    # thread (at 940,701 rows, 5.3 s of CPU in 6.9 s -> 3.5 s).
+    source = "_ingest_typed order by source_row" if rejected else f"({typed})"
+    con.execute(f"insert into raw.leads ({columns}) select {columns} from {source}")
     set_aside = 0
     if has_label and role == "score":
         con.execute(
