@@ -94,12 +94,12 @@ def _numbers(text: str, dtype: Any) -> np.ndarray:
     return np.array(text.split(), dtype=dtype)
 
 
-def _expected_value(values: np.ndarray, counts: np.ndarray, total: float) -> float:
+def _expected_value(values: list[float], counts: list[float], total: float) -> float:
     """A tree's expected raw score as LightGBM's Tree::ExpectedValue computes it (each leaf's
     value weighted by its share of the root's `total` training rows, added leaf by leaf in
     double), so the bias equals its pred_contrib bias column bit for bit."""
     out = 0.0
-    for count, value in zip(counts.tolist(), values.tolist(), strict=True):
+    for count, value in zip(counts, values, strict=True):
         out += (count / total) * value
     return out
 
@@ -150,13 +150,14 @@ class LightGBMTreeShap:
             decision = _numbers(tree["decision_type"], np.int64)
             left = _numbers(tree["left_child"], np.int64)
             right = _numbers(tree["right_child"], np.int64)
-            leaf_count = _numbers(tree["leaf_count"], np.float64)
-            inner_count = _numbers(tree["internal_count"], np.float64)
-            bias += _expected_value(values, leaf_count, float(inner_count[0]))
+            # Python lists from here: indexing numpy scalars one by one is most of the time
+            values_list = values.tolist()
+            leaf_list = _numbers(tree["leaf_count"], np.float64).tolist()
+            inner_list = _numbers(tree["internal_count"], np.float64).tolist()
+            bias += _expected_value(values_list, leaf_list, inner_list[0])
             if int(tree.get("num_cat", "0")) > 0:
                 bounds = _numbers(tree["cat_boundaries"], np.int64)
                 words = _numbers(tree["cat_threshold"], np.int64)
-            # Python lists from here: indexing numpy scalars one by one is most of the time
             split_list = split.tolist()
             decision_list = decision.tolist()
             node_feat.extend(split_list)
@@ -168,8 +169,6 @@ class LightGBMTreeShap:
                     cat = int(threshold[j])
                     cat_words.extend(words[bounds[cat]:bounds[cat + 1]].tolist())
                 node_cat_hi.append(len(cat_words))
-            inner_list = inner_count.tolist()
-            leaf_list = leaf_count.tolist()
             left_list = left.tolist()
             right_list = right.tolist()
 
@@ -205,7 +204,7 @@ class LightGBMTreeShap:
                     slot_z.append(zero_fraction)
                     slot_mask.append(mask)
                     slot_want.append(want)
-            leaf_value.extend(values.tolist())
+            leaf_value.extend(values_list)
         leaf_slot_start.append(len(slot_feat))
         tree_leaf_start.append(len(leaf_value))
         if slot_feat and max(slot_feat) >= n_columns:
