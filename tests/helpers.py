@@ -100,6 +100,13 @@ def copy_pipeline(template: Path, dest: Path) -> Path:
     return dest
 
 
+def copy_data_dir(src: Path, dest: Path) -> Path:
+    """Everything in `src` (a database file, models/ and the rest beside it) into `dest`, which
+    may exist already (a test's tmp_path): a private copy of a module's trained database."""
+    shutil.copytree(src, dest, dirs_exist_ok=True)
+    return dest
+
+
 def rows_of(db_file: Path, sql: str) -> list[tuple]:
     con = duckdb.connect(str(db_file), read_only=True)
     try:

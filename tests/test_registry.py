@@ -4,6 +4,7 @@ move of an older database's main.model_registry table there, by Python and by a 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -16,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import REPO_ROOT
-from helpers import make_feature_table
+from helpers import copy_data_dir, make_feature_table
 from leadscore import config, estimators, registry, tables, train
 from leadscore import features as feat
 from leadscore import model as model_mod
@@ -33,10 +34,27 @@ def _registry_rows(db_file: Path) -> list[tuple]:
         con.close()
 
 
+@pytest.fixture(scope="module")
+def trained_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, train.TrainResult]:
+    """A synthetic feature table and a model trained on it, once per module, in a folder of its
+    own (the database, models/ beside it)."""
+    folder = tmp_path_factory.mktemp("registry_trained")
+    db = folder / "leadscore.duckdb"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LEADSCORE_DB", str(db))
+        mp.setenv("LEADSCORE_HOME", str(REPO_ROOT))
+        make_feature_table(db, n_train=600, n_score=120, seed=11)
+        return folder, train.train_model(db, seed=0, **FAST)
+
+
 @pytest.fixture()
-def trained(db_file: Path) -> train.TrainResult:
-    make_feature_table(db_file, n_train=600, n_score=120, seed=11)
-    return train.train_model(db_file, seed=0, **FAST)
+def trained(db_file: Path, trained_template: tuple[Path, train.TrainResult]) -> train.TrainResult:
+    """The module's trained folder copied into this test's own (db_file's): the test changes
+    only its copy, and the result's paths point into it."""
+    folder, result = trained_template
+    copy_data_dir(folder, db_file.parent)
+    return dataclasses.replace(result, artifact_dir=db_file.parent / result.artifact_dir.relative_to(folder),
+                               report_dir=db_file.parent / result.report_dir.relative_to(folder))
 
 
 def test_exactly_one_current_model(db_file: Path, trained: train.TrainResult) -> None:

@@ -12,15 +12,32 @@ import pytest
 from leadscore import score, train
 from leadscore.errors import LeadscoreError
 from leadscore.model import load_model
-from helpers import make_feature_table
+from conftest import REPO_ROOT
+from helpers import copy_data_dir, make_feature_table
+
+
+@pytest.fixture(scope="module")
+def trained_template(tmp_path_factory):
+    """A synthetic feature table (500 score rows) and a baseline model registered on it, built
+    once per module in a folder of its own (the database and models/ beside it). The baseline
+    is deterministic, so a copy is the model every test would have trained for itself."""
+    folder = tmp_path_factory.mktemp("score_trained")
+    db = folder / "leadscore.duckdb"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LEADSCORE_DB", str(db))
+        mp.setenv("LEADSCORE_HOME", str(REPO_ROOT))
+        truth = make_feature_table(db)
+        train.train_model(db, time_budget=60, seed=0, folds=3, progress=False, baseline_only=True)
+    return folder, truth
 
 
 @pytest.fixture()
-def trained(db_file):
-    """A synthetic feature table (500 score rows) and a baseline model registered on it."""
-    truth = make_feature_table(db_file)
-    train.train_model(db_file, time_budget=60, seed=0, folds=3, progress=False, baseline_only=True)
-    return truth
+def trained(db_file, trained_template):
+    """The module's trained folder copied into this test's own (db_file's), so each test
+    changes only its copy."""
+    folder, truth = trained_template
+    copy_data_dir(folder, db_file.parent)
+    return truth.copy()
 
 
 def history(con: duckdb.DuckDBPyConnection) -> list[tuple]:
