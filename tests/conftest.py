@@ -42,8 +42,9 @@ def _run_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def pipeline_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One small pipeline built through the CLI: generate 3,000 training and 400 score rows
-    (seed 5) into incoming/, then one nightly run (ingest, dbt build, train, score, publish)
-    with its database, models and serving snapshot in data/.
+    (seed 5) into incoming/ (and the score rows' true labels into truth.csv, beside it), then
+    one nightly run (ingest, dbt build, train, score, publish) with its database, models and
+    serving snapshot in data/.
 
     Built once per test run, not once per worker or module: the first worker to ask builds it
     under a lock in the run's shared temp folder, any other waits for it and reuses it. Never
@@ -59,7 +60,7 @@ def pipeline_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
             data = root / "data"
             data.mkdir(parents=True)
             gen = leadscore(data, "generate", "--out", str(root / "incoming"), "--train-rows", "3000",
-                            "--score-rows", "400", "--seed", "5")
+                            "--score-rows", "400", "--seed", "5", "--truth", str(root / "truth.csv"))
             assert gen.returncode == 0, gen.stderr
             run = leadscore(data, "nightly", "--input", str(root / "incoming"), "--time-budget", "15")
             assert run.returncode == 0, run.stdout + run.stderr

@@ -1,10 +1,12 @@
-"""`leadscore evaluate`: the labels reader's one-line errors, and the command end to end on a tiny
-generated data set (ingest, build, train, score). The figures themselves: tests/test_metrics.py."""
+"""`leadscore evaluate`: the labels reader's one-line errors, and the command end to end on a copy
+of conftest's small pipeline (generated data, ingested, built, trained and scored by a nightly
+run) with the score rows' true labels. The figures themselves: tests/test_metrics.py."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,11 +15,13 @@ import duckdb
 import numpy as np
 import pytest
 
+from helpers import copy_pipeline
 from leadscore.errors import LeadscoreError
 from leadscore.labels_file import read_labels
 from leadscore.metrics import evaluate_scores
 
 REPO = Path(__file__).resolve().parents[1]
+SCORE_ROWS = 400  # the template's score rows, each with a true label
 
 # ------------------------------------------------------------------------------ labels reader
 
@@ -76,19 +80,14 @@ def ok(run: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def scored(tmp_path_factory) -> Path:
-    """generate 400 + 80 rows, ingest, dbt build (models and seeds: evaluate reads
-    main.scored_leads; the data and unit tests run in the nightly tests), train (the baseline:
-    which model is scored does not matter here), score."""
-    root = tmp_path_factory.mktemp("evaluate")
-    data, raw = root / "data", root / "raw"
-    data.mkdir()
-    ok(leadscore(data, "generate", "--out", str(raw), "--train-rows", "400", "--score-rows", "80",
-                 "--seed", "3", "--truth", str(raw / "truth.csv")))
-    ok(leadscore(data, "ingest", "--train", str(raw / "train.csv"), "--score", str(raw / "submission.csv")))
-    ok(leadscore(data, "build", "--exclude-resource-type", "test", "unit_test"))
-    ok(leadscore(data, "train", "--baseline-only"))
-    ok(leadscore(data, "score"))
+def scored(pipeline_template, tmp_path_factory) -> Path:
+    """A copy of conftest's pipeline_template (generate 3,000 + 400 rows with the score rows'
+    true labels, then a nightly run: ingest, dbt build, train, score, publish): data/ and the
+    labels as raw/truth.csv. evaluate reads main.scored_leads; which model scored them does not
+    matter here."""
+    root = copy_pipeline(pipeline_template, tmp_path_factory.mktemp("evaluate"))
+    (root / "raw").mkdir()
+    shutil.copy(pipeline_template / "truth.csv", root / "raw" / "truth.csv")
     return root
 
 
@@ -103,7 +102,7 @@ def query(db_file: Path, sql: str, params: list | None = None) -> list[tuple]:
 def test_evaluate_end_to_end_stores_a_row_and_report(scored):
     data, truth = scored / "data", scored / "raw" / "truth.csv"
     run = ok(leadscore(data, "evaluate", "--labels", str(truth)))
-    assert "80 matched, 0 unmatched of 80 labeled" in run.stdout
+    assert f"{SCORE_ROWS} matched, 0 unmatched of {SCORE_ROWS} labeled" in run.stdout
     db_file = data / "leadscore.duckdb"
     rows = query(db_file, "select model_version, rows_matched, rows_unmatched, positives, label_rows, "
                           "labels_sha256, cutoff, f1_at_cutoff, best_f1, auc, average_precision, log_loss, "
@@ -113,7 +112,7 @@ def test_evaluate_end_to_end_stores_a_row_and_report(scored):
      flagged, rate, report_path) = rows[0]
     current, = query(db_file, "select model_version from main.model_registry where is_current")[0]
     assert version == current
-    assert (matched, unmatched, label_rows) == (80, 0, 80)
+    assert (matched, unmatched, label_rows) == (SCORE_ROWS, 0, SCORE_ROWS)
     import hashlib
 
     assert sha == hashlib.sha256(truth.read_bytes()).hexdigest()
