@@ -9,7 +9,8 @@ import duckdb
 import numpy as np
 import pytest
 
-from helpers import make_feature_table, run
+from conftest import REPO_ROOT
+from helpers import copy_data_dir, make_feature_table, run
 from leadscore import promotion, registry, score, train
 
 
@@ -29,12 +30,18 @@ def _score_version(db_file) -> str:
         con.close()
 
 
-@pytest.fixture()
-def champion(db_file):
+@pytest.fixture(scope="module")
+def champion_template(tmp_path_factory):
     """A baseline model that is current, whose out-of-fold log-loss on these rows is made
-    excellent, so any retrain on the same rows is worse."""
-    make_feature_table(db_file, n_train=800, n_score=120, seed=21)
-    first = train.train_model(db_file, time_budget=60, seed=0, folds=3, progress=False, baseline_only=True)
+    excellent, so any retrain on the same rows is worse: built once per module in a folder of
+    its own (the database, models/ beside it). The baseline is deterministic."""
+    folder = tmp_path_factory.mktemp("champion")
+    db_file = folder / "leadscore.duckdb"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LEADSCORE_DB", str(db_file))
+        mp.setenv("LEADSCORE_HOME", str(REPO_ROOT))
+        make_feature_table(db_file, n_train=800, n_score=120, seed=21)
+        first = train.train_model(db_file, time_budget=60, seed=0, folds=3, progress=False, baseline_only=True)
     con = duckdb.connect(str(db_file))
     try:
         sel = json.loads(registry.model_row(con, first.model_version)["selection"])
@@ -43,7 +50,15 @@ def champion(db_file):
                     [json.dumps(sel), first.model_version])
     finally:
         con.close()
-    return first.model_version
+    return folder, first.model_version
+
+
+@pytest.fixture()
+def champion(db_file, champion_template):
+    """The module's champion copied into this test's own folder (db_file's)."""
+    folder, version = champion_template
+    copy_data_dir(folder, db_file.parent)
+    return version
 
 
 def test_a_worse_retrain_is_a_challenger_and_promote_and_rollback_flip_it(db_file, champion, capsys):
