@@ -4,6 +4,7 @@ test modules are in helpers.py."""
 
 from __future__ import annotations
 
+import csv
 import fcntl
 import os
 import shutil
@@ -39,6 +40,20 @@ def _run_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
+def _built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build) -> Path:
+    """The folder `name` in the run's shared temp folder, made by build(folder) once per test
+    run: the first worker to ask builds it under a lock, any other waits for it and reuses it."""
+    shared = _run_root(tmp_path_factory)
+    root = shared / name
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, on failure too
+        if not (root / ".built").exists():
+            shutil.rmtree(root, ignore_errors=True)  # what a failed attempt left
+            build(root)
+            (root / ".built").touch()
+    return root
+
+
 @pytest.fixture(scope="session")
 def pipeline_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One small pipeline built through the CLI: generate 3,000 training and 400 score rows
@@ -46,24 +61,57 @@ def pipeline_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     one nightly run (ingest, dbt build, train, score, publish) with its database, models and
     serving snapshot in data/.
 
-    Built once per test run, not once per worker or module: the first worker to ask builds it
-    under a lock in the run's shared temp folder, any other waits for it and reuses it. Never
-    change it: copy it first (helpers.copy_pipeline)."""
+    Built once per test run, not once per worker or module (_built_once). Never change it:
+    copy it first (helpers.copy_pipeline, or the pipeline fixture)."""
     from helpers import leadscore_cli as leadscore
 
-    shared = _run_root(tmp_path_factory)
-    root = shared / "pipeline_template"
-    with open(shared / "pipeline_template.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, on failure too
-        if not (root / ".built").exists():
-            shutil.rmtree(root, ignore_errors=True)  # what a failed attempt left
-            data = root / "data"
-            data.mkdir(parents=True)
-            gen = leadscore(data, "generate", "--out", str(root / "incoming"), "--train-rows", "3000",
-                            "--score-rows", "400", "--seed", "5", "--truth", str(root / "truth.csv"))
-            assert gen.returncode == 0, gen.stderr
-            run = leadscore(data, "nightly", "--input", str(root / "incoming"), "--time-budget", "15")
-            assert run.returncode == 0, run.stdout + run.stderr
-            (root / ".built").touch()
-    return root
+    def build(root: Path) -> None:
+        data = root / "data"
+        data.mkdir(parents=True)
+        gen = leadscore(data, "generate", "--out", str(root / "incoming"), "--train-rows", "3000",
+                        "--score-rows", "400", "--seed", "5", "--truth", str(root / "truth.csv"))
+        assert gen.returncode == 0, gen.stderr
+        run = leadscore(data, "nightly", "--input", str(root / "incoming"), "--time-budget", "15")
+        assert run.returncode == 0, run.stdout + run.stderr
 
+    return _built_once(tmp_path_factory, "pipeline_template", build)
+
+
+@pytest.fixture()
+def pipeline(pipeline_template: Path, tmp_path: Path) -> Path:
+    """A private copy of the built pipeline (pipeline_template): tmp_path/data (database,
+    models, serving) and incoming/."""
+    from helpers import copy_pipeline
+
+    return copy_pipeline(pipeline_template, tmp_path)
+
+
+SECOND_NIGHT_FILE, SECOND_NIGHT_ROWS = "submission_day2.csv", 150
+
+
+@pytest.fixture(scope="session")
+def second_night(pipeline_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The next night on a copy of pipeline_template, built once per test run like it: the next
+    day's score file (SECOND_NIGHT_ROWS other leads, generated with seed 32, ids moved out of
+    the first file's range) arrives in incoming/ as SECOND_NIGHT_FILE, and a second nightly run
+    scores only its leads, with the same model. Read it, never change it (test_scored_leads,
+    test_nightly)."""
+    from helpers import copy_pipeline
+    from helpers import leadscore_cli as leadscore
+
+    def build(root: Path) -> None:
+        copy_pipeline(pipeline_template, root)
+        data, incoming = root / "data", root / "incoming"
+        gen = leadscore(data, "generate", "--out", str(root / "day2"), "--train-rows", "10",
+                        "--score-rows", str(SECOND_NIGHT_ROWS), "--seed", "32")
+        assert gen.returncode == 0, gen.stderr
+        with open(root / "day2" / "submission.csv", newline="") as src, \
+                open(incoming / SECOND_NIGHT_FILE, "w", newline="") as dst:
+            reader, writer = csv.reader(src), csv.writer(dst)
+            writer.writerow(next(reader))
+            for row in reader:
+                writer.writerow([str(int(row[0]) + 10_000_000), *row[1:]])
+        second = leadscore(data, "nightly", "--input", str(incoming))
+        assert second.returncode == 0, second.stdout + second.stderr
+
+    return _built_once(tmp_path_factory, "second_night", build)

@@ -5,12 +5,12 @@ snapshot run as written.
 
 The first night is conftest's pipeline_template (generate -> nightly: ingest, dbt build, train,
 score, publish; 400 score rows), shared with test_nightly; on a copy of it a second score file
-arrives and a second nightly scores only its leads, in a run of its own, with the same model.
+arrives and a second nightly scores only its leads, in a run of its own, with the same model
+(conftest's second_night, built once per test run and read by test_nightly too).
 """
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 import shlex
@@ -21,33 +21,19 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from helpers import copy_pipeline
-from helpers import leadscore_cli as leadscore
+from conftest import SECOND_NIGHT_ROWS
 from helpers import rows_of as query
 
 REPO = Path(__file__).resolve().parents[1]
-FIRST_SCORE_ROWS, SECOND_SCORE_ROWS = 400, 150  # the template's score rows, then the second night's
+FIRST_SCORE_ROWS, SECOND_SCORE_ROWS = 400, SECOND_NIGHT_ROWS  # the template's score rows, then the second night's
 
 
 @pytest.fixture(scope="module")
-def two_nights(pipeline_template, tmp_path_factory) -> Path:
-    root = copy_pipeline(pipeline_template, tmp_path_factory.mktemp("two_nights"))
-    data, incoming = root / "data", root / "incoming"
-    assert query(main_db(root), "select count(*) from main.scored_leads") == [(FIRST_SCORE_ROWS,)]
-
-    # the next day's score file: other leads, ids moved out of the first file's range
-    gen = leadscore(data, "generate", "--out", str(root / "day2"), "--train-rows", "10",
-                    "--score-rows", str(SECOND_SCORE_ROWS), "--seed", "32")
-    assert gen.returncode == 0, gen.stderr
-    with open(root / "day2" / "submission.csv", newline="") as src, \
-            open(incoming / "submission_day2.csv", "w", newline="") as dst:
-        reader, writer = csv.reader(src), csv.writer(dst)
-        writer.writerow(next(reader))
-        for row in reader:
-            writer.writerow([str(int(row[0]) + 10_000_000), *row[1:]])
-    second = leadscore(data, "nightly", "--input", str(incoming))
-    assert second.returncode == 0, second.stdout + second.stderr
-    return root
+def two_nights(pipeline_template, second_night) -> Path:
+    """conftest's second_night: on a copy of the template (its first night scored
+    FIRST_SCORE_ROWS leads) the next day's score file arrived and a second nightly scored it."""
+    assert query(main_db(pipeline_template), "select count(*) from main.scored_leads") == [(FIRST_SCORE_ROWS,)]
+    return second_night
 
 
 def main_db(root: Path) -> Path:
