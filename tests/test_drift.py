@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -148,6 +149,11 @@ def test_the_snapshot_carries_the_drift_tables_with_comments(drift_night):
 
 
 def test_source_freshness_passes_on_a_fresh_database(drift_night, tmp_path):
+    # dbt starts from the nightly's parse of the project (the same database, profile and vars):
+    # a copy of its partial_parse.msgpack in this test's own target folder
+    (tmp_path / "target").mkdir()
+    shutil.copy(drift_night["db"].parent / ".leadscore.duckdb.dbt-target" / "partial_parse.msgpack",
+                tmp_path / "target")
     env = dict(os.environ, LEADSCORE_DB=str(drift_night["db"]), DBT_PROFILES_DIR=str(REPO),
                DBT_TARGET_PATH=str(tmp_path / "target"), DBT_LOG_PATH=str(tmp_path / "logs"),
                DBT_SEND_ANONYMOUS_USAGE_STATS="false")
