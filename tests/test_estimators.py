@@ -1,6 +1,6 @@
 """estimators.py: every base-model family is saved in a format that cannot run code (LightGBM
-text, XGBoost UBJSON, skops) and loads back predicting exactly what it predicted in memory;
-the imbalance plan and its effective prior; the pipelines; forest scoring that is bit-for-bit
+text, XGBoost UBJSON, skops, JSON for the linear member) and loads back predicting exactly what
+it predicted in memory; the imbalance plan and its effective prior; the pipelines; forest scoring that is bit-for-bit
 the same on any number of threads."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from leadscore import estimators as est
 from leadscore.errors import LeadscoreError
 
 FAMILIES = [est.BASELINE, *est.MODEL_NAMES]
-# the first bytes of each file: text, UBJSON object, zip (skops); never a pickle (b"\x80")
-MAGIC = {"lightgbm": b"tree", "xgboost": b"{", "random_forest": b"PK", "extra_trees": b"PK"}
+# the first bytes of each file: text, UBJSON object, zip (skops), JSON; never a pickle (b"\x80")
+MAGIC = {"lightgbm": b"tree", "xgboost": b"{", "random_forest": b"PK", "extra_trees": b"PK",
+         "logistic": b'{"format": "leadscore-binned-logistic-1"'}
 
 
 def _data(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -25,7 +26,8 @@ def _data(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def _fit(name: str, X: np.ndarray, y: np.ndarray, params: dict | None = None):
     base = est.BASELINE_PARAMS if name == est.BASELINE else est.DEFAULT_PARAMS[name]
-    params = {**base, "n_estimators": 15, **(params or {})}
+    small = {"n_estimators": 15} if "n_estimators" in base else {}  # the trees: few, for speed
+    params = {**base, **small, **(params or {})}
     pipe, fit_kwargs, eff = est.build_pipeline(est.KINDS[name], params, float(y.mean()), cat_idx=[2], code_idx=[2],
                                                seed=0, n_threads=1)
     pipe.fit(X, y, **fit_kwargs)

@@ -7,6 +7,8 @@ gives one, in log-odds, for every lead:
   leadscore.treeshap where numba is installed: per-leaf tables instead of LightGBM's per-lead
   recursion, about 6x less CPU, equal up to the order of the floating point additions;
 * XGBoost: `Booster.predict(DMatrix(X), pred_contribs=True)` (TreeSHAP);
+* the linear member (linear.BinnedLogistic): its additive log-odds, each column's weight minus
+  its mean over the training rows (exact for an additive model);
 
 one column per matrix column plus a last "bias" column (the expected log-odds), and each row
 sums to the model's raw score (`raw_score=True` / `output_margin=True`) exactly. RandomForest
@@ -75,7 +77,7 @@ if TYPE_CHECKING:
 
 CATALOG_TABLE = "main.feature_reasons"
 REASONS = 3  # reasons kept per lead (ops.score_history.reason_1 .. reason_3)
-NATIVE_KINDS = ("lightgbm", "xgboost")  # kinds with their own contribution output
+NATIVE_KINDS = ("lightgbm", "xgboost", "logistic")  # kinds with their own contribution output
 INDICATOR_SUFFIX = "__missing"  # format-1 models' missing indicator columns
 
 
@@ -131,6 +133,8 @@ def member_contributions(kind: str, model: Any, X: np.ndarray, fast: Any = None)
 
         out = model.predict(xgb.DMatrix(X, nthread=estimators.threads()), pred_contribs=True)
         return np.asarray(out, dtype=np.float64)
+    if kind == "logistic":
+        return model.contributions(X)
     if kind in ("random_forest", "extra_trees"):
         return forest_contributions(model, X)
     raise LeadscoreError(f"no contributions for base model kind {kind!r}")
@@ -394,6 +398,10 @@ def _load_member(model: LoadedModel, entry: dict[str, Any]) -> Any:
         bst = xgb.Booster()
         bst.load_model(str(path))
         return bst
+    if kind == "logistic":
+        from leadscore.linear import BinnedLogistic
+
+        return BinnedLogistic.load(path)
     from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 
     return estimators.load_skops(path, (RandomForestClassifier if kind == "random_forest" else ExtraTreesClassifier,))

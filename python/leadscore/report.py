@@ -45,7 +45,7 @@ CALIBRATION_BINS = 10
 # (XGBoost's "gain" is an average per split, "total_gain" is LightGBM's "gain"), mean impurity
 # decrease for the forests. Different units, so each member's are turned into shares first.
 MEASURES = {"lightgbm": "total gain", "xgboost": "total gain", "random_forest": "impurity decrease",
-            "extra_trees": "impurity decrease"}
+            "extra_trees": "impurity decrease", "logistic": "mean |log-odds contribution|"}
 
 
 def _plt():
@@ -91,6 +91,8 @@ def member_importance(kind: str, estimator: Any, n_columns: int) -> np.ndarray:
             out[index[key] if index is not None else int(key[1:])] = float(value)
     elif kind in ("random_forest", "extra_trees"):
         out = np.asarray(estimator.feature_importances_, dtype=np.float64)
+    elif kind == "logistic":
+        out = estimator.importances()
     else:
         raise LeadscoreError(f"no importance for base model kind {kind!r}")
     if len(out) != n_columns:

@@ -7,10 +7,11 @@ What one call does (`train_model`):
 2. **Baseline.** A LightGBM of fixed textbook parameters (estimators.BASELINE_PARAMS) is
    cross-validated on stratified K folds. It is always trained and is the model that ships
    unless something beats it.
-3. **Candidates, budget where it pays.** LightGBM, XGBoost, ExtraTrees and RandomForest are
-   tuned with Optuna (tuning.py) in turn, each in a slot of the time left. A family whose first
-   trial is more than `DROP_MARGIN` behind the leader on out-of-fold log-loss is dropped at once
-   and its time goes to the families after it; whatever time is left then goes to a second rung
+3. **Candidates, budget where it pays.** LightGBM, the linear member (linear.py), XGBoost,
+   ExtraTrees and RandomForest are tuned with Optuna (tuning.py) in turn, each in a slot of the
+   time left. A family whose first trial is more than `DROP_MARGIN` behind the leader on
+   out-of-fold log-loss, and that does not improve a blend with the leader beyond the fold
+   noise either, is dropped at once and its time goes to the families after it; whatever time is left then goes to a second rung
    over the surviving families, best first (successive halving across families). Then a
    soft-voting ensemble of everything trained (ensemble.py).
 4. **Selection.** Each candidate's per-fold log-loss is paired with the baseline's on the same
@@ -312,7 +313,7 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
         sname = study_name(name, fhash, data_fp, seed, folds, val.scheme)
         r, note = tune_model(name, data, storage, sname, slot_end, clock.start + clock.budget - reserve, trials,
                              resume, bar, (BASELINE, b_fold_s), warm.get(name),
-                             (leader.name, leader.oof_log_loss, DROP_MARGIN * leader.oof_log_loss))
+                             (leader.name, leader.oof_log_loss, DROP_MARGIN * leader.oof_log_loss, leader.oof))
         notes[name] = note
         if r is None:
             dropped[name] = note

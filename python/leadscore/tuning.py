@@ -12,7 +12,9 @@ study per family, and the final fit.
   lead ids says how many of them are still among today's rows.
 * Budget: trials run while a whole CV plus the final fit still ends before the family's slot;
   a family whose first trial is behind the leader by more than the margin is dropped early, so
-  its time goes to the families still in the race.
+  its time goes to the families still in the race, unless blending it with the leader beats
+  the leader alone beyond the fold noise: a member that trails alone but errs differently (the
+  linear one) is worth its place in the ensemble.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from leadscore.estimators import (
     predict_base,
     suggest_params,
 )
-from leadscore.operating_point import f1_optimal_cutoff, log_loss, shift_prior
+from leadscore.operating_point import f1_optimal_cutoff, fold_log_losses, log_loss, shift_prior
 from leadscore.progress import Bar
 
 
@@ -229,15 +231,16 @@ def fit_final(name: str, params: dict[str, Any], data: Data) -> tuple[Any, float
 def tune_model(name: str, data: Data, storage, sname: str, slot_end: float, global_end: float,
                trials: int | None, resume: bool, progress: Bar, ref: tuple[str, float] | None = None,
                warm_start: dict[str, Any] | None = None,
-               leader: tuple[str, float, float] | None = None,
+               leader: tuple[str, float, float, np.ndarray] | None = None,
                known: ModelResult | None = None) -> tuple[ModelResult | None, str]:
     """Optuna study + final fit for one family (times on the monotonic clock).
 
     Trials run while a whole CV plus the final fit still ends before `slot_end`; the first trial
     of the run only needs to end before `global_end`. `ref` = (model, fold seconds) of a model
-    already run, to guess this one's cost. `leader` = (name, log-loss, margin): when this family's
-    first finished trial is worse than the leader by more than the margin, tuning stops and the
-    family is dropped. `known`: this family's result from an earlier rung of the same run (its
+    already run, to guess this one's cost. `leader` = (name, log-loss, margin, out-of-fold
+    probabilities): when this family's first finished trial is worse than the leader by more
+    than the margin and does not improve a blend with the leader beyond the fold noise
+    (`blend_gain`), tuning stops and the family is dropped. `known`: this family's result from an earlier rung of the same run (its
     study is continued; when no new trial beats it, it is returned as it is, fits included).
     Returns (result or None, a note saying what happened)."""
     import optuna
@@ -265,6 +268,7 @@ def tune_model(name: str, data: Data, storage, sname: str, slot_end: float, glob
     observed: list[float] = []  # fold seconds seen in this run (this machine)
     cache: dict[int, tuple[np.ndarray, list[float], float, float]] = {}  # best trial -> (oof, losses, fold s, eff)
     n_run = n_stopped = time_fails = 0
+    kept = ""  # why a family behind the leader stays (the blend test), for the note
     guess = ref[1] * COST_FACTOR[name] / COST_FACTOR[ref[0]] if ref is not None else None
 
     def fit_estimate(fold_s: float) -> float:
@@ -319,8 +323,13 @@ def tune_model(name: str, data: Data, storage, sname: str, slot_end: float, glob
         if study.best_trial.number == trial.number:
             cache = {trial.number: (oof, losses, fold_s, eff)}
         if leader is not None and n_run - n_stopped == 1 and study.best_value > leader[1] + leader[2]:
-            return None, (f"dropped after its first trial: log-loss {study.best_value:.5f} vs "
-                          f"{leader[0]} {leader[1]:.5f} (margin {leader[2]:.5f})")
+            gain, noise = blend_gain(leader[3], oof, data)
+            if not gain > noise:
+                return None, (f"dropped after its first trial: log-loss {study.best_value:.5f} vs "
+                              f"{leader[0]} {leader[1]:.5f} (margin {leader[2]:.5f}), and blended with "
+                              f"{leader[0]} it gains {gain:.5f} per fold (noise {noise:.5f})")
+            kept = (f"kept though behind {leader[0]} alone ({study.best_value:.5f} vs {leader[1]:.5f}): "
+                    f"blended with it, {gain:.5f} log-loss per fold better (noise {noise:.5f}); ")
 
     if not study.get_trials(deepcopy=False, states=complete):
         return None, "no cross-validation fitted in the time left"
@@ -348,7 +357,24 @@ def tune_model(name: str, data: Data, storage, sname: str, slot_end: float, glob
                          fold_seconds=fold_s, fit_seconds=fit_s, estimator=est, trials_total=n_finished,
                          trials_this_run=before[0] + n_run - n_stopped,
                          trials_stopped_for_time=before[1] + n_stopped, best_trial=bt.number)
-    return result, f"{n_run - n_stopped} trial(s) this run, best #{bt.number}"
+    return result, f"{kept}{n_run - n_stopped} trial(s) this run, best #{bt.number}"
+
+
+def blend_gain(leader_oof: np.ndarray, oof: np.ndarray, data: Data) -> tuple[float, float]:
+    """(mean per-fold log-loss gain of the best two-member soft vote of the leader and this
+    candidate over the leader alone, the noise: NOISE_SE standard errors of the paired fold
+    differences), on the validated rows of `data.folds`. The vote's one weight is read off the
+    same out-of-fold rows, as the ensemble's are."""
+    from leadscore.ensemble import fit_voting_weights
+    from leadscore.selection import NOISE_SE
+
+    rows = np.concatenate([va for _, va in data.folds])
+    P = np.column_stack([leader_oof, oof])
+    blend = P @ fit_voting_weights(P[rows], data.y[rows])
+    d = fold_log_losses(data.y, leader_oof, data.folds) - fold_log_losses(data.y, blend, data.folds)
+    k = len(data.folds)
+    noise = float(NOISE_SE * d.std(ddof=1) / np.sqrt(k)) if k > 1 else float("inf")
+    return float(d.mean()), noise
 
 
 def lead_sketch(lead_ids: pd.Series | np.ndarray, size: int = SKETCH_SIZE) -> list[str]:
