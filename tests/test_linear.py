@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from leadscore import ensemble, estimators, linear, model, reasons, registry
 from leadscore.errors import LeadscoreError
 from leadscore.features import Encoding, Feature, feature_hash

@@ -47,7 +47,12 @@ from leadscore.estimators import (
     predict_base,
     suggest_params,
 )
-from leadscore.operating_point import f1_optimal_cutoff, fold_log_losses, log_loss, shift_prior
+from leadscore.operating_point import (
+    f1_optimal_cutoff,
+    fold_log_losses,
+    log_loss,
+    shift_prior,
+)
 from leadscore.progress import Bar
 
 
