@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 from leadscore import cli
+from leadscore import features as feat
+from leadscore import model as model_mod
 from leadscore.input_format import LEAD_COLUMN_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -189,3 +191,24 @@ def make_feature_table(path: Path, n_train: int = 1500, n_score: int = 500, seed
     finally:
         con.close()
     return pd.DataFrame({"lead_id": df["lead_id"][n_train:].to_numpy(), "is_converted": y[n_train:]})
+
+
+# -- training ---------------------------------------------------------------------------------------
+
+# small budgets for train.train_model in test_train and test_train_studies
+SMALL_TRAINING = {"trials": 2, "folds": 3, "progress": False}
+
+
+def score_with_current_model(db_file: Path) -> pd.DataFrame:
+    """The score rows of main.fct_lead_features with the current model's probability (p) and
+    decision at its cutoff (pred): test_train's and test_train_studies' check of a trained model."""
+    con = duckdb.connect(str(db_file))
+    try:
+        model = model_mod.load_model(con)
+        batches = list(feat.iter_score_batches(con, batch_size=170))
+    finally:
+        con.close()
+    df = pd.concat(batches, ignore_index=True)
+    df["p"] = model.predict_proba(df)
+    df["pred"] = df["p"] >= model.cutoff
+    return df

@@ -1,5 +1,6 @@
 """Training job: ensemble vs single models, leakage check with shuffled labels, reproducibility,
-time budget, prevalence handling. Small synthetic data and tiny budgets keep it fast."""
+time budget, prevalence handling. Small synthetic data and tiny budgets keep it fast. The Optuna
+studies (resume, a new data set, an unreadable journal): test_train_studies.py."""
 
 from __future__ import annotations
 
@@ -14,22 +15,9 @@ import pytest
 from leadscore import features as feat
 from leadscore import registry, train
 from leadscore import model as model_mod
+from helpers import SMALL_TRAINING as SMALL
 from helpers import make_feature_table  # test_registry.py imports it from here too
-
-SMALL = {"trials": 2, "folds": 3, "progress": False}
-
-
-def _score_rows(db_file: Path) -> pd.DataFrame:
-    con = duckdb.connect(str(db_file))
-    try:
-        model = model_mod.load_model(con)
-        batches = list(feat.iter_score_batches(con, batch_size=170))
-    finally:
-        con.close()
-    df = pd.concat(batches, ignore_index=True)
-    df["p"] = model.predict_proba(df)
-    df["pred"] = df["p"] >= model.cutoff
-    return df
+from helpers import score_with_current_model as _score_rows
 
 
 def test_features_schema_encoding_and_batches(db_file: Path) -> None:
@@ -130,25 +118,13 @@ def test_same_seed_same_cutoff_and_scores(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 @pytest.mark.slow
-def test_resume_reuses_the_studies(db_file: Path) -> None:
-    make_feature_table(db_file, n_train=800, n_score=100, seed=4)
-    first = train.train_model(db_file, time_budget=60, seed=1, models=("lightgbm",), **SMALL)
-    again = train.train_model(db_file, time_budget=60, seed=1, models=("lightgbm",), **SMALL)
-    assert first.per_model["lightgbm"]["trials_this_run"] == 2
-    assert again.per_model["lightgbm"]["trials_this_run"] == 0  # the cap counts the stored trials
-    assert again.cutoff == first.cutoff
-    fresh = train.train_model(db_file, time_budget=60, seed=1, models=("lightgbm",), resume=False, **SMALL)
-    assert fresh.per_model["lightgbm"]["trials_this_run"] == 2
-
-
-@pytest.mark.slow
 def test_the_budget_is_spent_on_candidates(db_file: Path) -> None:
     """With a budget and no trial cap, the time goes to tuning the candidates. How long the call
     takes against its budget is measured by `make bench`, not asserted here (a wall-clock
     assertion fails on a loaded machine, whatever the code does)."""
-    make_feature_table(db_file, n_train=3000, n_score=300, seed=5)
-    res = train.train_model(db_file, time_budget=30, seed=0, folds=3, progress=False)
-    assert res.time_budget == 30 and res.seconds > 0
+    make_feature_table(db_file, n_train=1000, n_score=300, seed=5)
+    res = train.train_model(db_file, time_budget=15, seed=0, folds=3, progress=False)
+    assert res.time_budget == 15 and res.seconds > 0
     assert res.validation["folds_validated"] == 3
     assert sum(m["trials_this_run"] for m in res.per_model.values()) > 2  # time was used, not wasted
 
@@ -193,49 +169,6 @@ def test_target_prevalence_given_and_auto(db_file: Path) -> None:
     auto = train.train_model(db_file, time_budget=60, seed=0, models=("lightgbm",), target_prevalence="auto", **SMALL)
     assert auto.target_prevalence_mode == "auto"
     assert 0.02 < auto.target_prevalence < 0.25  # score rows convert like training rows here
-
-
-@pytest.mark.slow
-def test_x_then_y_in_one_models_folder_equals_y_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A study measured on data set X is never resumed (nor warm-started) on data set Y."""
-    shared = tmp_path / "shared" / "leadscore.duckdb"
-    alone = tmp_path / "alone" / "leadscore.duckdb"
-    for p in (shared, alone):
-        p.parent.mkdir()
-    monkeypatch.setenv("LEADSCORE_DB", str(shared))
-    make_feature_table(shared, n_train=900, n_score=200, seed=11)  # X
-    train.train_model(shared, time_budget=60, seed=3, models=("lightgbm",), **SMALL)
-    make_feature_table(shared, n_train=900, n_score=200, seed=12)  # Y replaces X, same columns
-    after_x = train.train_model(shared, time_budget=60, seed=3, models=("lightgbm",), **SMALL)
-    scores_after_x = _score_rows(shared)
-    monkeypatch.setenv("LEADSCORE_DB", str(alone))
-    make_feature_table(alone, n_train=900, n_score=200, seed=12)  # Y in a fresh models folder
-    y_alone = train.train_model(alone, time_budget=60, seed=3, models=("lightgbm",), **SMALL)
-    assert after_x.per_model["lightgbm"]["trials_this_run"] == 2  # a new study, not X's resumed
-    assert after_x.cutoff == y_alone.cutoff and after_x.cv_f1 == y_alone.cv_f1
-    assert after_x.per_model["lightgbm"]["oof_log_loss"] == y_alone.per_model["lightgbm"]["oof_log_loss"]
-    np.testing.assert_array_equal(scores_after_x["p"].to_numpy(), _score_rows(alone)["p"].to_numpy())
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("content", [
-    '{"op_code": 0, "worker_id": "x", "study_name": "s", "directions": [1]}\n{"op_code": 4, "trunc',  # killed mid-write
-    "not a journal at all\n\x00\x01\n",  # garbage
-])
-def test_unreadable_journal_is_moved_aside_not_fatal(db_file: Path, capsys: pytest.CaptureFixture[str],
-                                                     content: str) -> None:
-    from leadscore import tuning
-
-    make_feature_table(db_file, n_train=600, n_score=100, seed=13)
-    journal = tuning.journal_path()
-    journal.parent.mkdir(parents=True, exist_ok=True)
-    journal.write_text(content)
-    for resume in (True, False):  # --no-resume used to fail on a corrupt journal too
-        res = train.train_model(db_file, time_budget=30, seed=0, models=("lightgbm",), resume=resume, **SMALL)
-        assert res.per_model["lightgbm"]["trials_this_run"] == 2
-    err = capsys.readouterr().err
-    assert "unreadable" in err and "moved aside" in err
-    assert list(journal.parent.glob("optuna-journal.log.unreadable-*"))
 
 
 def test_bad_arguments_raise_leadscore_errors(db_file: Path) -> None:
