@@ -61,6 +61,20 @@ def test_first_k_folds_validate_only_their_rows():
             assert len(vfit) + len(vval) == len(two.validated)
 
 
+def test_a_baseline_cut_to_one_forward_fold_skips_the_random_kfold_comparison():
+    """A nightly on dated leads with a tiny budget: the baseline validated one forward fold, and
+    the random K-fold figures beside it are skipped with a reason (they raised ValueError, K=1)."""
+    from leadscore import train
+    from leadscore.tuning import Clock, Data
+
+    dates, y = dated()
+    v = validation.forward(dates, y, 4).first(1)
+    data = Data(X=np.zeros((len(y), 1), dtype=np.float32), y=y, pi=float(y.mean()), folds=v.folds, cat_idx=[],
+                code_idx=[], seed=0, n_threads=1)
+    out = train._random_kfold_baseline(v, data, Clock(budget=600.0), reserve=0.0, fold_seconds=0.01)
+    assert out == {"skipped": "the time budget ended the baseline's validation after one fold"}
+
+
 def test_without_dates_it_is_stratified_k_fold_over_every_row():
     _, y = dated()
     for dates in (None, pd.Series([pd.NaT] * len(y))):

@@ -497,6 +497,8 @@ def _random_kfold_baseline(val: validation.Validation, data: Data, clock: Clock,
     budget allows: the gap between the two is how much a random split flatters the model."""
     if val.scheme != validation.FORWARD:
         return None
+    if len(val.folds) < 2:  # the budget stopped the baseline after its first fold
+        return {"skipped": "the time budget ended the baseline's validation after one fold"}
     rand = validation.random_kfold(data.y, len(val.folds), data.seed)
     # a random fold fits on (k-1)/k of the rows, a forward fold on fewer: scale its time up
     k = len(rand.folds)
