@@ -58,6 +58,9 @@ def test_contributions_add_up_to_the_log_odds_and_centre_on_the_training_rows():
     assert np.abs(phi.sum(axis=1) - m.decision_function(Xn)).max() < 1e-12
     assert np.abs(m.contributions(X)[:, :-1].mean(axis=0)).max() < 1e-12  # centred where fitted
     assert np.ptp(phi[:, -1]) == 0  # the bias is one constant
+    refit = m.fit(Xn, _data(500, seed=2)[1])  # the same object fitted again uses its new tables
+    assert np.array_equal(refit.decision_function(Xn), BinnedLogistic().set_params(**m.get_params()).fit(
+        Xn, _data(500, seed=2)[1]).decision_function(Xn))
     p = m.predict_proba(Xn)
     assert np.allclose(p[:, 1], 1 / (1 + np.exp(-m.decision_function(Xn)))) and np.allclose(p.sum(axis=1), 1)
 

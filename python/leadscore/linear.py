@@ -72,6 +72,7 @@ class BinnedLogistic(ClassifierMixin, BaseEstimator):
         if len(self.classes_) != 2:
             raise LeadscoreError(f"BinnedLogistic needs two classes to fit, got {len(self.classes_)}")
         categorical = {int(j) for j in self.categorical}
+        self.__dict__.pop("_flat", None)  # the lookup tables of an earlier fit
         self.columns_: list[dict[str, Any]] = []
         index = np.empty(X.shape, dtype=np.int64)
         offset = 0
