@@ -12,7 +12,12 @@
 -- and 'unknown' when the value has too few rows behind it.
 -- Evidence counts (var evidence_count_columns, switched by var use_evidence_counts): the rows
 -- and conversions behind the rate, on the same out-of-fold basis. A rate of 0.15 from 2 leads
--- and from 200 leads are different facts; the counts let the model tell them apart.
+-- and from 200 leads are different facts; the counts let the model tell them apart. A score
+-- row's counts (all training rows) are multiplied by (K - 1) / K, the share of them a training
+-- row's counts hold: without it a customer's score rows show 1.25x the evidence its training
+-- rows taught the model, and a model that reads counts in steps (the linear member's bins)
+-- moves them into another customer's step (demo world: the linear member's score-row AUC
+-- 0.937 instead of 0.967). The rate itself keeps every row.
 -- One generic pass: the training rows are UNPIVOTed to (column, value) and counted once per
 -- (column, value, fold); "out of fold" is the value's total minus its count in the lead's own
 -- fold, kept as a small long table with one row per (column, value, fold) (fold -1: score rows,
@@ -23,6 +28,10 @@
 {%- set use_rates = var('use_target_rates') %}
 {%- set m = var('target_rate_smoothing') %}
 {%- set min_rows = var('target_rate_min_count') %}
+{%- set k = var('target_rate_folds') | int %}
+{#- score rows' evidence comes from every training row, a training row's from K - 1 folds of
+    them: score rows' counts are put on the training rows' scale, (K - 1) / K of their own -#}
+{%- set evidence_scale = "cast(case when split = 'train' then 1 else " ~ (k - 1) / k ~ " end as double)" %}
 {%- set tiers = [
     ('very_low', var('target_rate_tier_very_low')),
     ('low', var('target_rate_tier_low')),
@@ -155,6 +164,7 @@ evidence as (
 
     select
         leads.lead_id,
+        leads.split,
         {% for column in columns %}
             coalesce(stats_{{ column }}.rows_out_of_fold, 0) as {{ column }}_rows,
             coalesce(stats_{{ column }}.positives_out_of_fold, 0) as {{ column }}_positives,
@@ -209,8 +219,8 @@ final as (
         {% endfor %}
         {% for column in var('evidence_count_columns') %}
             {% if column in evidence_columns %}
-                cast({{ column }}_rows as double) as {{ column }}_evidence_rows,
-                cast({{ column }}_positives as double) as {{ column }}_evidence_conversions,
+                cast({{ column }}_rows as double) * {{ evidence_scale }} as {{ column }}_evidence_rows,
+                cast({{ column }}_positives as double) * {{ evidence_scale }} as {{ column }}_evidence_conversions,
             {% else %}
                 -- family switched off (var use_evidence_counts): same columns, no information
                 cast(0 as double) as {{ column }}_evidence_rows,
