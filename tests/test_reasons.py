@@ -207,8 +207,8 @@ def test_rendering_a_known_row_gives_the_expected_sentences(catalog):
                             [0.5, 0.0, -0.4, 0.3, 0.2, 0.1]])
     texts = reasons.render(df, features, reasons.top_features(per_feature), per_feature, catalog)
     first, second, third = texts
-    assert first[0] == "customer converted 9 of 12 earlier leads: raises the odds (+0.84)"
-    assert second[0] == "customer has 12 labeled leads (9 converted): lowers the odds (-0.31)"
+    assert first[0] == "customer converted 9 of 12 earlier leads (out-of-fold scale): raises the odds (+0.84)"
+    assert second[0] == "customer has 12 labeled leads (9 converted; out-of-fold scale): lowers the odds (-0.31)"
     assert third[0] == "extra_lead_band = gold: lowers the odds (-0.20)"  # no template: the generic text
     # null values: the seed's missing text; a boolean uses its true/false texts
     assert first[1] == "customer's all-time record not used (dated lead): raises the odds (+0.50)"
