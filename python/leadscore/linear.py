@@ -67,7 +67,8 @@ class BinnedLogistic(ClassifierMixin, BaseEstimator):
         X = np.asarray(X)
         y = np.asarray(y)
         if X.ndim != 2 or len(X) != len(y):
-            raise LeadscoreError(f"BinnedLogistic.fit needs a 2-d matrix and one label a row, got {X.shape} and {y.shape}")
+            raise LeadscoreError(f"BinnedLogistic.fit needs a 2-d matrix and one label a row, "
+                                 f"got {X.shape} and {y.shape}")
         self.classes_ = np.unique(y)
         if len(self.classes_) != 2:
             raise LeadscoreError(f"BinnedLogistic needs two classes to fit, got {len(self.classes_)}")

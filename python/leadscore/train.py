@@ -11,9 +11,9 @@ What one call does (`train_model`):
    ExtraTrees and RandomForest are tuned with Optuna (tuning.py) in turn, each in a slot of the
    time left. A family whose first trial is more than `DROP_MARGIN` behind the leader on
    out-of-fold log-loss, and that does not improve a blend with the leader beyond the fold
-   noise either, is dropped at once and its time goes to the families after it; whatever time is left then goes to a second rung
-   over the surviving families, best first (successive halving across families). Then a
-   soft-voting ensemble of everything trained (ensemble.py).
+   noise either, is dropped at once and its time goes to the families after it; whatever time
+   is left then goes to a second rung over the surviving families, best first (successive
+   halving across families). Then a soft-voting ensemble of everything trained (ensemble.py).
 4. **Selection.** Each candidate's per-fold log-loss is paired with the baseline's on the same
    folds; it replaces the baseline only when its mean gain exceeds `NOISE_SE` standard errors
    of those paired differences (the fold-to-fold noise). The registry's `selection` records what

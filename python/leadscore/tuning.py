@@ -245,8 +245,9 @@ def tune_model(name: str, data: Data, storage, sname: str, slot_end: float, glob
     already run, to guess this one's cost. `leader` = (name, log-loss, margin, out-of-fold
     probabilities): when this family's first finished trial is worse than the leader by more
     than the margin and does not improve a blend with the leader beyond the fold noise
-    (`blend_gain`), tuning stops and the family is dropped. `known`: this family's result from an earlier rung of the same run (its
-    study is continued; when no new trial beats it, it is returned as it is, fits included).
+    (`blend_gain`), tuning stops and the family is dropped. `known`: this family's result from
+    an earlier rung of the same run (its study is continued; when no new trial beats it, it is
+    returned as it is, fits included).
     Returns (result or None, a note saying what happened)."""
     import optuna
     from optuna.trial import TrialState
