@@ -10,11 +10,15 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pytest
 
 from leadscore import cli
 from leadscore import features as feat
@@ -87,11 +91,16 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def leadscore_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    """`leadscore ARGS` in a subprocess, with its database (and models, serving) in `data_dir`."""
-    env = dict(os.environ, LEADSCORE_DB=str(data_dir / "leadscore.duckdb"), LEADSCORE_HOME=str(REPO))
-    return subprocess.run([sys.executable, "-m", "leadscore.cli", *args], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=900)
+def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a CLI run whose database (and models, serving) live in `data_dir`."""
+    return dict(os.environ, LEADSCORE_DB=str(data_dir / "leadscore.duckdb"), LEADSCORE_HOME=str(REPO), **extra)
+
+
+def leadscore_cli(data_dir: Path, *args: str, **extra_env: str) -> subprocess.CompletedProcess:
+    """`leadscore ARGS` in a subprocess, with its database (and models, serving) in `data_dir`
+    and any extra environment variables."""
+    return subprocess.run([sys.executable, "-m", "leadscore.cli", *args], env=cli_env(data_dir, **extra_env),
+                          cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
 
 
 def copy_pipeline(template: Path, dest: Path) -> Path:
@@ -100,6 +109,19 @@ def copy_pipeline(template: Path, dest: Path) -> Path:
     shutil.copytree(template / "data", dest / "data")
     shutil.copytree(template / "incoming", dest / "incoming")
     return dest
+
+
+@contextmanager
+def feature_database(tmp_path_factory: pytest.TempPathFactory, name: str, **table: Any) -> Iterator[Path]:
+    """A module's own folder with a synthetic feature table (make_feature_table(**table)) in its
+    database, LEADSCORE_DB/LEADSCORE_HOME pointing at it while the block runs: for module
+    fixtures that train once (their models/ lands beside the database)."""
+    db_file = tmp_path_factory.mktemp(name) / "leadscore.duckdb"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LEADSCORE_DB", str(db_file))
+        mp.setenv("LEADSCORE_HOME", str(REPO))
+        make_feature_table(db_file, **table)
+        yield db_file
 
 
 def copy_data_dir(src: Path, dest: Path) -> Path:

@@ -5,35 +5,16 @@ the state a crash must not change. Their pipeline fixtures are conftest's."""
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import duckdb
+from helpers import cli_env, leadscore_cli, rows_of
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def env_for(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(LEADSCORE_DB=str(data_dir / "leadscore.duckdb"), LEADSCORE_HOME=str(REPO), **extra)
-    return env
-
-
-def leadscore(data_dir: Path, *args: str, **extra_env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "leadscore.cli", *args],
-        env=env_for(data_dir, **extra_env), cwd=REPO, capture_output=True, text=True, timeout=600,
-    )
-
-
-def query(db_file: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(db_file), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+env_for = cli_env  # `env_for(data_dir, **extra_env)`
+leadscore = leadscore_cli  # `leadscore(data_dir, *args, **extra_env)`
+query = rows_of
 
 
 def main_db(root: Path) -> Path:

@@ -9,8 +9,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT
-from helpers import copy_data_dir, make_feature_table, run
+from helpers import copy_data_dir, feature_database, run
 from leadscore import promotion, registry, score, train
 
 
@@ -35,13 +34,9 @@ def champion_template(tmp_path_factory):
     """A baseline model that is current, whose out-of-fold log-loss on these rows is made
     excellent, so any retrain on the same rows is worse: built once per module in a folder of
     its own (the database, models/ beside it). The baseline is deterministic."""
-    folder = tmp_path_factory.mktemp("champion")
-    db_file = folder / "leadscore.duckdb"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LEADSCORE_DB", str(db_file))
-        mp.setenv("LEADSCORE_HOME", str(REPO_ROOT))
-        make_feature_table(db_file, n_train=800, n_score=120, seed=21)
+    with feature_database(tmp_path_factory, "champion", n_train=800, n_score=120, seed=21) as db_file:
         first = train.train_model(db_file, time_budget=60, seed=0, folds=3, progress=False, baseline_only=True)
+    folder = db_file.parent
     con = duckdb.connect(str(db_file))
     try:
         sel = json.loads(registry.model_row(con, first.model_version)["selection"])

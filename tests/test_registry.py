@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import REPO_ROOT
-from helpers import copy_data_dir, make_feature_table
+from helpers import copy_data_dir, feature_database, make_feature_table
 from leadscore import config, estimators, registry, tables, train
 from leadscore import features as feat
 from leadscore import model as model_mod
@@ -38,13 +38,8 @@ def _registry_rows(db_file: Path) -> list[tuple]:
 def trained_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, train.TrainResult]:
     """A synthetic feature table and a model trained on it, once per module, in a folder of its
     own (the database, models/ beside it)."""
-    folder = tmp_path_factory.mktemp("registry_trained")
-    db = folder / "leadscore.duckdb"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LEADSCORE_DB", str(db))
-        mp.setenv("LEADSCORE_HOME", str(REPO_ROOT))
-        make_feature_table(db, n_train=600, n_score=120, seed=11)
-        return folder, train.train_model(db, seed=0, **FAST)
+    with feature_database(tmp_path_factory, "registry_trained", n_train=600, n_score=120, seed=11) as db:
+        return db.parent, train.train_model(db, seed=0, **FAST)
 
 
 @pytest.fixture()

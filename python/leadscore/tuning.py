@@ -47,12 +47,7 @@ from leadscore.estimators import (
     predict_base,
     suggest_params,
 )
-from leadscore.operating_point import (
-    f1_optimal_cutoff,
-    fold_log_losses,
-    log_loss,
-    shift_prior,
-)
+from leadscore.operating_point import f1_optimal_cutoff, log_loss, shift_prior
 from leadscore.progress import Bar
 
 
@@ -368,19 +363,17 @@ def tune_model(name: str, data: Data, storage, sname: str, slot_end: float, glob
 
 def blend_gain(leader_oof: np.ndarray, oof: np.ndarray, data: Data) -> tuple[float, float]:
     """(mean per-fold log-loss gain of the best two-member soft vote of the leader and this
-    candidate over the leader alone, the noise: NOISE_SE standard errors of the paired fold
-    differences), on the validated rows of `data.folds`. The vote's one weight is read off the
-    same out-of-fold rows, as the ensemble's are."""
+    candidate over the leader alone, the noise), judged as selection.select_model judges any
+    candidate against the baseline, on the validated rows of `data.folds`. The vote's one weight
+    is read off the same out-of-fold rows, as the ensemble's are."""
     from leadscore.ensemble import fit_voting_weights
-    from leadscore.selection import NOISE_SE
+    from leadscore.selection import select_model
 
     rows = np.concatenate([va for _, va in data.folds])
     P = np.column_stack([leader_oof, oof])
     blend = P @ fit_voting_weights(P[rows], data.y[rows])
-    d = fold_log_losses(data.y, leader_oof, data.folds) - fold_log_losses(data.y, blend, data.folds)
-    k = len(data.folds)
-    noise = float(NOISE_SE * d.std(ddof=1) / np.sqrt(k)) if k > 1 else float("inf")
-    return float(d.mean()), noise
+    judged = select_model(data.y, data.folds, leader_oof, {"blend": blend})["candidates"]["blend"]
+    return judged["gain"], judged["noise"]
 
 
 def lead_sketch(lead_ids: pd.Series | np.ndarray, size: int = SKETCH_SIZE) -> list[str]:
