@@ -138,11 +138,16 @@ def test_read_cells_keeps_every_cell_as_text_in_file_order(tmp_path):
     f = csv_input.open_lead_file(p, "auto")
     con = duckdb.connect()
     try:
-        first = csv_input.read_cells(con, f)
-        got = con.execute(f"select rowid - {first} + 1, customer_idx, bant_submit from _ingest_src order by rowid").fetchall()
+        cells = csv_input.read_cells(con, f)
+        got = con.execute(
+            f"select {cells.row}, customer_idx, bant_submit from {cells.table} as s order by rowid"
+        ).fetchall()
+        csv_input.release_cells(con, cells)
+        attached = con.execute("select database_name from duckdb_databases() where not internal").fetchall()
     finally:
         con.close()
     assert f.gz and got == [(1, "600", "0.5"), (2, "601", "not a number"), (3, "602", "0.5")]
+    assert attached == [("memory",)]  # released: only the connection's own database is left
 
 
 def test_input_file_is_not_a_folder(db_file, tmp_path, capsys):

@@ -2,7 +2,7 @@
 
 Every rule lives once, in `input_format.LEAD_COLUMNS` and `FINAL_COLUMNS` (plus `ID_RULE` and
 the label spellings); this module turns it into SQL over a lead file's text cells (`s."column"` in
-the temp table `_ingest_src` of leadscore.csv_input): the reason a cell breaks its rule (an
+its cells table, leadscore.csv_input.Cells): the reason a cell breaks its rule (an
 unparseable number, date, flag or label, a value outside its domain, a required value missing;
 null when it is fine), the cast of a cell to the type raw.leads stores, and the same rules over
 rows already typed in raw.leads (for rows an earlier version let in). A final-round column the

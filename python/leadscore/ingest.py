@@ -37,7 +37,7 @@ import duckdb
 
 from leadscore import db, tables
 from leadscore.column_rules import cast_expr, cell, int_expr, label_expr
-from leadscore.csv_input import FileRefused, check_file, open_lead_file, read_cells
+from leadscore.csv_input import Cells, FileRefused, LeadFile, check_file, open_lead_file, read_cells, release_cells
 from leadscore.csv_input import discover_inputs as discover_inputs  # nightly: ingest.discover_inputs
 from leadscore.errors import LeadscoreError
 from leadscore.fileio import sha256_file
@@ -226,15 +226,24 @@ def _load_one(
     con: duckdb.DuckDBPyConnection, path: Path, kind: str, sha: str, strict: bool
 ) -> LoadResult:
     f = open_lead_file(path, kind)
-    gz, has_id, has_label, role, role_reason, extra = f.gz, f.has_id, f.has_label, f.role, f.role_reason, f.extra
-    first_rowid = read_cells(con, f)
+    cells = read_cells(con, f)
+    try:
+        return _load_cells(con, f, cells, sha, strict)
+    finally:
+        release_cells(con, cells)
 
+
+def _load_cells(
+    con: duckdb.DuckDBPyConnection, f: LeadFile, cells: Cells, sha: str, strict: bool
+) -> LoadResult:
+    path = f.path
+    gz, has_id, has_label, role, role_reason, extra = f.gz, f.has_id, f.has_label, f.role, f.role_reason, f.extra
     load_id = int(db.scalar(con, "select coalesce(max(load_id), 0) + 1 from raw.loads"))
-    row = f"(s.rowid - {int(first_rowid)} + 1)"
-    reject_rule_breaks(con, path, load_id, has_id, has_label and role == "train", row, f.final)
+    row = cells.row
+    reject_rule_breaks(con, path, load_id, has_id, has_label and role == "train", cells, f.final)
     if has_id:
-        reject_repeated_ids(con, path, load_id, row)
-        reject_known_ids(con, path, load_id, row)
+        reject_repeated_ids(con, path, load_id, cells)
+        reject_known_ids(con, path, load_id, cells)
     rejected = int(
         db.scalar(con, "select count(distinct source_row) from raw.rejected_rows where load_id = ?", [load_id])
     )
@@ -269,10 +278,10 @@ def _load_one(
             {label_sql} as is_converted,
             {extra_expr} as extra_columns,
             now()::timestamp as loaded_at
-        from _ingest_src as s
+        from {cells.table} as s
         """
     # A view, not a table: the typed rows are read once by the insert below (and by
-    # reject_known_rows for a file without ids), never stored beside `_ingest_src`. It leaves out
+    # reject_known_rows for a file without ids), never stored beside the cells. It leaves out
     # the rows rejected for this load at the time it is read.
     con.execute("drop view if exists _ingest_typed")
     con.execute(
@@ -284,7 +293,7 @@ def _load_one(
         """
     )
     if not has_id:
-        reject_known_rows(con, path, load_id, int(first_rowid))
+        reject_known_rows(con, path, load_id, cells)
         rejected = int(
             db.scalar(con, "select count(distinct source_row) from raw.rejected_rows where load_id = ?", [load_id])
         )
@@ -308,7 +317,7 @@ def _load_one(
                 {label_expr()},
                 now()::timestamp
             from raw.leads as l
-            inner join _ingest_src as s on l.source_row = {row}
+            inner join {cells.table} as s on l.source_row = {row}
             where l.load_id = ? and nullif(trim({cell(LABEL_COLUMN)}), '') is not null
             """,
             [load_id],
@@ -321,7 +330,7 @@ def _load_one(
         [load_id],
     )
     loaded, train_rows, score_rows = (int(x) for x in counts)
-    profile = _profile_extra_columns(con, extra)
+    profile = _profile_extra_columns(con, cells, extra)
     con.execute(
         "insert into raw.loads (load_id, file_name, file_path, sha256, declared_kind, rows_loaded, "
         "rows_rejected, train_rows, score_rows, extra_columns, loaded_at, status, reason) "
@@ -330,7 +339,6 @@ def _load_one(
          extra, f"role {role}: {role_reason}"],
     )
     con.execute("drop view _ingest_typed")
-    con.execute("drop table _ingest_src")
     notes = []
     if gz and not path.name.lower().endswith(".gz"):
         notes.append("the file is gzip-compressed (named as plain CSV); read it decompressed")
@@ -361,15 +369,17 @@ def _load_one(
     )
 
 
-def _profile_extra_columns(con: duckdb.DuckDBPyConnection, extra: list[str]) -> list[tuple[str, float, int]]:
+def _profile_extra_columns(
+    con: duckdb.DuckDBPyConnection, cells: Cells, extra: list[str]
+) -> list[tuple[str, float, int]]:
     """(name, share of non-empty cells, distinct non-empty values, both trimmed) of each extra
     column over every data row of the file (rejected rows too: it describes what the file
-    brings, also when none of its rows is new), in one scan of `_ingest_src`."""
+    brings, also when none of its rows is new), in one scan of the cells."""
     if not extra:
         return []
     aggregates = ", ".join(
         f"count(nullif(trim({cell(e)}), '')), count(distinct nullif(trim({cell(e)}), ''))" for e in extra
     )
-    got = db.fetch_one(con, f"select count(*), {aggregates} from _ingest_src as s")
+    got = db.fetch_one(con, f"select count(*), {aggregates} from {cells.table} as s")
     total = int(got[0]) or 1
     return [(e, int(got[1 + 2 * i]) / total, int(got[2 + 2 * i])) for i, e in enumerate(extra)]

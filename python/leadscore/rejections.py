@@ -16,9 +16,9 @@ leadscore.ingest turns any rejected row into a refused file). A row is rejected 
 Rows an earlier version let into raw.leads that break a rule of today are moved here as well
 (`quarantine_loaded_rows`), so that they cannot fail the dbt tests of every later night.
 
-The functions read the temp tables of the file being loaded: `_ingest_src` (its text cells,
-leadscore.csv_input) and `_ingest_typed` (the typed rows, leadscore.ingest); `row` is the SQL
-for a data row's number there.
+The functions read the file being loaded: its text cells (`cells`, leadscore.csv_input.Cells,
+whose `row` is the SQL for a data row's number) and the temp view `_ingest_typed` (the typed
+rows, leadscore.ingest).
 """
 
 from __future__ import annotations
@@ -29,17 +29,18 @@ import duckdb
 
 from leadscore import db
 from leadscore.column_rules import cell, cell_checks, int_expr, loaded_row_checks
+from leadscore.csv_input import Cells
 from leadscore.input_format import ID_COLUMN, LEAD_COLUMNS, Column
 
 
 def reject_rule_breaks(
-    con: duckdb.DuckDBPyConnection, path: Path, load_id: int, has_id: bool, check_label: bool, row: str,
+    con: duckdb.DuckDBPyConnection, path: Path, load_id: int, has_id: bool, check_label: bool, cells: Cells,
     final: tuple[Column, ...] = (),
 ) -> None:
     """One row per (data row, column) problem, with the whole raw record, so nothing is lost;
     `final`: the final-round columns the file has, whose rules apply too.
 
-    One scan of `_ingest_src` for all the rules (a scan per rule cost more than reading the file):
+    One scan of the cells for all the rules (a scan per rule cost more than reading the file):
     a cheap test per cell (column_rules.rule_passes) lets the usual row through; only the few
     rows it stops get their exact reasons (column_rules.rule_problem) worked out, the cells with
     one unnested, and their record as JSON."""
@@ -56,9 +57,9 @@ def reject_rule_breaks(
         from (
             select source_row, raw_record, unnest(problems) as p
             from (
-                select {row} as source_row, to_json(s) as raw_record,
+                select {cells.row} as source_row, to_json(s) as raw_record,
                     list_filter([{items}], x -> x['reason'] is not null) as problems
-                from _ingest_src as s
+                from {cells.table} as s
                 where not (
                     {all_pass}
                 )
@@ -69,7 +70,7 @@ def reject_rule_breaks(
     )
 
 
-def reject_repeated_ids(con: duckdb.DuckDBPyConnection, path: Path, load_id: int, row: str) -> None:
+def reject_repeated_ids(con: duckdb.DuckDBPyConnection, path: Path, load_id: int, cells: Cells) -> None:
     """Every occurrence after the first of an id in the file is rejected, naming the row that kept it.
 
     The ids that repeat are found by a grouping (no window over the whole file), and only their
@@ -77,37 +78,37 @@ def reject_repeated_ids(con: duckdb.DuckDBPyConnection, path: Path, load_id: int
     con.execute(
         f"""
         insert into raw.rejected_rows
-        select ?, ?, {row}, 'id', {cell(ID_COLUMN)},
+        select ?, ?, {cells.row}, 'id', {cell(ID_COLUMN)},
             'duplicate id ' || {cell(ID_COLUMN)} || ' (first on data row ' || d.first_row || ')',
             to_json(s), now()::timestamp
-        from _ingest_src as s
+        from {cells.table} as s
         inner join (
-            select {int_expr(ID_COLUMN)} as id, min({row}) as first_row
-            from _ingest_src as s
+            select {int_expr(ID_COLUMN)} as id, min({cells.row}) as first_row
+            from {cells.table} as s
             where {int_expr(ID_COLUMN)} is not null
             group by 1
             having count(*) > 1
         ) as d on d.id = {int_expr(ID_COLUMN)}
-        where {row} > d.first_row
+        where {cells.row} > d.first_row
         """,
         [load_id, str(path.resolve())],
     )
 
 
-def reject_known_ids(con: duckdb.DuckDBPyConnection, path: Path, load_id: int, row: str) -> None:
+def reject_known_ids(con: duckdb.DuckDBPyConnection, path: Path, load_id: int, cells: Cells) -> None:
     """A lead is its id: an id already in raw.leads (an earlier file, or an earlier file of this
     run) is not loaded again, so it is never scored or exported twice. Rows already rejected
     for this load are left out by an anti-join."""
     con.execute(
         f"""
         insert into raw.rejected_rows
-        select ?, ?, {row}, 'id', {cell(ID_COLUMN)},
+        select ?, ?, {cells.row}, 'id', {cell(ID_COLUMN)},
             'id ' || l.id || ' already loaded (load ' || l.load_id || ', data row ' || l.source_row
                 || '); a lead is loaded once',
             to_json(s), now()::timestamp
-        from _ingest_src as s
+        from {cells.table} as s
         inner join raw.leads as l on l.id = {int_expr(ID_COLUMN)}
-        anti join (select source_row from raw.rejected_rows where load_id = ?) as r on r.source_row = {row}
+        anti join (select source_row from raw.rejected_rows where load_id = ?) as r on r.source_row = {cells.row}
         """,
         [load_id, str(path.resolve()), load_id],
     )
@@ -128,7 +129,7 @@ def _content_key(alias: str) -> str:
     return f"md5(concat_ws(chr(31), {parts}))"
 
 
-def reject_known_rows(con: duckdb.DuckDBPyConnection, path: Path, load_id: int, first_rowid: int) -> None:
+def reject_known_rows(con: duckdb.DuckDBPyConnection, path: Path, load_id: int, cells: Cells) -> None:
     """Rows without an id are known by their content (`_CONTENT_COLUMNS`): the k-th copy of a row
     in this file is rejected when earlier loads already hold at least k copies (a re-exported
     file loads only its new rows; identical rows within one file all stay).
@@ -189,7 +190,7 @@ def reject_known_rows(con: duckdb.DuckDBPyConnection, path: Path, load_id: int, 
                 || 'known by its content, so a re-sent row is not loaded twice',
             to_json(s), now()::timestamp
         from known as k
-        inner join _ingest_src as s on s.rowid = k.source_row + {first_rowid} - 1
+        inner join {cells.table} as s on s.rowid = k.source_row + {cells.first_rowid} - 1
         """,
         [load_id, str(path.resolve())],
     )
