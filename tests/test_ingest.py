@@ -214,6 +214,38 @@ def test_quarantine_records_bad_files_and_does_not_retry_them_until_they_change(
         write_csv(folder / "c_header_only.csv", train_rows(2, start=700))  # fixed: loads next time
         third = ingest.ingest_files(con, ingest.discover_inputs(folder), quarantine=True)
         assert third[2].status == "loaded"
+        assert _cells_databases(con) == []  # every file's cells released, refused files' too
+    finally:
+        con.close()
+
+
+def _cells_databases(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The in-memory databases of text cells (csv_input.read_cells) still attached."""
+    return [r[0] for r in con.execute(
+        "select database_name from duckdb_databases() where starts_with(database_name, '_ingest_cells')"
+    ).fetchall()]
+
+
+def test_each_file_of_one_transaction_reads_its_own_cells_and_a_failure_releases_them(db_file, tmp_path):
+    # one transaction for both files: the second file's cells are a new table the transaction
+    # has not seen yet (a name read once would keep showing the first file's rows)
+    train = write_csv(tmp_path / "t.csv", train_rows(3))
+    score = write_csv(tmp_path / "s.csv", score_rows(2, start=900))
+    con = duckdb.connect(str(db_file))
+    try:
+        results = ingest.ingest_files(con, [(train, "train"), (score, "score")])
+        assert [(r.status, r.rows_loaded) for r in results] == [("loaded", 3), ("loaded", 2)]
+        assert con.execute("select count(*), count(is_converted) from raw.leads").fetchall() == [(5, 3)]
+        bad = write_csv(tmp_path / "bad.csv", [{**train_rows(1, start=950)[0], "bant_submit": "lots"}])
+        before = con.execute("select count(*) from raw.leads").fetchall()
+        try:
+            ingest.ingest_files(con, [(write_csv(tmp_path / "t2.csv", train_rows(2, start=960)), "train"),
+                                      (bad, "train")], strict=True)
+            raise AssertionError("a rejected row under strict must refuse the file")
+        except ingest.FileRefused as exc:
+            assert "bad.csv" in str(exc)
+        assert con.execute("select count(*) from raw.leads").fetchall() == before  # rolled back
+        assert _cells_databases(con) == []
     finally:
         con.close()
 
