@@ -161,3 +161,12 @@ def test_bad_arrays_are_refused(y, p, expected):
         evaluate_scores(y, p, cutoff=0.5)
     with pytest.raises(LeadscoreError, match=expected):
         pr_curve(y, p)
+
+
+def test_flagged_ratio_at_the_edge_is_exact():
+    # 468 flagged of 5,000 leads against 585 positives is 0.8 exactly; share / rate gave
+    # 0.7999999999999999, which failed a check of "at least 0.8x"
+    y = np.r_[np.ones(585, dtype=int), np.zeros(4415, dtype=int)]
+    p = np.r_[np.full(468, 0.9), np.full(5000 - 468, 0.1)]
+    r = evaluate_scores(y, p, cutoff=0.5)
+    assert r.flagged_ratio == 0.8 and 0.8 <= r.flagged_ratio
