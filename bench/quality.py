@@ -315,16 +315,35 @@ def _leadscore_attr(name: str, modules: tuple[str, ...] = ("registry", "model", 
     raise RuntimeError(f"leadscore has no {name} in {', '.join(modules)}")
 
 
-def measure(db_path: Path, truth: dict[int, int]) -> dict[str, Any]:
-    """Read the current model back and score every base model and the chosen one on the score rows."""
+def newest_version(db_path: Path) -> str:
+    """The model the last `leadscore train` registered, current or not. A retrain on the same
+    training rows that does not beat the current model out of fold stays a challenger
+    (leadscore.promotion), so "the current model" is not always the one just trained."""
+    from leadscore import db
+
+    con = db.connect(db_path, read_only=True)
+    try:
+        version = db.scalar(con, "select model_version from ops.model_registry "
+                                 "order by trained_at desc, model_version desc limit 1")
+    finally:
+        con.close()
+    if version is None:
+        raise RuntimeError(f"{db_path}: no model registered")
+    return str(version)
+
+
+def measure(db_path: Path, truth: dict[int, int], version: str | None = None) -> dict[str, Any]:
+    """Read a model back (`version`, else the newest registered) and score every base model and
+    the chosen one on the score rows."""
     from leadscore import db, features
     from leadscore.evaluate import latest_evaluation
 
     load_model = _leadscore_attr("load_model")
     shift_prior = _leadscore_attr("shift_prior")
+    version = version or newest_version(db_path)
     con = db.connect(db_path, read_only=True)
     try:
-        model = load_model(con)
+        model = load_model(con, version)
         meta = model.meta
         cur = con.execute("select * from main.model_registry where model_version = ?", [model.version])
         reg = dict(zip([d[0] for d in cur.description], cur.fetchone(), strict=True))

@@ -54,3 +54,19 @@ def test_the_intervals_repeat_for_a_seed(seed):
     flag = np.random.default_rng(2).random(len(y)) < 0.1
     a = quality.f1_intervals(y, flag, ~flag, resamples=200, seed=seed)
     assert a == quality.f1_intervals(y, flag, ~flag, resamples=200, seed=seed)
+
+
+def test_the_benchmark_measures_the_model_just_trained_even_when_it_stays_a_challenger(tmp_path):
+    """A retrain on the same rows that loses out of fold is registered as a challenger and the
+    current model stays (leadscore.promotion); the ablation's rows must still read the new one."""
+    import duckdb
+
+    db_file = tmp_path / "leadscore.duckdb"
+    con = duckdb.connect(str(db_file))
+    con.execute("create schema ops")
+    con.execute("create table ops.model_registry (model_version varchar, trained_at timestamp, is_current boolean)")
+    con.execute("insert into ops.model_registry values "
+                "('v20261101T000000Z-aaaa', timestamp '2026-11-01 00:00:00', true), "
+                "('v20261102T000000Z-bbbb', timestamp '2026-11-02 00:00:00', false)")
+    con.close()
+    assert quality.newest_version(db_file) == "v20261102T000000Z-bbbb"
