@@ -284,16 +284,18 @@ def f1_intervals(y: np.ndarray, flagged: np.ndarray, other: np.ndarray | None = 
         flag = np.asarray(flag, dtype=bool)
         return np.stack([flag & y, flag & ~y, ~flag & y]).astype(np.float64)
 
+    def f1(counts: np.ndarray) -> float:
+        tp, fp, fn = counts
+        return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+
     a = parts(flagged)
     b = None if other is None else parts(other)
     f1s, diffs = np.empty(resamples), np.empty(resamples)
     for i in range(resamples):
         w = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64)
-        tp, fp, fn = a @ w
-        f1s[i] = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+        f1s[i] = f1(a @ w)
         if b is not None:
-            tp2, fp2, fn2 = b @ w
-            diffs[i] = f1s[i] - (2 * tp2 / (2 * tp2 + fp2 + fn2) if tp2 + fp2 + fn2 else 0.0)
+            diffs[i] = f1s[i] - f1(b @ w)
     out: dict[str, Any] = {"f1_ci95": [float(x) for x in np.quantile(f1s, [0.025, 0.975])],
                            "resamples": resamples}
     if b is not None:
@@ -323,13 +325,12 @@ def newest_version(db_path: Path) -> str:
 
     con = db.connect(db_path, read_only=True)
     try:
-        version = db.scalar(con, "select model_version from ops.model_registry "
-                                 "order by trained_at desc, model_version desc limit 1")
+        models = _leadscore_attr("list_models")(con)  # newest first
     finally:
         con.close()
-    if version is None:
+    if not models:
         raise RuntimeError(f"{db_path}: no model registered")
-    return str(version)
+    return str(models[0]["model_version"])
 
 
 def measure(db_path: Path, truth: dict[int, int], version: str | None = None) -> dict[str, Any]:

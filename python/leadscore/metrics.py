@@ -132,16 +132,17 @@ def evaluate_scores(y: Any, p: Any, cutoff: float) -> EvaluationResult:
     log_loss = float(-np.mean(y * np.log(q) + (1 - y) * np.log1p(-q)))
     brier = float(np.mean((p - y) ** 2))
     rate = pos / n
-    share = int(flagged.sum()) / n
+    n_flagged = int(flagged.sum())
+    share = n_flagged / n
     return EvaluationResult(
         rows=n,
         positives=pos,
         actual_positive_rate=rate,
         cutoff=float(cutoff),
-        flagged=int(flagged.sum()),
+        flagged=n_flagged,
         flagged_share=share,
         # from the counts: share / rate rounds twice (468/585 leads came out 0.7999999999999999)
-        flagged_ratio=int(flagged.sum()) / pos if pos else None,
+        flagged_ratio=n_flagged / pos if pos else None,
         true_positives=tp,
         false_positives=fp,
         false_negatives=fn,
