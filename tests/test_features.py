@@ -164,3 +164,30 @@ def test_transform_arrow_is_transform_bit_for_bit(con):
     assert expected[:, 5].tolist() == [0, 1, 0, 1, 0]  # amount__missing: null and NaN, not inf
     with pytest.raises(LeadscoreError, match="segment"):
         enc.transform_arrow(arrow.drop_columns(["segment"]))
+
+
+def test_group_keys_come_last_and_only_the_linear_member_reads_them(con):
+    """A VARCHAR <column>_group_key is a group key wherever the table puts it: last in the
+    feature list, so the trees' matrix (Encoding.tree_width) is the columns before it; the
+    mixed-effects member gets it with the label-derived columns left out."""
+    con.execute("alter table main.fct_lead_features add column customer_idx_group_key varchar")
+    con.execute("alter table main.fct_lead_features add column segment_target_rate double")
+    con.execute("update main.fct_lead_features set customer_idx_group_key = substr(lead_id, 2, 1), "
+                "segment_target_rate = 0.1")
+    # a table that lists the key before other features: the key still ends up last
+    con.execute("create table main.reordered as select lead_id, id, split, is_converted, customer_idx_group_key, "
+                "amount, n_items, flag, segment, segment_target_rate from main.fct_lead_features")
+    for table in ("main.fct_lead_features", "main.reordered"):
+        fl = feat.read_features(con, table)
+        assert [(f.name, f.kind) for f in fl][-2:] == [("segment_target_rate", "numeric"),
+                                                        ("customer_idx_group_key", "group")]
+    enc = feat.Encoding.fit(feat.load_split(con, "train", fl, "main.reordered"), fl)
+    assert enc.tree_width == 5 and enc.group_indices == [5]
+    assert enc.category_code_indices == [3]  # LightGBM's categorical columns: never the key
+    assert enc.mixed_effects_columns() == ([5], [4])
+    X = enc.transform(feat.load_split(con, "score", fl, "main.reordered"))
+    assert X.shape == (5, 6) and X[:, 5].tolist() == [2, 3, 4, 5, 1]  # '1'..'4' seen in training, '5' not
+    # a mart built with use_group_keys false: the key carries nothing, the plain linear member
+    con.execute("update main.reordered set customer_idx_group_key = null")
+    empty = feat.Encoding.fit(feat.load_split(con, "train", fl, "main.reordered"), fl)
+    assert empty.mixed_effects_columns() == ([], []) and empty.tree_width == 5

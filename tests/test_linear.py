@@ -152,3 +152,53 @@ def test_a_member_that_errs_differently_helps_the_blend_and_a_copy_does_not():
     assert gain > noise > 0
     gain, noise = blend_gain(leader, leader.copy(), data)
     assert not gain > noise
+
+
+def _grouped(n_groups: int = 300, per_group: int = 6, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Column 0: a number (step effect at 0); column 1: a label-derived stand-in (noise here);
+    column 2: a group key, each group's intercept drawn with standard deviation 1.5."""
+    rng = np.random.default_rng(seed)
+    group = np.repeat(np.arange(n_groups), per_group)
+    x = rng.normal(size=len(group))
+    u = rng.normal(scale=1.5, size=n_groups)[group]
+    y = (rng.random(len(group)) < 1 / (1 + np.exp(-(-2.0 + 1.0 * (x > 0) + u)))).astype(np.int8)
+    return np.column_stack([x, rng.normal(size=len(group)), group + 2.0]).astype(np.float32), y
+
+
+def test_a_group_key_is_a_random_intercept_with_its_own_prior_variance():
+    X, y = _grouped()
+    plain = BinnedLogistic(C=0.3, n_bins=4, categorical=(2,)).fit(X, y)
+    same = BinnedLogistic(C=0.3, n_bins=4, groups=(2,), group_scale=1.0).fit(X, y)
+    # scale 1: the group key is a categorical like any other, weights and all
+    assert np.allclose(same.decision_function(X), plain.decision_function(X), atol=1e-8)
+    spreads = [np.std(BinnedLogistic(C=0.3, n_bins=4, groups=(2,), group_scale=s).fit(X, y).columns_[2]["weights"])
+               for s in (1.0, 10.0, 100.0)]
+    assert spreads[0] < spreads[1] < spreads[2]  # a larger prior variance shrinks the intercepts less
+    # new leads of the same groups: a variance near the groups' true one (0.3 * 10 = 3 against
+    # 1.5 ** 2) predicts them better than the other weights' variance
+    held = np.random.default_rng(9).random(len(y)) < 0.3
+
+    def loss(scale: float) -> float:
+        m = BinnedLogistic(C=0.3, n_bins=4, groups=(2,), group_scale=scale).fit(X[~held], y[~held])
+        p = np.clip(m.predict_proba(X[held])[:, 1], 1e-9, 1 - 1e-9)
+        return float(-np.mean(y[held] * np.log(p) + (1 - y[held]) * np.log(1 - p)))
+
+    assert loss(10.0) < loss(1.0)
+
+
+def test_left_out_columns_weigh_nothing_and_the_file_keeps_the_groups(tmp_path: Path):
+    X, y = _grouped(seed=1)
+    m = BinnedLogistic(C=0.3, n_bins=4, groups=(2,), group_scale=10.0, exclude=(1,)).fit(X, y)
+    assert m.columns_[1]["weights"].tolist() == [0.0]
+    moved = X.copy()
+    moved[:, 1] = np.random.default_rng(2).normal(size=len(X))  # what a left-out column holds is no matter
+    assert np.array_equal(m.decision_function(moved), m.decision_function(X))
+    assert np.array_equal(m.contributions(X)[:, 1], np.zeros(len(X)))
+    # the same fit as on the matrix without that column
+    without = BinnedLogistic(C=0.3, n_bins=4, groups=(1,), group_scale=10.0).fit(X[:, [0, 2]], y)
+    assert np.allclose(m.decision_function(X), without.decision_function(X[:, [0, 2]]), atol=1e-8)
+    m.save(tmp_path / "logistic.json")
+    again = BinnedLogistic.load(tmp_path / "logistic.json")
+    assert (again.groups, again.group_scale, again.exclude) == ((2,), 10.0, (1,))
+    assert np.array_equal(again.predict_proba(X), m.predict_proba(X))
+    assert np.array_equal(again.contributions(X), m.contributions(X))

@@ -181,3 +181,41 @@ def test_bad_arguments_raise_leadscore_errors(db_file: Path) -> None:
         train.train_model(db_file, time_budget=5, ensemble="bagging", progress=False)
     with pytest.raises(LeadscoreError, match="prevalence"):
         train.train_model(db_file, time_budget=5, target_prevalence=1.5, progress=False)
+
+
+def test_the_trees_never_read_the_group_keys_and_the_linear_member_does(db_file: Path) -> None:
+    """A <column>_group_key in the feature table: the trees are fitted on the columns before it
+    (their files have Encoding.tree_width features), the linear member reads it as one intercept
+    per value, and the reasons' contributions still cover every matrix column."""
+    from leadscore import reasons
+
+    make_feature_table(db_file, n_train=1500, n_score=300, seed=3)
+    con = duckdb.connect(str(db_file))
+    try:
+        con.execute("alter table main.fct_lead_features add column cat_b_group_key varchar")
+        con.execute("update main.fct_lead_features set cat_b_group_key = cat_b")
+    finally:
+        con.close()
+    train.train_model(db_file, time_budget=60, seed=0, models=("logistic", "lightgbm"), **SMALL)
+    con = duckdb.connect(str(db_file))
+    try:
+        model = model_mod.load_model(con)
+        frame = feat.load_split(con, "score", [f for f in model.encoding.features])
+    finally:
+        con.close()
+    enc = model.encoding
+    assert enc.column_names[-1] == "cat_b_group_key" and enc.tree_width == len(enc.column_names) - 1
+    entries = {m["name"]: m for m in model.meta["models"]}
+    assert {"logistic", train.BASELINE} <= set(entries)
+    text = (model.artifact_dir / entries[train.BASELINE]["file"]).read_text()
+    assert f"max_feature_idx={enc.tree_width - 1}\n" in text
+    before = model.base_probabilities(frame)
+    moved = frame.assign(cat_b_group_key="owner7")  # every lead now in one owner's group
+    after = model.base_probabilities(moved)
+    for name in before:
+        if entries[name]["kind"] == "logistic":
+            assert not np.allclose(before[name], after[name])
+        else:
+            assert np.array_equal(before[name], after[name]), name
+    contributions = reasons.explainer(model).contributions(enc.transform(frame))
+    assert contributions.shape == (len(frame), len(enc.column_names) + 1)

@@ -4,8 +4,8 @@
         python/leadscore/features.py KEY_COLUMNS skips) and the columns whose training values are
         not comparable with a score row's by construction: the out-of-fold target rates and
         evidence counts (a training row sees (K-1)/K of its value's evidence without its own
-        label, a score row all of it; their drift shows in the categorical they are computed from)
-        and any listed in var('drift_skip_features'). Read from the contract (dbt's graph), not the
+        label, a score row all of it; their drift shows in the categorical they are computed from),
+        the group keys (raw identifiers: a batch of new customers is the normal case) and any listed in var('drift_skip_features'). Read from the contract (dbt's graph), not the
         database, so it needs no query and a new feature is covered once its contract entry exists.
         Numeric types (integers, floats, decimals) are binned; VARCHAR and BOOLEAN are categories.
         Empty while dbt parses (the graph is filled at execution). -#}
@@ -17,6 +17,10 @@
     {%- for column in var('evidence_count_columns') -%}
         {%- do skip.append(column ~ '_evidence_rows') -%}
         {%- do skip.append(column ~ '_evidence_conversions') -%}
+    {%- endfor -%}
+    {#- the group keys: raw identifiers, new customers every night by nature, not a feature's drift -#}
+    {%- for column in var('group_key_columns') -%}
+        {%- do skip.append(column ~ '_group_key') -%}
     {%- endfor -%}
     {%- for column in var('drift_skip_features') -%}
         {%- do skip.append(column) -%}

@@ -4,8 +4,11 @@
 -- features belong here. lead_date (null for a qualifier-format file) orders the leads in time
 -- for validation and is never a feature. The final round's features (int_leads_final_round) and
 -- the point-in-time history (int_lead_history_as_of) come last; they are null or 'missing' for
--- rows from a qualifier-format file. The contract orders the table's columns as _models.yml
--- lists them, whatever the order of this select (the loops come first here).
+-- rows from a qualifier-format file. The group keys (<column>_group_key, var group_key_columns)
+-- are the one exception to "only features": raw identifiers that the training job hands to its
+-- mixed-effects member only (the trees read the same identifiers' rates and counts). The
+-- contract orders the table's columns as _models.yml lists them, whatever the order of this
+-- select (the loops come first here).
 {%- set rate_columns = var('target_rate_columns') %}
 {#- Features counted over every lead whatever its date (out-of-fold target rates, evidence
     counts, lead counts per customer / owner) would let a dated lead see later leads: for a row
@@ -138,6 +141,12 @@ final as (
         final_round.description_has_phone,
         final_round.description_has_email,
         cast(final_round.description_ascii_share as double) as description_ascii_share,
+        {#- group keys: the raw identifiers themselves, never bucketed, for the mixed-effects
+            member's one shrunk intercept per customer / owner (a family that is off: nulls) #}
+        {% for column in var('group_key_columns') %}
+            {{ 'cast(bucketed.' ~ column ~ ' as varchar)' if var('use_group_keys') else 'cast(null as varchar)' }}
+                as {{ column }}_group_key,
+        {% endfor %}
         final_round.description_script
     from bucketed
     inner join target_rates on bucketed.lead_id = target_rates.lead_id

@@ -44,6 +44,14 @@ from leadscore.tables import LATEST_SCORES
 FEATURE_TABLE = "main.fct_lead_features"
 KEY_COLUMNS = ("lead_id", "id", "split", "is_converted", "lead_date")  # lead_date: final-round files only
 LABEL = "is_converted"
+# A VARCHAR column named <column>_group_key is a raw identifier (customer, owner), not a tree
+# feature: only the mixed-effects (linear) member reads it, as one shrunk intercept per value.
+GROUP_KEY_SUFFIX = "_group_key"
+# The mart's names for columns computed from labels (int_lead_target_rates' out-of-fold rates,
+# tiers and evidence; int_lead_history_as_of's earlier conversions): the mixed-effects member
+# leaves them out where it has group keys, which carry that evidence as intercepts fitted jointly.
+LABEL_DERIVED_SUFFIXES = ("_target_rate", "_rate_tier", "_evidence_rows", "_evidence_conversions",
+                          "_earlier_conversions", "_earlier_conversion_rate")
 
 NUMERIC_TYPE = re.compile(
     r"^(DOUBLE|FLOAT|REAL|FLOAT4|FLOAT8|INTEGER|INT|INT4|INT8|BIGINT|SMALLINT|TINYINT|HUGEINT|"
@@ -52,6 +60,7 @@ NUMERIC_TYPE = re.compile(
 )
 CATEGORICAL_TYPE = re.compile(r"^(VARCHAR|TEXT|STRING)(\(\d+\))?$", re.IGNORECASE)
 
+CODED_KINDS = ("categorical", "group")  # columns the encoding turns into integer codes
 MISSING_CODE = 0
 OTHER_CODE = 1
 FIRST_CATEGORY_CODE = 2
@@ -61,7 +70,7 @@ FIRST_CATEGORY_CODE = 2
 class Feature:
     name: str
     sql_type: str  # as DuckDB reports it, e.g. DOUBLE, VARCHAR, DECIMAL(18,3)
-    kind: str  # "numeric" | "categorical"
+    kind: str  # "numeric" | "categorical" | "group" (a group key: codes like a categorical, linear member only)
 
 
 def _split_table(table: str) -> tuple[str, str]:
@@ -70,7 +79,8 @@ def _split_table(table: str) -> tuple[str, str]:
 
 
 def read_features(con: duckdb.DuckDBPyConnection, table: str = FEATURE_TABLE) -> list[Feature]:
-    """The ordered feature list of `table` (every column but the key columns) with their kinds.
+    """The ordered feature list of `table` (every column but the key columns) with their kinds;
+    the group keys (`<column>_group_key`) last, so the tree models' matrix is a prefix of the whole.
 
     Raises LeadscoreError when the table is missing, lacks a key column, or has a column whose
     type is neither numeric nor VARCHAR (the contract allows only those)."""
@@ -91,17 +101,31 @@ def read_features(con: duckdb.DuckDBPyConnection, table: str = FEATURE_TABLE) ->
     for col, dtype in rows:
         if col in KEY_COLUMNS:
             continue
-        if NUMERIC_TYPE.match(dtype):
-            features.append(Feature(col, dtype, "numeric"))
-        elif CATEGORICAL_TYPE.match(dtype):
-            features.append(Feature(col, dtype, "categorical"))
-        else:
+        kind = feature_kind(col, dtype)
+        if kind is None:
             raise LeadscoreError(
                 f"column {col} of {table} has type {dtype}: features must be numeric or VARCHAR"
             )
-    if not features:
+        features.append(Feature(col, dtype, kind))
+    if not any(f.kind != "group" for f in features):
         raise LeadscoreError(f"table {table} has no feature columns")
-    return features
+    return group_keys_last(features)
+
+
+def feature_kind(name: str, sql_type: str) -> str | None:
+    """'numeric', 'categorical' or 'group' (a VARCHAR `<column>_group_key`); None for a type a
+    feature cannot have."""
+    if NUMERIC_TYPE.match(sql_type):
+        return "numeric"
+    if CATEGORICAL_TYPE.match(sql_type):
+        return "group" if name.endswith(GROUP_KEY_SUFFIX) else "categorical"
+    return None
+
+
+def group_keys_last(features: Sequence[Feature]) -> list[Feature]:
+    """The features in table order, the group keys moved to the end: the tree models' matrix is
+    then the leading columns of the whole one (Encoding.tree_width)."""
+    return [f for f in features if f.kind != "group"] + [f for f in features if f.kind == "group"]
 
 
 def feature_hash(features: Sequence[Feature] | Sequence[tuple[str, str]]) -> str:
@@ -343,7 +367,7 @@ class Encoding:
         enc = cls(features=list(features))
         for f in features:
             col = df[f.name]
-            if f.kind == "categorical":
+            if f.kind in CODED_KINDS:
                 counts = col.dropna().astype(str).value_counts()
                 # most frequent first, ties broken by the value itself: deterministic
                 order = sorted(counts.items(), key=lambda kv: (-int(kv[1]), kv[0]))
@@ -360,6 +384,32 @@ class Encoding:
     @property
     def column_names(self) -> list[str]:
         return [f.name for f in self.features] + [f"{n}__missing" for n in self.indicators]
+
+    @property
+    def tree_width(self) -> int:
+        """How many leading matrix columns the tree models read: all but the group keys, which
+        read_features puts last (a model without group keys: every column)."""
+        groups = self.group_indices
+        if not groups:
+            return len(self.column_names)
+        if self.indicators or groups != list(range(groups[0], len(self.features))):
+            raise LeadscoreError("the group keys must be the encoding's last columns")
+        return groups[0]
+
+    @property
+    def group_indices(self) -> list[int]:
+        """Matrix columns holding group-key codes (the linear member's random intercepts)."""
+        return [i for i, f in enumerate(self.features) if f.kind == "group"]
+
+    def mixed_effects_columns(self) -> tuple[list[int], list[int]]:
+        """(group keys, columns left out) for the mixed-effects member: the group keys whose
+        training rows carry values, and, when there are any, the label-derived columns
+        (LABEL_DERIVED_SUFFIXES), whose evidence the intercepts then hold. No group key with
+        values (a mart built with use_group_keys false): ([], []), the plain linear member."""
+        groups = [i for i in self.group_indices if self.categories.get(self.features[i].name)]
+        if not groups:
+            return [], []
+        return groups, [i for i, f in enumerate(self.features) if f.name.endswith(LABEL_DERIVED_SUFFIXES)]
 
     @property
     def categorical_indices(self) -> list[int]:
@@ -383,7 +433,7 @@ class Encoding:
         out = _column_major(n, len(self.features) + len(self.indicators))
         for j, f in enumerate(self.features):
             col = df[f.name]
-            if f.kind == "categorical":
+            if f.kind in CODED_KINDS:
                 cats = self.categories.get(f.name, [])
                 # Index.get_indexer: position of each value among the kept categories, -1 if absent
                 codes = pd.Index(cats, dtype=object).get_indexer(col.astype("string").astype(object))
@@ -413,7 +463,7 @@ class Encoding:
             col = batch.column(f.name)
             if isinstance(col, pa.ChunkedArray):
                 col = col.combine_chunks()
-            if f.kind == "categorical":
+            if f.kind in CODED_KINDS:
                 if not pa.types.is_string(col.type):
                     col = pc.cast(col, pa.string())
                 idx = pc.index_in(col, value_set=self._category_set(f.name))  # null: unseen or null

@@ -16,6 +16,18 @@ It works on the encoded matrix (features.Encoding), so it needs nothing the tree
   plus one range for the column's minimum, where the Encoding puts missing values (its fill sits
   below every real value); each range gets a weight: a step function, as a tree sees a number.
 
+Group keys (`groups`: the matrix columns of features.GROUP_KEY_SUFFIX, the raw customer and
+owner ids) make it a mixed-effects logistic regression: each key's levels are one-hot like a
+categorical's, but with `group_scale` times the prior variance of every other weight (the L2
+penalty is one; the key's one-hot value is sqrt(group_scale)), so a customer with a few leads
+keeps more of its own record than a category level would, and every intercept is fitted jointly
+with the other effects: net of what the customer's leads' other features explain. That is what
+the out-of-fold target rates approximate one column at a time; on the foreign data the joint fit
+lowered out-of-fold log-loss from 0.1345 (the fixed LightGBM) to about 0.133 alone (README,
+quality benchmark). With group keys, training leaves the label-derived columns out (`exclude`,
+features.Encoding.mixed_effects_columns): their evidence is the intercepts'. An excluded
+column keeps one range of weight 0, so the model still takes the whole matrix.
+
 The log-odds is `intercept + sum_j weight_j[range or level of x_j]`: exactly additive. So the
 per-feature contributions the reasons need are exact too: `weight_j[...] - mean_j`, with `mean_j`
 the column's mean weight over the fitted rows and the bias `intercept + sum_j mean_j` (the
@@ -39,7 +51,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from leadscore.errors import LeadscoreError
 
-FORMAT = "leadscore-binned-logistic-1"
+FORMAT = "leadscore-binned-logistic-1"  # groups, group_scale, exclude: optional params (default: none)
 CHUNK_ROWS = 16_384  # rows per thread task when scoring
 _NO_MATRIX = np.zeros((0, 0))
 
@@ -51,11 +63,15 @@ class BinnedLogistic(ClassifierMixin, BaseEstimator):
     every other column is binned as a number. `C`: inverse L2 strength (scikit-learn's)."""
 
     def __init__(self, C: float = 0.3, n_bins: int = 20, categorical: tuple[int, ...] = (),
-                 class_weight: str | None = None, max_iter: int = 500, threads: int = 1) -> None:
+                 class_weight: str | None = None, max_iter: int = 500, threads: int = 1,
+                 groups: tuple[int, ...] = (), group_scale: float = 3.0, exclude: tuple[int, ...] = ()) -> None:
         self.threads = threads  # for scoring: rows split in chunks, each row summed in one thread
         self.C = C
         self.n_bins = n_bins
         self.categorical = categorical
+        self.groups = groups
+        self.group_scale = group_scale
+        self.exclude = exclude
         self.class_weight = class_weight
         self.max_iter = max_iter
 
@@ -72,32 +88,48 @@ class BinnedLogistic(ClassifierMixin, BaseEstimator):
         self.classes_ = np.unique(y)
         if len(self.classes_) != 2:
             raise LeadscoreError(f"BinnedLogistic needs two classes to fit, got {len(self.classes_)}")
-        categorical = {int(j) for j in self.categorical}
+        groups = {int(j) for j in self.groups}
+        categorical = {int(j) for j in self.categorical} | groups
+        exclude = {int(j) for j in self.exclude}
+        if self.group_scale <= 0:
+            raise LeadscoreError(f"BinnedLogistic.group_scale must be positive, got {self.group_scale}")
         self.__dict__.pop("_flat", None)  # the lookup tables of an earlier fit
         self.columns_: list[dict[str, Any]] = []
-        index = np.empty(X.shape, dtype=np.int64)
+        used = [j for j in range(X.shape[1]) if j not in exclude]
+        index = np.empty((X.shape[0], len(used)), dtype=np.int64)
+        # A group key's one-hot column holds sqrt(group_scale) instead of 1: under the same L2
+        # penalty its level weights then have group_scale times the prior variance of every
+        # other weight (a random intercept with its own variance), and the weight stored is the
+        # fitted coefficient times that value, so scoring looks weights up as for any column.
+        value = np.ones(len(used))
         offset = 0
         for j in range(X.shape[1]):
+            if j in exclude:  # a column this model leaves out: one range, weight 0 (fixed below)
+                self.columns_.append({"kind": "cuts", "values": np.zeros(0), "weights": np.zeros(1)})
+                continue
+            k = used.index(j)
+            value[k] = np.sqrt(self.group_scale) if j in groups else 1.0
             col = X[:, j]
             if j in categorical:
                 cuts = np.unique(col)  # the codes seen
-                index[:, j] = np.searchsorted(cuts, col)
+                index[:, k] = np.searchsorted(cuts, col)
                 entry = {"kind": "codes", "values": cuts}
                 width = len(cuts)
             else:
                 qs = np.quantile(col, np.arange(1, self.n_bins) / self.n_bins)
                 cuts = np.unique(np.concatenate([[col.min()], qs]))
-                index[:, j] = np.searchsorted(cuts, col, side="left")
+                index[:, k] = np.searchsorted(cuts, col, side="left")
                 entry = {"kind": "cuts", "values": cuts}
                 width = len(cuts) + 1
             entry["offset"] = offset
             entry["width"] = width
+            entry["scale"] = value[k]
             self.columns_.append(entry)
-            index[:, j] += offset
+            index[:, k] += offset
             offset += width
-        n, m = X.shape
+        n, m = index.shape
         design = sparse.csr_matrix(
-            (np.ones(n * m), index.ravel(), np.arange(0, n * m + 1, m)), shape=(n, offset))
+            (np.tile(value, n), index.ravel(), np.arange(0, n * m + 1, m)), shape=(n, offset))
         # newton-cg: on these one-hot designs it converges in ~20 Newton steps where lbfgs needs
         # hundreds of iterations at the larger C values of the search space
         lr = LogisticRegression(C=self.C, solver="newton-cg", max_iter=self.max_iter, class_weight=self.class_weight)
@@ -105,9 +137,11 @@ class BinnedLogistic(ClassifierMixin, BaseEstimator):
         coef = lr.coef_[0]
         self.intercept_ = float(lr.intercept_[0])
         for entry in self.columns_:
-            entry["weights"] = coef[entry["offset"]:entry["offset"] + entry["width"]].copy()
-            del entry["offset"], entry["width"]
-        self.n_features_in_ = m
+            if "offset" not in entry:  # excluded
+                continue
+            entry["weights"] = coef[entry["offset"]:entry["offset"] + entry["width"]] * entry["scale"]
+            del entry["offset"], entry["width"], entry["scale"]
+        self.n_features_in_ = X.shape[1]
         self._set_means(X)
         return self
 
@@ -195,7 +229,9 @@ class BinnedLogistic(ClassifierMixin, BaseEstimator):
             "format": FORMAT,
             "classes": [int(c) for c in self.classes_],
             "intercept": self.intercept_,
-            "params": {"C": float(self.C), "n_bins": int(self.n_bins), "class_weight": self.class_weight},
+            "params": {"C": float(self.C), "n_bins": int(self.n_bins), "class_weight": self.class_weight,
+                       "groups": [int(j) for j in self.groups], "group_scale": float(self.group_scale),
+                       "exclude": [int(j) for j in self.exclude]},
             "columns": [{"kind": e["kind"], "values": e["values"].tolist(), "weights": e["weights"].tolist()}
                         for e in self.columns_],
             "means": self.means_.tolist(),
@@ -206,7 +242,9 @@ class BinnedLogistic(ClassifierMixin, BaseEstimator):
         if data.get("format") != FORMAT:
             raise LeadscoreError(f"not a {FORMAT} model (format {data.get('format')!r})")
         params = data["params"]
-        model = cls(C=params["C"], n_bins=params["n_bins"], class_weight=params.get("class_weight"))
+        model = cls(C=params["C"], n_bins=params["n_bins"], class_weight=params.get("class_weight"),
+                    groups=tuple(params.get("groups", ())), group_scale=params.get("group_scale", 3.0),
+                    exclude=tuple(params.get("exclude", ())))
         model.classes_ = np.asarray(data["classes"])
         model.intercept_ = float(data["intercept"])
         model.columns_ = []

@@ -190,6 +190,17 @@ def forest_contributions(est: Any, X: np.ndarray, chunk: int = 20_000) -> np.nda
     return out
 
 
+def widen(part: np.ndarray, n_columns: int) -> np.ndarray:
+    """A member's contributions (bias last) over the first columns of the matrix, as contributions
+    over all `n_columns` of them: 0 for the columns it does not read."""
+    if part.shape[1] == n_columns + 1:
+        return part
+    out = np.zeros((len(part), n_columns + 1), dtype=np.float64)
+    out[:, : part.shape[1] - 1] = part[:, :-1]
+    out[:, -1] = part[:, -1]
+    return out
+
+
 def combine(contributions: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
     """The weighted sum of the members' contribution matrices (same shape, bias last)."""
     out: np.ndarray | None = None
@@ -347,10 +358,15 @@ class Explainer:
     templates: dict[str, Template]
     source: str  # 'native' (LightGBM/XGBoost) or 'forest paths' (the fallback)
     fast: dict[str, Any] = field(default_factory=dict)  # name -> treeshap.LightGBMTreeShap (fast_member)
+    tree_width: int | None = None  # the trees' matrix columns (Encoding.tree_width); None: all
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
-        """(rows, columns + 1): the ensemble's log-odds contributions, bias last."""
-        parts = {name: member_contributions(kind, m, X, self.fast.get(name)) for name, (kind, m) in self.models.items()}
+        """(rows, columns + 1): the ensemble's log-odds contributions, bias last (a tree's are 0
+        for the group keys, which it does not read)."""
+        width = X.shape[1] if self.tree_width is None else self.tree_width
+        parts = {name: widen(member_contributions(kind, m, estimators.member_matrix(kind, X, width),
+                                                  self.fast.get(name)), X.shape[1])
+                 for name, (kind, m) in self.models.items()}
         out = combine(parts, self.weights)
         out[:, -1] += self.bias_shift
         return out
@@ -427,7 +443,9 @@ def explainer(model: LoadedModel, templates: dict[str, Template] | None = None) 
     features = [f.name for f in model.encoding.features]
     models = {n: (entries[n]["kind"], _load_member(model, entries[n])) for n in names}
     n_columns = len(model.encoding.column_names)
-    fast = {n: f for n, (kind, m) in models.items() if (f := fast_member(kind, m, n_columns)) is not None}
+    tree_width = model.encoding.tree_width
+    fast = {n: f for n, (kind, m) in models.items()
+            if (f := fast_member(kind, m, n_columns if estimators.reads_group_keys(kind) else tree_width)) is not None}
     return Explainer(
         features=features,
         groups=feature_groups(model.encoding.column_names, features),
@@ -437,6 +455,7 @@ def explainer(model: LoadedModel, templates: dict[str, Template] | None = None) 
         templates=dict(templates or {}),
         source=source,
         fast=fast,
+        tree_width=tree_width,
     )
 
 

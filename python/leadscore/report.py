@@ -78,7 +78,10 @@ def _shares(values: np.ndarray) -> np.ndarray:
 
 
 def member_importance(kind: str, estimator: Any, n_columns: int) -> np.ndarray:
-    """Raw importance per matrix column of one fitted base model, in its library's own unit."""
+    """Raw importance per matrix column of one fitted base model, in its library's own unit (a
+    tree's, which never reads the group keys, 0 for them)."""
+    from leadscore.estimators import reads_group_keys
+
     if kind == "lightgbm":
         out = np.asarray(estimator.booster_.feature_importance(importance_type="gain"), dtype=np.float64)
     elif kind == "xgboost":
@@ -86,7 +89,7 @@ def member_importance(kind: str, estimator: Any, n_columns: int) -> np.ndarray:
         # only features with a split are listed, keyed "f<i>" (numpy input) or by name
         names = booster.feature_names
         index = {n: i for i, n in enumerate(names)} if names else None
-        out = np.zeros(n_columns)
+        out = np.zeros(len(names) if names else estimator.n_features_in_)
         for key, value in booster.get_score(importance_type="total_gain").items():
             out[index[key] if index is not None else int(key[1:])] = float(value)
     elif kind in ("random_forest", "extra_trees"):
@@ -95,6 +98,8 @@ def member_importance(kind: str, estimator: Any, n_columns: int) -> np.ndarray:
         out = estimator.importances()
     else:
         raise LeadscoreError(f"no importance for base model kind {kind!r}")
+    if len(out) < n_columns and not reads_group_keys(kind):  # a tree: the columns before the group keys
+        out = np.concatenate([out, np.zeros(n_columns - len(out))])
     if len(out) != n_columns:
         raise LeadscoreError(f"a {kind} model has {len(out)} importances for {n_columns} matrix columns")
     return out

@@ -191,9 +191,9 @@ def spark_features(spark: Any, table: str = FEATURE_TABLE) -> list[features.Feat
             continue
         spark_type = field.dataType.simpleString()
         sql_type = SPARK_TO_DUCKDB_TYPE.get(spark_type, spark_type.upper())
-        kind = "categorical" if sql_type == "VARCHAR" else "numeric"
+        kind = features.feature_kind(field.name, sql_type) or "numeric"
         found.append(features.Feature(field.name, sql_type, kind))
-    return found
+    return features.group_keys_last(found)
 
 
 def predict_partitions(model_dir: str, checksum: str | None, columns: list[str]) -> Any:

@@ -54,7 +54,6 @@ import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +75,7 @@ from leadscore.estimators import (
     KINDS,
     MODEL_FILES,
     MODEL_NAMES,
+    member_matrix,
     predict_base,
     save_base_model,
     threads,
@@ -241,6 +241,11 @@ def train_model(
                       () if baseline_only else tuple(models), promote)
 
 
+def _member_predict(result: ModelResult, tree_width: int, n_threads: int):
+    """X (the whole encoded matrix) -> a fitted base model's probability, on the columns it reads."""
+    return lambda X: predict_base(result.kind, result.estimator, member_matrix(result.kind, X, tree_width), n_threads)
+
+
 def _warn(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -273,8 +278,10 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
     X = encoding.transform(train_df)
     columns = encoding.column_names
     val = validation.choose(train_df.get("lead_date"), y, folds, seed)
+    groups, leave_out = encoding.mixed_effects_columns()
     data = Data(X=X, y=y, pi=pi, folds=val.folds, cat_idx=encoding.categorical_indices,
-                code_idx=encoding.category_code_indices, seed=seed, n_threads=threads(len(y)))
+                code_idx=encoding.category_code_indices, seed=seed, n_threads=threads(len(y)),
+                tree_width=encoding.tree_width, group_idx=groups, exclude_idx=leave_out)
     data_fp = data_fingerprint(train_df["lead_id"].to_numpy(), y, X)
     warm = warm_start_params(previous, fhash, train_df["lead_id"])
 
@@ -363,7 +370,7 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
         mode = "auto"
         p_score = ensemble.predict(
             spec,
-            {n: partial(predict_base, r.kind, r.estimator, n_threads=data.n_threads) for n, r in results.items()},
+            {n: _member_predict(r, encoding.tree_width, data.n_threads) for n, r in results.items()},
             {n: r.effective_prior for n, r in results.items()},
             pi,
             encoding.transform(score_df),

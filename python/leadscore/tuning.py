@@ -45,6 +45,7 @@ from leadscore.estimators import (
     build_pipeline,
     model_params,
     predict_base,
+    reads_group_keys,
     suggest_params,
 )
 from leadscore.operating_point import f1_optimal_cutoff, log_loss, shift_prior
@@ -115,6 +116,23 @@ class Data:
     code_idx: list[int]
     seed: int
     n_threads: int
+    # the trees read the columns before the group keys (Encoding.tree_width; None: every column);
+    # the mixed-effects (linear) member reads them all: the group keys that carry values
+    # (random intercepts) and, then, not the label-derived columns (Encoding.mixed_effects_columns)
+    tree_width: int | None = None
+    group_idx: list[int] = field(default_factory=list)
+    exclude_idx: list[int] = field(default_factory=list)
+
+    def matrix(self, kind: str) -> np.ndarray:
+        """The training matrix a model kind reads (a copy made once for the trees: fits want it
+        contiguous)."""
+        if reads_group_keys(kind) or self.tree_width is None or self.tree_width >= self.X.shape[1]:
+            return self.X
+        trees = self.__dict__.get("_trees")
+        if trees is None:
+            trees = np.ascontiguousarray(self.X[:, : self.tree_width])
+            self.__dict__["_trees"] = trees
+        return trees
 
 
 def cross_validate(name: str, params: dict[str, Any], data: Data, trial=None,
@@ -144,12 +162,14 @@ def cross_validate(name: str, params: dict[str, Any], data: Data, trial=None,
             raise OutOfTime
         t = time.monotonic()
         pipe, fit_kwargs, effective = build_pipeline(kind, model_params(params), data.pi, data.cat_idx,
-                                                     data.code_idx, data.seed, data.n_threads)
+                                                     data.code_idx, data.seed, data.n_threads,
+                                                     group_idx=data.group_idx, exclude_idx=data.exclude_idx)
+        X = data.matrix(kind)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            pipe.fit(data.X[tr], data.y[tr], **fit_kwargs)
+            pipe.fit(X[tr], data.y[tr], **fit_kwargs)
             # samplers do nothing at prediction time: predict with the model itself
-            raw = predict_base(kind, pipe.named_steps["model"], data.X[va], data.n_threads)
+            raw = predict_base(kind, pipe.named_steps["model"], X[va], data.n_threads)
         oof[va] = shift_prior(raw, effective, data.pi)
         secs.append(time.monotonic() - t)
         losses.append(log_loss(data.y[va], oof[va]))
@@ -221,10 +241,11 @@ def fit_final(name: str, params: dict[str, Any], data: Data) -> tuple[Any, float
     """(fitted model, effective prior, seconds) on all training rows."""
     t = time.monotonic()
     pipe, fit_kwargs, eff = build_pipeline(KINDS[name], model_params(params), data.pi, data.cat_idx, data.code_idx,
-                                           data.seed, data.n_threads)
+                                           data.seed, data.n_threads, group_idx=data.group_idx,
+                                           exclude_idx=data.exclude_idx)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pipe.fit(data.X, data.y, **fit_kwargs)
+        pipe.fit(data.matrix(KINDS[name]), data.y, **fit_kwargs)
     return pipe.named_steps["model"], eff, time.monotonic() - t
 
 
