@@ -70,3 +70,11 @@ def test_the_benchmark_measures_the_model_just_trained_even_when_it_stays_a_chal
                 "('v20261102T000000Z-bbbb', timestamp '2026-11-02 00:00:00', false)")
     con.close()
     assert quality.newest_version(db_file) == "v20261102T000000Z-bbbb"
+
+
+def test_the_ablation_switches_off_only_families_the_baseline_reads():
+    """Every use_* var of dbt_project.yml is an ablation row, except the group keys: the
+    baseline-only ablation cannot see them (only the linear member reads them)."""
+    families = quality.use_vars()
+    assert "use_target_rates" in families and "use_history_as_of" in families
+    assert "use_group_keys" not in families
