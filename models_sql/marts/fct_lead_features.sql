@@ -144,7 +144,7 @@ final as (
         {#- group keys: the raw identifiers themselves, never bucketed, for the mixed-effects
             member's one shrunk intercept per customer / owner (a family that is off: nulls) #}
         {% for column in var('group_key_columns') %}
-            {{ 'cast(bucketed.' ~ column ~ ' as varchar)' if var('use_group_keys') else 'cast(null as varchar)' }}
+            cast({{ 'bucketed.' ~ column if var('use_group_keys') else 'null' }} as {{ text_type() }})
                 as {{ column }}_group_key,
         {% endfor %}
         final_round.description_script
