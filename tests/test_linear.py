@@ -202,3 +202,25 @@ def test_left_out_columns_weigh_nothing_and_the_file_keeps_the_groups(tmp_path: 
     assert (again.groups, again.group_scale, again.exclude) == ((2,), 10.0, (1,))
     assert np.array_equal(again.predict_proba(X), m.predict_proba(X))
     assert np.array_equal(again.contributions(X), m.contributions(X))
+
+
+def test_a_saved_member_scores_without_importing_scikit_learn(tmp_path: Path):
+    """Scoring loads the linear member from its JSON file; scikit-learn (1.4 s of a scoring run's
+    start) is imported only to fit one."""
+    import subprocess
+    import sys
+
+    X, y = _data(seed=6)
+    m = BinnedLogistic(categorical=(0,)).fit(X, y)
+    m.save(tmp_path / "logistic.json")
+    np.save(tmp_path / "X.npy", X[:50])
+    np.save(tmp_path / "p.npy", m.predict_proba(X[:50]))
+    code = ("import sys, numpy as np; from leadscore.linear import BinnedLogistic; "
+            f"m = BinnedLogistic.load(__import__('pathlib').Path({str(tmp_path / 'logistic.json')!r})); "
+            f"assert np.array_equal(m.predict_proba(np.load({str(tmp_path / 'X.npy')!r})), np.load({str(tmp_path / 'p.npy')!r})); "
+            "m.contributions(np.load(" + repr(str(tmp_path / "X.npy")) + ")); "
+            "print('sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    with pytest.raises(ValueError, match="invalid parameter"):
+        BinnedLogistic().set_params(alpha=1.0)
