@@ -130,6 +130,13 @@ def member_matrix(kind: str, X: np.ndarray, tree_width: int) -> np.ndarray:
     return X[:, :tree_width]
 
 
+def on_its_columns(kind: str, predict: Callable[[np.ndarray], np.ndarray],
+                   tree_width: int) -> Callable[[np.ndarray], np.ndarray]:
+    """A base model's predict that takes the whole encoded matrix and hands it the columns it was
+    fitted on (member_matrix)."""
+    return lambda X: predict(member_matrix(kind, X, tree_width))
+
+
 def build_pipeline(kind: str, params: dict[str, Any], pi: float, cat_idx: list[int], code_idx: list[int],
                    seed: int, n_threads: int, smotenc: bool = False, group_idx: Sequence[int] = (),
                    exclude_idx: Sequence[int] = ()):

@@ -111,20 +111,18 @@ class BinnedLogistic:
             raise LeadscoreError(f"BinnedLogistic.group_scale must be positive, got {self.group_scale}")
         self.__dict__.pop("_flat", None)  # the lookup tables of an earlier fit
         self.columns_: list[dict[str, Any]] = []
-        used = [j for j in range(X.shape[1]) if j not in exclude]
-        index = np.empty((X.shape[0], len(used)), dtype=np.int64)
+        index = np.empty((X.shape[0], sum(j not in exclude for j in range(X.shape[1]))), dtype=np.int64)
         # A group key's one-hot column holds sqrt(group_scale) instead of 1: under the same L2
         # penalty its level weights then have group_scale times the prior variance of every
         # other weight (a random intercept with its own variance), and the weight stored is the
         # fitted coefficient times that value, so scoring looks weights up as for any column.
-        value = np.ones(len(used))
+        fitted: list[dict[str, Any]] = []  # the columns in the design, in order
         offset = 0
         for j in range(X.shape[1]):
-            if j in exclude:  # a column this model leaves out: one range, weight 0 (fixed below)
+            if j in exclude:  # a column this model leaves out: one range, weight 0
                 self.columns_.append({"kind": "cuts", "values": np.zeros(0), "weights": np.zeros(1)})
                 continue
-            k = used.index(j)
-            value[k] = np.sqrt(self.group_scale) if j in groups else 1.0
+            k = len(fitted)
             col = X[:, j]
             if j in categorical:
                 cuts = np.unique(col)  # the codes seen
@@ -137,12 +135,12 @@ class BinnedLogistic:
                 index[:, k] = np.searchsorted(cuts, col, side="left")
                 entry = {"kind": "cuts", "values": cuts}
                 width = len(cuts) + 1
-            entry["offset"] = offset
-            entry["width"] = width
-            entry["scale"] = value[k]
+            entry.update(offset=offset, width=width, scale=np.sqrt(self.group_scale) if j in groups else 1.0)
             self.columns_.append(entry)
+            fitted.append(entry)
             index[:, k] += offset
             offset += width
+        value = np.array([e["scale"] for e in fitted])
         n, m = index.shape
         design = sparse.csr_matrix(
             (np.tile(value, n), index.ravel(), np.arange(0, n * m + 1, m)), shape=(n, offset))
@@ -152,9 +150,7 @@ class BinnedLogistic:
         lr.fit(design, y == self.classes_[1])
         coef = lr.coef_[0]
         self.intercept_ = float(lr.intercept_[0])
-        for entry in self.columns_:
-            if "offset" not in entry:  # excluded
-                continue
+        for entry in fitted:
             entry["weights"] = coef[entry["offset"]:entry["offset"] + entry["width"]] * entry["scale"]
             del entry["offset"], entry["width"], entry["scale"]
         self.n_features_in_ = X.shape[1]

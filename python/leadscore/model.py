@@ -102,13 +102,6 @@ class LoadedModel:
         return p
 
 
-def _on_its_columns(kind: str, predict: Callable[[np.ndarray], np.ndarray],
-                    tree_width: int) -> Callable[[np.ndarray], np.ndarray]:
-    """A base model's predict taking the whole encoded matrix: a tree reads the columns before
-    the group keys (estimators.member_matrix), the linear member all of them."""
-    return lambda X: predict(estimators.member_matrix(kind, X, tree_width))
-
-
 def load_model_dir(folder: Path, expected_checksum: str | None = None) -> LoadedModel:
     files = verify_checksums(folder, expected_checksum)
     try:
@@ -119,9 +112,9 @@ def load_model_dir(folder: Path, expected_checksum: str | None = None) -> Loaded
         raise LeadscoreError(f"model artifact {folder / MODEL_FILE} has format {meta.get('format')}, "
                              f"this leadscore reads {', '.join(map(str, READABLE_FORMATS))}")
     encoding = Encoding.from_json(meta["encoding"])
-    predictors = {m["name"]: _on_its_columns(m["kind"], estimators.load_base_model(m["kind"], folder / m["file"]),
-                                             encoding.tree_width)
-                  for m in meta["models"]}
+    predictors = {m["name"]: estimators.on_its_columns(
+        m["kind"], estimators.load_base_model(m["kind"], folder / m["file"]), encoding.tree_width)
+        for m in meta["models"]}
     return LoadedModel(
         version=meta["version"],
         cutoff=float(meta["cutoff"]),

@@ -54,6 +54,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ from leadscore.estimators import (
     KINDS,
     MODEL_FILES,
     MODEL_NAMES,
-    member_matrix,
+    on_its_columns,
     predict_base,
     save_base_model,
     threads,
@@ -241,11 +242,6 @@ def train_model(
                       () if baseline_only else tuple(models), promote)
 
 
-def _member_predict(result: ModelResult, tree_width: int, n_threads: int):
-    """X (the whole encoded matrix) -> a fitted base model's probability, on the columns it reads."""
-    return lambda X: predict_base(result.kind, result.estimator, member_matrix(result.kind, X, tree_width), n_threads)
-
-
 def _warn(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -370,7 +366,8 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
         mode = "auto"
         p_score = ensemble.predict(
             spec,
-            {n: _member_predict(r, encoding.tree_width, data.n_threads) for n, r in results.items()},
+            {n: on_its_columns(r.kind, partial(predict_base, r.kind, r.estimator, n_threads=data.n_threads),
+                               encoding.tree_width) for n, r in results.items()},
             {n: r.effective_prior for n, r in results.items()},
             pi,
             encoding.transform(score_df),
