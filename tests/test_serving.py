@@ -53,6 +53,22 @@ def test_publish_copies_every_present_relation_and_skips_absent_ones(con, db_fil
     assert parquet == [("L1", 11), ("L2", 12), ("L3", None)]
 
 
+def test_publish_copies_under_its_memory_cap_and_gives_the_connection_its_limit_back(con, monkeypatch):
+    seen = []
+    copy_table = serving._comment
+
+    def comment(c, table, described):  # runs right after each table is copied
+        seen.append(c.execute("select current_setting('memory_limit')").fetchone()[0])
+        return copy_table(c, table, described)
+
+    monkeypatch.setattr(serving, "_comment", comment)
+    con.execute("set memory_limit = '3GiB'")
+    serving.publish(con)
+    assert seen and set(seen) == {"2.0 GiB"}
+    assert con.execute("select current_setting('memory_limit')").fetchone()[0] == "3.0 GiB"
+    assert serving._memory_limit("18.8 GiB") == "2048MiB" and serving._memory_limit("1.0 GiB") == "1.0 GiB"
+
+
 def test_published_files_are_read_only_and_nothing_temporary_is_left(con, db_file):
     serving.publish(con)
     folder = db_file.parent / "serving"
