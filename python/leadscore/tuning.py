@@ -10,7 +10,9 @@ study per family, and the final fit.
   (minimised); a median pruner stops trials whose running mean is behind after a fold.
 * Warm start across runs only on grown data: a bottom-k sketch of the current model's training
   lead ids says how many of them are still among today's rows.
-* Budget: trials run while a whole CV plus the final fit still ends before the family's slot;
+* Budget: `study.optimize` with an objective class (`_Objective`) and two callbacks, Optuna's
+  MaxTrialsCallback for `--trials` and the objective's own, which stops the study when no
+  whole CV plus the final fit still ends before the family's slot;
   a family whose first trial is behind the leader by more than the margin is dropped early, so
   its time goes to the families still in the race, unless blending it with the leader beats
   the leader alone beyond the fold noise: a member that trails alone but errs differently (the
@@ -23,7 +25,8 @@ import hashlib
 import json
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -249,6 +252,108 @@ def fit_final(name: str, params: dict[str, Any], data: Data) -> tuple[Any, float
     return pipe.named_steps["model"], eff, time.monotonic() - t
 
 
+class _Objective:
+    """One family's Optuna objective and its after-trial callback, with what they learn on the way.
+
+    The objective cross-validates one parameter set on the shared folds, stopping when the next
+    fold would not end in time (OutOfTime: the trial is recorded as failed, unused by the
+    sampler). The callback, run by `study.optimize` after each trial is recorded, keeps the best
+    trial's out-of-fold scores, drops the family when its first finished trial trails the leader
+    (and does not help a blend with it), and stops the study when a whole cross-validation plus
+    the final fit no longer fits the time left (the trial cap is Optuna's MaxTrialsCallback)."""
+
+    def __init__(self, name: str, data: Data, slot_end: float, global_end: float, progress: Bar,
+                 guess: float | None, stored_fold_times: list[float],
+                 leader: tuple[str, float, float, np.ndarray] | None) -> None:
+        self.name, self.data, self.progress, self.leader = name, data, progress, leader
+        self.slot_end, self.global_end = slot_end, global_end
+        self.guess, self.stored_fold_times = guess, stored_fold_times
+        self.k = len(data.folds)
+        self.observed: list[float] = []  # fold seconds seen in this run (this machine)
+        self.cache: dict[int, tuple[np.ndarray, list[float], float, float]] = {}  # best trial -> (oof, losses, fold s, eff)
+        self.pending: tuple[np.ndarray, list[float], float, float] | None = None  # the trial just run
+        self.n_run = self.n_stopped = self.time_fails = 0
+        self.kept = ""  # why a family behind the leader stays (the blend test), for the note
+        self.dropped = ""  # why it was dropped
+
+    def fit_estimate(self, fold_s: float) -> float:
+        return fold_s * self.k / (self.k - 1) * 1.25 + 0.2
+
+    def room(self, end: float, est_fold: float | None, folds_left: int) -> bool:
+        """Do `folds_left` folds plus the final fit still end before `end`?"""
+        if est_fold is None:
+            return time.monotonic() < end
+        return time.monotonic() + est_fold * folds_left + self.fit_estimate(est_fold) <= end
+
+    def end(self) -> float:
+        """The first trial of the run only needs to end before the global end, later ones before the slot's."""
+        return self.global_end if self.n_run == 0 else self.slot_end
+
+    def next_fits(self) -> bool:
+        """Does one more whole trial fit: the slowest fold seen (the fastest, after a trial ran out
+        of time), else the stored trials' or the cost-factor guess."""
+        if self.observed:
+            est = min(self.observed) if self.time_fails else max(self.observed)
+        else:
+            est = max(self.stored_fold_times) if self.stored_fold_times else self.guess
+        return self.room(self.end(), est, self.k)
+
+    def __call__(self, trial) -> float:
+        from optuna.trial import TrialState
+
+        params = suggest_params(self.name, trial)  # an enqueued trial gets its fixed values here
+        end = self.end()
+
+        def deadline(est: float, folds_left: int) -> bool:
+            return est > 0 and not self.room(end, est, folds_left)
+
+        study = trial.study
+        best = study.best_value if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) else None
+        self.progress.update(text=f"{self.name}: trial {trial.number}"
+                             + (f" (best log-loss {best:.4f})" if best is not None else ""))
+        self.n_run += 1
+        try:  # optuna.TrialPruned passes through: Optuna records the trial as pruned
+            oof, losses, fold_s, eff = cross_validate(self.name, params, self.data, trial, deadline)
+        except OutOfTime:
+            # too slow for the time left: recorded as FAIL (unused by the sampler); a cheaper
+            # parameter set may still fit, at most 3 times in a row
+            trial.set_user_attr("stopped", "time budget")
+            self.n_stopped += 1
+            self.time_fails += 1
+            raise
+        self.time_fails = 0
+        trial.set_user_attr("fold_seconds", fold_s)
+        trial.set_user_attr("fold_log_loss", losses)
+        self.observed.append(fold_s)
+        self.pending = (oof, losses, fold_s, eff)
+        return float(np.mean(losses))
+
+    def after_trial(self, study, trial) -> None:
+        from optuna.trial import TrialState
+
+        if trial.state == TrialState.COMPLETE:
+            if study.best_trial.number == trial.number:
+                self.cache = {trial.number: self.pending}
+            oof = self.pending[0]
+            self.pending = None
+            if self.leader is not None and self.n_run - self.n_stopped == 1 and study.best_value > self.leader[1] + self.leader[2]:
+                gain, noise = blend_gain(self.leader[3], oof, self.data)
+                if not gain > noise:
+                    self.dropped = (f"dropped after its first trial: log-loss {study.best_value:.5f} vs "
+                                    f"{self.leader[0]} {self.leader[1]:.5f} (margin {self.leader[2]:.5f}), and "
+                                    f"blended with {self.leader[0]} it gains {gain:.5f} per fold (noise {noise:.5f})")
+                    study.stop()
+                    return
+                self.kept = (f"kept though behind {self.leader[0]} alone ({study.best_value:.5f} vs "
+                             f"{self.leader[1]:.5f}): blended with it, {gain:.5f} log-loss per fold better "
+                             f"(noise {noise:.5f}); ")
+        elif trial.state == TrialState.FAIL and (self.time_fails >= 3 or not self.observed):
+            study.stop()
+            return
+        if not self.next_fits():
+            study.stop()
+
+
 def tune_model(name: str, data: Data, storage, sname: str, slot_end: float, global_end: float,
                trials: int | None, resume: bool, progress: Bar, ref: tuple[str, float] | None = None,
                warm_start: dict[str, Any] | None = None,
@@ -263,9 +368,11 @@ def tune_model(name: str, data: Data, storage, sname: str, slot_end: float, glob
     than the margin and does not improve a blend with the leader beyond the fold noise
     (`blend_gain`), tuning stops and the family is dropped. `known`: this family's result from
     an earlier rung of the same run (its study is continued; when no new trial beats it, it is
-    returned as it is, fits included).
+    returned as it is, fits included). `trials` caps the study's finished trials, the stored
+    ones of a resumed study included (Optuna's MaxTrialsCallback).
     Returns (result or None, a note saying what happened)."""
     import optuna
+    from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
     if not resume:
@@ -287,71 +394,18 @@ def tune_model(name: str, data: Data, storage, sname: str, slot_end: float, glob
     complete = (TrialState.COMPLETE,)
     fold_times = [t.user_attrs["fold_seconds"] for t in study.get_trials(deepcopy=False, states=complete)
                   if "fold_seconds" in t.user_attrs]
-    observed: list[float] = []  # fold seconds seen in this run (this machine)
-    cache: dict[int, tuple[np.ndarray, list[float], float, float]] = {}  # best trial -> (oof, losses, fold s, eff)
-    n_run = n_stopped = time_fails = 0
-    kept = ""  # why a family behind the leader stays (the blend test), for the note
     guess = ref[1] * COST_FACTOR[name] / COST_FACTOR[ref[0]] if ref is not None else None
-
-    def fit_estimate(fold_s: float) -> float:
-        return fold_s * k / (k - 1) * 1.25 + 0.2
-
-    def room(end: float, est_fold: float | None, folds_left: int) -> bool:
-        """Do `folds_left` folds plus the final fit still end before `end`?"""
-        if est_fold is None:
-            return time.monotonic() < end
-        return time.monotonic() + est_fold * folds_left + fit_estimate(est_fold) <= end
-
-    while True:
-        if trials is not None and len(study.get_trials(deepcopy=False, states=finished)) >= trials:
-            break
-        first = n_run == 0
-        end = global_end if first else slot_end
-        est_fold = (min(observed) if time_fails else max(observed)) if observed else (max(fold_times) if fold_times else guess)
-        if not room(end, est_fold, k):
-            break
-        trial = study.ask()
-        params = suggest_params(name, trial)  # an enqueued trial gets its fixed values here
-
-        def deadline(est: float, folds_left: int, _end=end) -> bool:
-            return est > 0 and not room(_end, est, folds_left)
-
-        best = study.best_value if study.get_trials(deepcopy=False, states=complete) else None
-        progress.update(text=f"{name}: trial {trial.number}" + (f" (best log-loss {best:.4f})" if best is not None else ""))
-        try:
-            oof, losses, fold_s, eff = cross_validate(name, params, data, trial, deadline)
-        except optuna.TrialPruned:
-            study.tell(trial, state=TrialState.PRUNED)
-            n_run += 1
-            continue
-        except OutOfTime:
-            # too slow for the time left: recorded as FAIL (unused by the sampler); a cheaper
-            # parameter set may still fit, at most 3 times in a row
-            trial.set_user_attr("stopped", "time budget")
-            study.tell(trial, state=TrialState.FAIL)
-            n_run += 1
-            n_stopped += 1
-            time_fails += 1
-            if time_fails >= 3 or not observed or not room(end, min(observed), k):
-                break
-            continue
-        time_fails = 0
-        value = float(np.mean(losses))
-        trial.set_user_attr("fold_seconds", fold_s)
-        trial.set_user_attr("fold_log_loss", losses)
-        study.tell(trial, value)
-        observed.append(fold_s)
-        n_run += 1
-        if study.best_trial.number == trial.number:
-            cache = {trial.number: (oof, losses, fold_s, eff)}
-        if leader is not None and n_run - n_stopped == 1 and study.best_value > leader[1] + leader[2]:
-            gain, noise = blend_gain(leader[3], oof, data)
-            if not gain > noise:
-                return None, (f"dropped after its first trial: log-loss {study.best_value:.5f} vs "
-                              f"{leader[0]} {leader[1]:.5f} (margin {leader[2]:.5f}), and blended with "
-                              f"{leader[0]} it gains {gain:.5f} per fold (noise {noise:.5f})")
-            kept = (f"kept though behind {leader[0]} alone ({study.best_value:.5f} vs {leader[1]:.5f}): "
-                    f"blended with it, {gain:.5f} log-loss per fold better (noise {noise:.5f}); ")
+    objective = _Objective(name, data, slot_end, global_end, progress, guess, fold_times, leader)
+    callbacks = [objective.after_trial]
+    if trials is not None:
+        callbacks.insert(0, MaxTrialsCallback(trials, states=finished))
+    capped = trials is not None and len(study.get_trials(deepcopy=False, states=finished)) >= trials
+    if not capped and objective.next_fits():
+        with _optuna_errors_only():  # a trial out of time is a FAIL by design, not a warning
+            study.optimize(objective, callbacks=callbacks, catch=(OutOfTime,))
+    if objective.dropped:
+        return None, objective.dropped
+    n_run, n_stopped = objective.n_run, objective.n_stopped
 
     if not study.get_trials(deepcopy=False, states=complete):
         return None, "no cross-validation fitted in the time left"
@@ -363,12 +417,12 @@ def tune_model(name: str, data: Data, storage, sname: str, slot_end: float, glob
         known.trials_stopped_for_time += n_stopped
         return known, f"{n_run - n_stopped} more trial(s), none better than #{bt.number}"
     params = dict(bt.params)
-    if bt.number in cache:
-        oof, losses, fold_s, eff = cache[bt.number]
+    if bt.number in objective.cache:
+        oof, losses, fold_s, eff = objective.cache[bt.number]
     else:
         # best trial of an earlier run on the same rows: re-validated so its OOF is at hand
         est = float(bt.user_attrs.get("fold_seconds", 0.0)) or guess
-        if not room(global_end, est, k):
+        if not objective.room(global_end, est, k):
             return None, "no time left to re-validate the best trial of an earlier run"
         progress.update(text=f"{name}: re-validating the best parameters")
         oof, losses, fold_s, eff = cross_validate(name, params, data)
@@ -379,7 +433,20 @@ def tune_model(name: str, data: Data, storage, sname: str, slot_end: float, glob
                          fold_seconds=fold_s, fit_seconds=fit_s, estimator=est, trials_total=n_finished,
                          trials_this_run=before[0] + n_run - n_stopped,
                          trials_stopped_for_time=before[1] + n_stopped, best_trial=bt.number)
-    return result, f"{kept}{n_run - n_stopped} trial(s) this run, best #{bt.number}"
+    return result, f"{objective.kept}{n_run - n_stopped} trial(s) this run, best #{bt.number}"
+
+
+@contextmanager
+def _optuna_errors_only() -> Iterator[None]:
+    """Optuna at ERROR for a block, its own level restored after."""
+    import optuna
+
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(level)
 
 
 def blend_gain(leader_oof: np.ndarray, oof: np.ndarray, data: Data) -> tuple[float, float]:
