@@ -259,8 +259,9 @@ def _drop_stale_wal(db_file: Path) -> None:
 # DuckDB's cap while publishing. Its default (80% of the machine's memory) let the copies hold
 # what they read: at 5M leads the publish peaked at 6.4 GiB resident (1.5 GiB at 1M), most of it
 # scored_leads' rank over every lead with its reason texts. Under a 2 GiB cap its sorts spill to
-# the database's temp directory: 2.5 GiB resident at 5M in 65 s instead of 62 s; at 1M nothing
-# changes (1.5 GiB, 10 s). A 1 GiB cap held 1.4 GiB at 1M and 5M alike but cost 30% more time.
+# the database's temp directory: 2.5-2.8 GiB resident at 5M in 65-68 s instead of 53-62 s; at 1M
+# nothing changes (1.5 GiB, 11-12 s either way). A 1 GiB cap held 1.4 GiB at 1M and 5M alike
+# but cost 30% more time.
 PUBLISH_MEMORY_LIMIT_BYTES = 2 * 2**30
 
 
