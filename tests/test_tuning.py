@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
+import optuna
+from sklearn.model_selection import StratifiedKFold
 
 from leadscore import tuning
+from leadscore.progress import Bar
 
 
 def test_fingerprint_changes_with_any_row_label_or_value() -> None:
@@ -38,8 +43,6 @@ def test_warm_start_only_when_most_of_the_current_models_rows_are_here() -> None
 
 
 def _tiny_data(seed: int = 0) -> tuning.Data:
-    from sklearn.model_selection import StratifiedKFold
-
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(400, 3)).astype(np.float32)
     y = (X[:, 0] + rng.normal(size=400) > 1.2).astype(np.int8)
@@ -51,12 +54,6 @@ def test_trials_out_of_time_are_quiet_failed_trials_and_end_the_family(capsys, c
     """A trial whose folds cannot end before the slot (cross_validate raises OutOfTime) is
     recorded as FAIL, which the sampler ignores, without Optuna's failure warning; with no fold
     time seen yet the family stops there and, with no finished trial, has no result."""
-    import time
-
-    import optuna
-
-    from leadscore.progress import Bar
-
     def too_slow(*args, **kwargs):
         raise tuning.OutOfTime
 
@@ -72,12 +69,6 @@ def test_trials_out_of_time_are_quiet_failed_trials_and_end_the_family(capsys, c
 
 
 def test_the_trial_cap_counts_finished_trials_and_keeps_the_best_ones_scores() -> None:
-    import time
-
-    import optuna
-
-    from leadscore.progress import Bar
-
     storage = optuna.storages.InMemoryStorage()
     data = _tiny_data(1)
     far = time.monotonic() + 600
