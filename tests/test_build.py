@@ -155,3 +155,18 @@ def test_build_reports_its_own_run(tmp_path):
     assert run.returncode == 1
     assert "dbt build --no-such-dbt-flag failed" in run.stderr
     assert "stale_failure_from_database_a" not in run.stderr
+
+
+def test_dbt_runs_under_the_profiles_memory_cap(tmp_path):
+    """profiles.yml caps DuckDB's memory for every dbt command (LEADSCORE_DBT_MEMORY_LIMIT, 4 GB
+    unless set): without the setting DuckDB would take 80% of the machine's RAM."""
+    dbt = str(Path(sys.executable).with_name("dbt"))
+    env = dict(os.environ, LEADSCORE_DB=str(tmp_path / "leadscore.duckdb"), DBT_PROFILES_DIR=str(REPO),
+               LEADSCORE_DBT_MEMORY_LIMIT="1GB")
+    run = subprocess.run(
+        [dbt, "show", "--inline", "select current_setting('memory_limit') as memory_limit", "--no-use-colors",
+         "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "953.6 MiB" in run.stdout  # 1 GB = 10^9 bytes, as DuckDB shows it
