@@ -58,7 +58,7 @@ def reject_rule_breaks(
             select source_row, raw_record, unnest(problems) as p
             from (
                 select {cells.row} as source_row, to_json(s) as raw_record,
-                    list_filter([{items}], x -> x['reason'] is not null) as problems
+                    list_filter([{items}], lambda x: x['reason'] is not null) as problems
                 from {cells.table} as s
                 where not (
                     {all_pass}

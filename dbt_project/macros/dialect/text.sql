@@ -38,9 +38,10 @@
     {{ return(adapter.dispatch('last_nonempty_field')(expr, separator)) }}
 {%- endmacro %}
 
-{# DuckDB: lambdas over the split list, the last element by index -1 (null for an empty list). #}
+{# DuckDB: lambdas over the split list, the last element by index -1 (null for an empty list).
+   Python-style lambdas (DuckDB 1.3 and later): DuckDB 2.0 refuses the arrow form `x -> ...`. #}
 {% macro duckdb__last_nonempty_field(expr, separator) -%}
-    list_filter(list_transform(string_split({{ expr }}, {{ separator }}), field -> trim(field)), field -> field <> '')[-1]
+    list_filter(list_transform(string_split({{ expr }}, {{ separator }}), lambda field: trim(field)), lambda field: field <> '')[-1]
 {%- endmacro %}
 
 {# Spark: the same lambdas; try_element_at is null (not an error) for an empty array. #}
