@@ -301,18 +301,31 @@ def test_table_treeshap_from_the_model_text_needs_no_booster():
 
 
 def test_table_treeshap_with_small_tables_gives_the_same_numbers(monkeypatch):
-    """Tables that fill up within a tree start afresh; leaves over TABLE_MAX_FEATURES distinct
-    features are computed per lead: the numbers do not change."""
+    """Leaves over TABLE_MAX_FEATURES distinct features get their terms computed per lead, not
+    from a table: the numbers do not change, bit for bit (the same additions in the same order)."""
     pytest.importorskip("numba")
     from leadscore import treeshap
 
     booster, X = _tricky_booster()
     reference = treeshap.LightGBMTreeShap(booster, X.shape[1]).contributions(X)
-    monkeypatch.setattr(treeshap, "TABLE_MAX_VALUES", 64)
-    monkeypatch.setattr(treeshap, "TABLE_MAX_FEATURES", 3)
+    monkeypatch.setattr(treeshap, "TABLE_MAX_FEATURES", 2)
     small = treeshap.LightGBMTreeShap(booster, X.shape[1])
-    assert np.abs(small.contributions(X) - reference).max() < 1e-12
-    assert small.restarts > 0  # the tables were full and started afresh
+    depths = np.diff(small.leaf_slot_start)
+    assert (depths > 2).any() and ((depths > 0) & (depths <= 2)).any()  # both kinds of leaf
+    assert np.array_equal(small.contributions(X), reference)
+    assert np.array_equal(small.contributions(X, threads=2), reference)
+
+
+def test_table_treeshap_of_one_lead_and_of_none():
+    """A batch of one lead gives that lead's row of a larger batch; an empty batch, no rows."""
+    pytest.importorskip("numba")
+    from leadscore import treeshap
+
+    booster, X = _tricky_booster()
+    fast = treeshap.LightGBMTreeShap(booster, X.shape[1])
+    everyone = fast.contributions(X)
+    assert np.array_equal(fast.contributions(X[401:402]), everyone[401:402])
+    assert fast.contributions(X[:0]).shape == (0, X.shape[1] + 1)
 
 
 def test_the_explainer_gives_the_same_reasons_with_and_without_the_table_treeshap(folder, catalog):
