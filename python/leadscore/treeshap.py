@@ -107,7 +107,7 @@ def _expected_value(values: list[float], counts: list[float], total: float) -> f
 
 
 class LightGBMTreeShap:
-    """The flattened trees of one booster and the term tables filled while explaining."""
+    """The flattened trees of one booster, ready for the kernel (which keeps its tables per leaf)."""
 
     def __init__(self, booster: Any, n_columns: int) -> None:
         """`booster`: a lightgbm.Booster, or the text of a saved model (its file), which spares
@@ -235,7 +235,7 @@ class LightGBMTreeShap:
         self.bias = bias
 
     def _split(self, parts: int) -> list[tuple[int, int]]:
-        """Contiguous tree ranges of about equal work (splits and table slots)."""
+        """Contiguous tree ranges of about equal work (splits and path slots)."""
         n_trees = len(self.tree_node_count)
         work = np.cumsum(self.slots_per_tree + self.tree_node_count)
         cuts = [0, *(int(np.searchsorted(work, work[-1] * i / parts)) for i in range(1, parts)), n_trees]
