@@ -370,15 +370,16 @@ def _explain_python(columns, out, tree0, tree1, node_feat, node_thr, node_type, 
                         go_left = fval <= threshold
                 if go_left:
                     bits[r, word] |= bit
+        if words == 1:  # most trees: one word per lead, read by every leaf's tight loop below
+            for r in range(n):
+                low[r] = bits[r, 0]
         for leaf in range(tree_leaf_start[t], tree_leaf_start[t + 1]):
             s0 = leaf_slot_start[leaf]
             d = leaf_slot_start[leaf + 1] - s0
             if d == 0:
                 continue
             code[:] = 0
-            if words == 1:  # most trees: one word per lead, a tight loop over the leads
-                for r in range(n):
-                    low[r] = bits[r, 0]
+            if words == 1:
                 for k in range(d):
                     mask = slot_mask[s0 + k, 0]
                     want = slot_want[s0 + k, 0]
