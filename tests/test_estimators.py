@@ -5,6 +5,8 @@ the same on any number of threads."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -103,6 +105,38 @@ def test_resampling_changes_the_rate_the_model_sees_not_the_training_rows():
     assert eff == 0.5
     p = est.predict_base("lightgbm", model, X, 1)
     assert p.mean() > y.mean() + 0.1  # fitted at a 50% rate: shift_prior maps it back to the training rate
+
+
+@pytest.mark.parametrize("positives, ratio", [(100, 0.3), (100, 0.5), (300, 0.6), (100, 0.12), (300, 0.3)])
+def test_resampling_targets_are_imbalanced_learns_own_where_it_accepts_the_ratio(positives, ratio):
+    """Same rows resampled as imbalanced-learn's float ratio gives, whenever it accepts one."""
+    from imblearn.utils import check_sampling_strategy
+
+    y = np.array([1] * positives + [0] * 900)
+    for sampling, ours in (("over-sampling", est.oversample_to), ("under-sampling", est.undersample_to)):
+        try:
+            theirs = check_sampling_strategy(ratio, y, sampling)
+        except ValueError:
+            theirs = {}  # refused: ours leaves the rows as they are
+        assert check_sampling_strategy(functools.partial(ours, ratio=ratio), y, sampling) == theirs
+
+
+def test_a_fold_already_past_the_ratio_fits_as_it_is():
+    """imbalance_plan judges the ratio against the training rate; a fold holding more positives
+    than that (small training sets) is fitted unresampled instead of failing."""
+    from imblearn.over_sampling import SMOTE
+
+    X, y = _data(600)
+    fold_ratio = float(y.sum() / (len(y) - y.sum()))
+    params = {**est.DEFAULT_PARAMS["lightgbm"], "imbalance": "smote_under",
+              "smote_ratio": 0.9 * fold_ratio, "under_ratio": 0.97 * fold_ratio}
+    training_rate = 0.8 * float(y.mean())  # the whole training set's rate, lower than this fold's
+    pipe, _, _ = est.build_pipeline("lightgbm", params, training_rate, [], [], 0, 1)
+    assert [n for n, _ in pipe.steps] == ["smote", "under", "model"]
+    with pytest.raises(ValueError):  # what a float ratio did with this fold
+        SMOTE(sampling_strategy=0.9 * fold_ratio).fit_resample(X, y)
+    pipe.fit(X, y)
+    assert pipe.named_steps["model"].n_features_in_ == X.shape[1]
 
 
 def test_model_params_turn_max_features_fractions_into_numbers():

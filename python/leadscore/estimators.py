@@ -15,6 +15,7 @@ to the training rate by the odds of its effective prior (operating_point.shift_p
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -137,6 +138,32 @@ def on_its_columns(kind: str, predict: Callable[[np.ndarray], np.ndarray],
     return lambda X: predict(member_matrix(kind, X, tree_width))
 
 
+def _counts(y: Any) -> tuple[Any, int, Any, int]:
+    """(minority class, its rows, majority class, its rows) of a binary target."""
+    values, counts = np.unique(np.asarray(y), return_counts=True)
+    lo, hi = int(np.argmin(counts)), int(np.argmax(counts))
+    return values[lo], int(counts[lo]), values[hi], int(counts[hi])
+
+
+def oversample_to(y: Any, ratio: float) -> dict:
+    """SMOTE's target for minority/majority `ratio`, as imbalanced-learn computes it for a float,
+    but measured on the rows the sampler is given. imbalance_plan judges the ratio against the
+    training rate; one fold of a small training set can already hold more positives than that
+    (2,000 rows: a fold's rate moves by a few tenths of a point), and a float then makes
+    imbalanced-learn refuse to fit. Here that fold is left as it is."""
+    minority, n_min, _, n_maj = _counts(y)
+    extra = int(n_maj * ratio - n_min)
+    return {minority: n_min + extra} if extra > 0 else {}
+
+
+def undersample_to(y: Any, ratio: float) -> dict:
+    """RandomUnderSampler's target for `ratio`, like oversample_to: a fold already at or above
+    the ratio keeps its rows."""
+    _, n_min, majority, n_maj = _counts(y)
+    keep = int(n_min / ratio)
+    return {majority: keep} if keep <= n_maj else {}
+
+
 def build_pipeline(kind: str, params: dict[str, Any], pi: float, cat_idx: list[int], code_idx: list[int],
                    seed: int, n_threads: int, smotenc: bool = False, group_idx: Sequence[int] = (),
                    exclude_idx: Sequence[int] = ()):
@@ -154,12 +181,14 @@ def build_pipeline(kind: str, params: dict[str, Any], pi: float, cat_idx: list[i
         # interpolated like numbers, which tree models split like their nearest code. SMOTENC
         # (`smotenc=True`) treats them properly but took 17 s instead of 0.4 s per fold on the
         # 60k generated leads (its one-hot inverse transform), a third of a 300 s budget's trial.
+        target = functools.partial(oversample_to, ratio=smote)
         if smotenc and cat_idx:
-            steps.append(("smote", SMOTENC(categorical_features=cat_idx, sampling_strategy=smote, random_state=seed)))
+            steps.append(("smote", SMOTENC(categorical_features=cat_idx, sampling_strategy=target, random_state=seed)))
         else:
-            steps.append(("smote", SMOTE(sampling_strategy=smote, random_state=seed)))
+            steps.append(("smote", SMOTE(sampling_strategy=target, random_state=seed)))
     if under is not None:
-        steps.append(("under", RandomUnderSampler(sampling_strategy=under, random_state=seed)))
+        steps.append(("under", RandomUnderSampler(sampling_strategy=functools.partial(undersample_to, ratio=under),
+                                                  random_state=seed)))
     p = {k: v for k, v in params.items() if k not in ("imbalance", "smote_ratio", "under_ratio")}
     fit_kwargs: dict[str, Any] = {}
     if kind == "lightgbm":
