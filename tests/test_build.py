@@ -170,3 +170,35 @@ def test_dbt_runs_under_the_profiles_memory_cap(tmp_path):
     )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "953.6 MiB" in run.stdout  # 1 GB = 10^9 bytes, as DuckDB shows it
+
+
+def _history_row(con, lead_id: str, run_id: str, days_ago: int) -> None:
+    con.execute(
+        "insert into ops.score_history by name select ? as lead_id, 'v1' as model_version, ? as run_id, "
+        "cast(current_timestamp as timestamp) - to_days(?) as scored_at, 0.5 as conversion_probability, "
+        "true as predicted_converted, 0.3 as cutoff, 1 as rank_in_run, 1 as decile_in_run",
+        [lead_id, run_id, days_ago],
+    )
+
+
+def test_score_history_uniqueness_rechecks_the_recent_runs_and_all_when_asked(db_file):
+    """ops.score_history's key test reads the runs of the last score_history_test_days days (the
+    history only grows, and a run's rows never change): a duplicate in an old run is out of the
+    nightly window but found with a window as long as the history, and one in a recent run fails
+    the default build."""
+    from leadscore import db, tables
+
+    with db.session() as con, db.transaction(con):
+        tables.ensure_schemas(con)
+        _history_row(con, "L1", "old-run", 30)
+        _history_row(con, "L1", "old-run", 30)  # the duplicate, a month ago
+        _history_row(con, "L1", "new-run", 1)
+        _history_row(con, "L2", "new-run", 1)
+    select = ["test", "--select", "source:ops.score_history"]
+    assert build.run_dbt(select, quiet=True).counts == {"operation success": 2, "test pass": 4}
+    with pytest.raises(LeadscoreError, match="unique_combination_ops_score_history"):
+        build.run_dbt([*select, "--vars", "{score_history_test_days: 100000}"], quiet=True)
+    with db.session() as con, db.transaction(con):
+        _history_row(con, "L2", "new-run", 1)  # yesterday's run wrote L2 twice
+    with pytest.raises(LeadscoreError, match="unique_combination_ops_score_history"):
+        build.run_dbt(select, quiet=True)
