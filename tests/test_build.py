@@ -1,6 +1,7 @@
 """build.py: dbt in a subprocess, its results read back from this run's own run_results.json
 (per database), one-line failure messages, and DbtResult.summary. A stand-in dbt script keeps
-most of these fast; the last test runs the real dbt once."""
+most of these fast; the last tests run the real dbt (the profile's memory cap, the score history's
+key test)."""
 
 from __future__ import annotations
 
