@@ -247,10 +247,12 @@ class LightGBMTreeShap:
         """(rows, columns + 1): the booster's TreeSHAP contributions in raw score, bias last.
         The trees come in TREE_RANGES ranges, each with its own sums (added in a fixed order),
         shared by `threads` threads."""
-        X = np.asarray(X, dtype=np.float64)
+        X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.n_columns:
             raise ValueError(f"expected a matrix of {self.n_columns} columns, got shape {X.shape}")
-        columns = np.ascontiguousarray(X.T)  # a feature's values side by side, as the kernel reads them
+        # a feature's values side by side, as the kernel reads them: the one copy of the input
+        # (scoring's float32 matrix is column-major, so this is only the conversion to float64)
+        columns = np.ascontiguousarray(X.T, dtype=np.float64)
         ranges = self._split(TREE_RANGES)
         # feature-major sums: a leaf adds one term per feature to every lead, along a row
         outs = [np.zeros((self.n_columns + 1, X.shape[0]), dtype=np.float64) for _ in ranges]
