@@ -14,6 +14,12 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# `make test` runs two pytest workers on two cores, each training and predicting with OpenMP
+# threads: spinning threads would wait for peers the other worker has descheduled. Set before
+# any test imports LightGBM or XGBoost (the OpenMP runtime reads it once, when it loads); a value
+# in the environment wins. Training itself leaves OpenMP's default alone (estimators.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 @pytest.fixture()
 def db_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -23,12 +23,16 @@ from typing import Any
 
 import numpy as np
 
-# LightGBM/XGBoost use OpenMP; its default busy-waiting threads collapse when the machine is
-# shared (2 cores, several jobs: a 0.4 s fit took 24 s). Passive waiting costs nothing when the
-# machine is free. Only a default: it must be set before the OpenMP runtime loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# LightGBM and XGBoost use OpenMP, whose threads spin a moment at each of a boosting round's
+# many barriers before they sleep. leadscore leaves that default alone: on a free machine it is
+# what makes two threads pay (the baseline's fold on the foreign data's 48,000 rows, 2 cores:
+# 3.5 s, against 11.6 s with OMP_WAIT_POLICY=PASSIVE, which sleeps at once and pays a wake-up at
+# every barrier). On a machine shared with other CPU-bound jobs spinning threads wait for peers
+# that are not running (the same fit beside a busy process: 15 s, 7 s with PASSIVE); there the
+# operator exports OMP_WAIT_POLICY=PASSIVE (README, "Threads"), as the test suite does for its
+# two workers (tests/conftest.py).
 
-from leadscore.errors import LeadscoreError  # noqa: E402
+from leadscore.errors import LeadscoreError
 
 # The tuned families, in the order they get budget. The baseline is a LightGBM of fixed textbook
 # parameters: every other candidate must beat it out of fold to be used (selection.select_model).
