@@ -163,3 +163,24 @@ def test_threads_follow_the_environment_then_the_row_count(monkeypatch):
     assert est.threads(10) == 3
     monkeypatch.setenv("LEADSCORE_THREADS", "0")
     assert est.threads() == 1
+
+
+def test_the_package_leaves_openmps_waiting_policy_to_the_operator():
+    """PASSIVE set by the package made a free machine's LightGBM fits three times slower (README,
+    "Threads"): importing the training code and fitting must leave OMP_WAIT_POLICY as it found it,
+    unset or the operator's own value. In fresh processes: conftest sets it for the test workers."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, numpy as np; from leadscore import estimators, train, tuning, score; "
+            "X = np.random.default_rng(0).normal(size=(200, 3)).astype(np.float32); "
+            "y = (X[:, 0] > 0.5).astype(int); "
+            "p, kw, _ = estimators.build_pipeline('lightgbm', {'n_estimators': 5}, float(y.mean()), [], [], 0, 2); "
+            "p.fit(X, y, **kw); print(os.environ.get('OMP_WAIT_POLICY', '<unset>'))")
+    for given, expected in ((None, "<unset>"), ("ACTIVE", "ACTIVE")):
+        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        if given is not None:
+            env["OMP_WAIT_POLICY"] = given
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == expected
