@@ -6,6 +6,9 @@ the same on any number of threads."""
 from __future__ import annotations
 
 import functools
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -169,10 +172,6 @@ def test_the_package_leaves_openmps_waiting_policy_to_the_operator():
     """PASSIVE set by the package made a free machine's LightGBM fits three times slower (README,
     "Threads"): importing the training code and fitting must leave OMP_WAIT_POLICY as it found it,
     unset or the operator's own value. In fresh processes: conftest sets it for the test workers."""
-    import os
-    import subprocess
-    import sys
-
     code = ("import os, numpy as np; from leadscore import estimators, train, tuning, score; "
             "X = np.random.default_rng(0).normal(size=(200, 3)).astype(np.float32); "
             "y = (X[:, 0] > 0.5).astype(int); "

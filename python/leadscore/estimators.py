@@ -23,14 +23,9 @@ from typing import Any
 
 import numpy as np
 
-# LightGBM and XGBoost use OpenMP, whose threads spin a moment at each of a boosting round's
-# many barriers before they sleep. leadscore leaves that default alone: on a free machine it is
-# what makes two threads pay (the baseline's fold on the foreign data's 48,000 rows, 2 cores:
-# 3.5 s, against 11.6 s with OMP_WAIT_POLICY=PASSIVE, which sleeps at once and pays a wake-up at
-# every barrier). On a machine shared with other CPU-bound jobs spinning threads wait for peers
-# that are not running (the same fit beside a busy process: 15 s, 7 s with PASSIVE); there the
-# operator exports OMP_WAIT_POLICY=PASSIVE (README, "Threads"), as the test suite does for its
-# two workers (tests/conftest.py).
+# OpenMP's waiting policy is left to the operator: its default (spin, then sleep) is what makes a
+# second thread pay on a free machine, PASSIVE what a shared one needs (README, "Threads", has
+# the measurements; the test suite sets PASSIVE for its two workers in tests/conftest.py).
 
 from leadscore.errors import LeadscoreError
 
