@@ -782,6 +782,9 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"skip world c's run with train's default budget ({LONG_BUDGET:g} s)")
     parser.add_argument("--ablation", action=argparse.BooleanOptionalAction, default=True,
                         help="feature-family ablation on worlds a, c and f (default: on)")
+    parser.add_argument("--families", default=None,
+                        help="comma-separated use_* vars the ablation switches off (default: every one "
+                             "in dbt_project.yml)")
     parser.add_argument("--out", type=Path, default=Path("bench/results"), help="results folder")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folders (databases, logs)")
     parser.add_argument("--small", action="store_true", help=argparse.SUPPRESS)  # development: tiny worlds
@@ -795,6 +798,13 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     families = use_vars() if args.ablation else None
+    if families is not None and args.families is not None:
+        wanted = [f.strip() for f in args.families.split(",") if f.strip()]
+        unknown_families = [f for f in wanted if f not in families]
+        if unknown_families or not wanted:
+            parser.error(f"unknown feature family {', '.join(unknown_families) or '(none)'}: "
+                         f"choose from {','.join(families)}")
+        families = wanted
     if args.ablation and not families and any(k in ("a", "c") for k in keys):
         say("ablation: dbt_project.yml has no use_* vars, nothing to switch off: skipped")
     work = Path(tempfile.mkdtemp(prefix="leadscore-quality-"))

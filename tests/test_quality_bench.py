@@ -78,3 +78,14 @@ def test_the_ablation_switches_off_only_families_the_baseline_reads():
     families = quality.use_vars()
     assert "use_target_rates" in families and "use_history_as_of" in families
     assert "use_group_keys" not in families
+
+
+def test_the_ablation_can_be_limited_to_named_families_and_refuses_an_unknown_one(capsys):
+    """`--families` picks ablation rows from the use_* vars; a name that is not one of them stops
+    the benchmark before any world is built, naming the families there are."""
+    assert "use_feature_crosses" in quality.use_vars()
+    with pytest.raises(SystemExit) as stop:
+        quality.main(["--worlds", "a", "--families", "use_feature_crosses,use_nothing"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown feature family use_nothing" in err and "use_feature_crosses" in err

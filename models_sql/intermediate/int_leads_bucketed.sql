@@ -2,16 +2,17 @@
 -- var('rare_min_count') TRAINING rows, or never seen in training (a new value at scoring time),
 -- becomes 'other'. Counts come from training rows only, so scoring rows never change the levels.
 -- One long count table (UNPIVOT) serves every column; one equality join per column applies it.
+-- The feature crosses (int_leads_crossed, var feature_crosses) are bucketed the same way.
 {%- set columns = [
     'business_unit', 'customer_type', 'enterprise', 'customer_job', 'inquiry_type',
     'product_category', 'product_subcategory', 'product_modelname', 'customer_position',
     'expected_timeline', 'business_area', 'business_subarea', 'country', 'region',
     'response_corporate'
-] %}
+] + feature_cross_columns() %}
 
 with leads as (
 
-    select * from {{ ref('int_leads_filled') }}
+    select * from {{ ref('int_leads_crossed') }}
 
 ),
 

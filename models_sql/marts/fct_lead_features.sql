@@ -69,6 +69,9 @@ final as (
         bucketed.country,
         bucketed.region,
         bucketed.response_corporate,
+        {% for column in feature_cross_columns() %}
+            bucketed.{{ column }},
+        {% endfor %}
         cast(bucketed.bant_submit as double) as bant_submit,
         cast(bucketed.lead_desc_length as double) as lead_desc_length,
         cast(bucketed.ver_cus as double) as ver_cus,
