@@ -37,7 +37,7 @@ every family on. `use_group_keys` is left out: the baseline never reads the grou
 linear member does), so the main table's linear-member row is where their worth shows.
 
     .venv/bin/python bench/quality.py [--worlds a,b,c,d,e,f] [--budget 120] [--skip-long]
-        [--out bench/results] [--ablation/--no-ablation] [--keep]
+        [--out bench/results] [--ablation/--no-ablation] [--families use_x,use_y] [--keep]
 
 Missing keys in model.json (an older train.py) show as n/a; a failed CLI step is reported in
 the results and the exit code is 1. A FAIL of a "Must show" condition is printed, never hidden.
