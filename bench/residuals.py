@@ -44,6 +44,7 @@ sys.path.insert(0, str(REPO / "python"))
 
 DECILES = 10
 MIN_LEVEL_VARIANCE = 0.5
+FOLDS = 5  # as `leadscore train`'s default
 
 
 def grouped_excess(residual: np.ndarray, variance: np.ndarray, keys: pd.DataFrame) -> tuple[float, int, float]:
@@ -98,10 +99,10 @@ def out_of_fold_blend(db_path: str, seed: int) -> tuple[pd.DataFrame, list, np.n
     import duckdb
 
     from leadscore import features as feat
-    from leadscore import validation
     from leadscore.ensemble import build_ensemble
-    from leadscore.estimators import BASELINE, BASELINE_PARAMS, DEFAULT_PARAMS, threads
-    from leadscore.tuning import Data, cross_validate
+    from leadscore.estimators import BASELINE, BASELINE_PARAMS, DEFAULT_PARAMS
+    from leadscore.train import training_data
+    from leadscore.tuning import cross_validate
 
     con = duckdb.connect(db_path, read_only=True)
     try:
@@ -109,13 +110,8 @@ def out_of_fold_blend(db_path: str, seed: int) -> tuple[pd.DataFrame, list, np.n
         train = feat.load_split(con, "train", flist)
     finally:
         con.close()
-    y = train[feat.LABEL].to_numpy(dtype=bool).astype(np.int8)
-    enc = feat.Encoding.fit(train, flist)
-    groups, leave_out = enc.mixed_effects_columns()
-    val = validation.choose(train.get("lead_date"), y, 5, seed)
-    data = Data(X=enc.transform(train), y=y, pi=float(y.mean()), folds=val.folds, cat_idx=enc.categorical_indices,
-                code_idx=enc.category_code_indices, seed=seed, n_threads=threads(len(y)),
-                tree_width=enc.tree_width, group_idx=groups, exclude_idx=leave_out)
+    data, val, _ = training_data(train, flist, FOLDS, seed)
+    y = data.y
     oof = {}
     for name, params in ((BASELINE, BASELINE_PARAMS), ("logistic", DEFAULT_PARAMS["logistic"])):
         oof[name], losses, _, _ = cross_validate(name, params, data)

@@ -242,6 +242,22 @@ def train_model(
                       () if baseline_only else tuple(models), promote)
 
 
+def training_data(train_df: pd.DataFrame, flist: list[feat.Feature], folds: int,
+                  seed: int) -> tuple[Data, validation.Validation, feat.Encoding]:
+    """The training rows as every model fits them: the encoding frozen on them, the folds, and
+    which matrix columns each kind reads. One place, so a diagnostic that cross-validates the
+    members (bench/residuals.py) sees exactly what training sees."""
+    y = train_df[feat.LABEL].to_numpy(dtype=bool).astype(np.int8)
+    encoding = feat.Encoding.fit(train_df, flist)
+    val = validation.choose(train_df.get("lead_date"), y, folds, seed)
+    groups, leave_out = encoding.mixed_effects_columns()
+    data = Data(X=encoding.transform(train_df), y=y, pi=float(y.mean()), folds=val.folds,
+                cat_idx=encoding.categorical_indices, code_idx=encoding.category_code_indices, seed=seed,
+                n_threads=threads(len(y)), tree_width=encoding.tree_width, group_idx=groups,
+                exclude_idx=leave_out)
+    return data, val, encoding
+
+
 def _warn(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -269,15 +285,9 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
         raise LeadscoreError(f"need at least {folds} positive and negative training rows, have {n_pos} / {len(y) - n_pos}")
     if target_prevalence == "auto" and (score_df is None or score_df.empty):
         raise LeadscoreError("target prevalence 'auto' needs unlabeled rows (split = 'score') to estimate from")
-    pi = n_pos / len(y)
-    encoding = feat.Encoding.fit(train_df, flist)
-    X = encoding.transform(train_df)
+    data, val, encoding = training_data(train_df, flist, folds, seed)
+    X, pi = data.X, data.pi
     columns = encoding.column_names
-    val = validation.choose(train_df.get("lead_date"), y, folds, seed)
-    groups, leave_out = encoding.mixed_effects_columns()
-    data = Data(X=X, y=y, pi=pi, folds=val.folds, cat_idx=encoding.categorical_indices,
-                code_idx=encoding.category_code_indices, seed=seed, n_threads=threads(len(y)),
-                tree_width=encoding.tree_width, group_idx=groups, exclude_idx=leave_out)
     data_fp = data_fingerprint(train_df["lead_id"].to_numpy(), y, X)
     warm = warm_start_params(previous, fhash, train_df["lead_id"])
 
