@@ -7,7 +7,8 @@ Everything here takes arrays and returns numbers or arrays; nothing reads the da
   (Saerens et al. 2002). It maps a resampled model back to the training rate and the training
   rate to a scoring population's rate.
 * Cutoff (`f1_optimal_cutoff`): the F1-maximising threshold on out-of-fold probabilities; with
-  sample weights it is the *expected* F1 of a population whose classes are reweighted.
+  sample weights it is the *expected* F1 of a population whose classes are reweighted. A model's
+  operating cutoff is `bagged_f1_cutoff`: the median of that threshold over bootstrap resamples.
 * Prevalence of an unlabeled population (`estimate_prevalence`): black-box shift estimation
   (BBSE, Lipton et al. 2018) from the classifier's out-of-fold confusion rates, with a bootstrap
   standard error. BBSE needs only that p(x | y) is the same in training and scoring rows, not
@@ -82,13 +83,54 @@ def f1_optimal_cutoff(y: np.ndarray, p: np.ndarray, sample_weight: np.ndarray | 
 
 
 def f1_at(y: np.ndarray, p: np.ndarray, cutoff: float, sample_weight: np.ndarray | None = None) -> float:
+    return rates_at(y, p, cutoff, sample_weight)[0]
+
+
+def rates_at(y: np.ndarray, p: np.ndarray, cutoff: float,
+             sample_weight: np.ndarray | None = None) -> tuple[float, float, float]:
+    """(F1, precision, recall) of the rule `p >= cutoff`."""
     y = np.asarray(y).astype(bool)
     pred = np.asarray(p) >= cutoff
     w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
     tp = float(w[pred & y].sum())
     fp = float(w[pred & ~y].sum())
     fn = float(w[~pred & y].sum())
-    return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
+    if tp == 0:
+        return 0.0, 0.0, 0.0
+    return 2 * tp / (2 * tp + fp + fn), tp / (tp + fp), tp / (tp + fn)
+
+
+CUTOFF_RESAMPLES = 30
+
+
+def bagged_f1_cutoff(y: np.ndarray, p: np.ndarray, sample_weight: np.ndarray | None = None,
+                     resamples: int = CUTOFF_RESAMPLES, seed: int = 0) -> tuple[float, float, float, float]:
+    """(cutoff, f1, precision, recall): the median of the F1-maximising cutoffs of `resamples`
+    bootstrap resamples of the rows, with F1, precision and recall at it on all the rows.
+
+    Why not the plain argmax: near its maximum the F1 curve is flat, so which cutoff wins on one
+    sample of rows moves with that sample's noise (its spread over random 90% subsets of 60,000
+    out-of-fold rows: 0.008-0.024). The median over resamples keeps the cutoff and drops most of
+    that noise. Judged on 150 random 90% / 10% splits of the blend's out-of-fold probabilities,
+    F1 on the held-out tenth rose by 0.0006-0.0008 at the training rate on every world tested
+    (2 s.e. 0.0002-0.0004), and stayed within -0.0001 to +0.0006 after a prior shift to 0.33
+    (README, "What has and has not lifted foreign F1"). Same rows, weights and seed: the same
+    cutoff."""
+    y = np.asarray(y)
+    p = np.asarray(p, dtype=np.float64)
+    w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    cutoffs = []
+    for _ in range(resamples):
+        rows = rng.integers(0, len(y), len(y))
+        yr = y[rows]
+        if yr.min() == yr.max():  # a resample with one class has no F1 to maximise
+            continue
+        cutoffs.append(f1_optimal_cutoff(yr, p[rows], None if w is None else w[rows])[0])
+    if not cutoffs:
+        return f1_optimal_cutoff(y, p, w)
+    cutoff = float(np.median(cutoffs))
+    return (cutoff, *rates_at(y, p, cutoff, w))
 
 
 def best_f1(y: np.ndarray, p: np.ndarray) -> float:

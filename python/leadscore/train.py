@@ -83,6 +83,7 @@ from leadscore.estimators import (
 )
 from leadscore.operating_point import (
     PrevalenceEstimate,
+    bagged_f1_cutoff,
     estimate_prevalence,
     f1_at,
     f1_optimal_cutoff,
@@ -390,7 +391,7 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
 
     sw = prevalence_weights(y, pi, target)
     scored = oof if target is None else shift_prior(oof, pi, target)
-    cutoff, cv_f1, cv_prec, cv_rec = f1_optimal_cutoff(y, scored, sw)
+    cutoff, cv_f1, cv_prec, cv_rec = bagged_f1_cutoff(y, scored, sw, seed=seed)
     cv_auc = float(roc_auc_score(y, oof))
     cv_ap = float(average_precision_score(y, scored, sample_weight=sw))
 
