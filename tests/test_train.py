@@ -219,3 +219,45 @@ def test_the_trees_never_read_the_group_keys_and_the_linear_member_does(db_file:
             assert np.array_equal(before[name], after[name]), name
     contributions = reasons.explainer(model).contributions(enc.transform(frame))
     assert contributions.shape == (len(frame), len(enc.column_names) + 1)
+
+
+def test_the_ensemble_calibrates_by_the_customer_evidence_it_was_fitted_on(db_file: Path) -> None:
+    """With a customer key (evidence.py) the chosen blend's calibration reads each lead's customer
+    rows: model.json keeps the training rows per customer, and a score row of a customer the
+    model never saw is scored with no evidence, unlike the same lead of a known customer."""
+    from leadscore import ensemble
+    from leadscore.evidence import EVIDENCE_KEY
+
+    make_feature_table(db_file, n_train=3000, n_score=400, seed=4)
+    con = duckdb.connect(str(db_file))
+    try:
+        con.execute(f"alter table main.fct_lead_features add column {EVIDENCE_KEY} varchar")
+        # 600 customers of 1-10 leads; the first 30 convert far more often: an effect only the
+        # customer's own record shows
+        con.execute(f"update main.fct_lead_features set {EVIDENCE_KEY} = 'c' || (hash(lead_id) % 600)")
+        con.execute(f"""update main.fct_lead_features set is_converted = (hash(lead_id || 'x') % 3 = 0)
+                        where split = 'train' and cast(substr({EVIDENCE_KEY}, 2) as integer) < 30""")
+        counts = dict(con.execute(f"select {EVIDENCE_KEY}, count(*) from main.fct_lead_features "
+                                  "where split = 'train' group by 1").fetchall())
+    finally:
+        con.close()
+    train.train_model(db_file, time_budget=60, seed=0, models=("logistic", "lightgbm"), **SMALL)
+    con = duckdb.connect(str(db_file))
+    try:
+        model = model_mod.load_model(con)
+        frame = feat.load_split(con, "score", list(model.encoding.features))
+    finally:
+        con.close()
+    spec = model.meta["ensemble"]
+    assert spec["kind"] == "voting" and len(ensemble.used_models(spec)) >= 2  # the blend won
+    assert "evidence" in spec["calibration"] and spec["evidence"]["feature"] == EVIDENCE_KEY
+    enc = model.encoding
+    table = spec["evidence"]["rows_per_code"]
+    customers = pd.DataFrame({c.name: [None] * len(counts) for c in enc.features} | {EVIDENCE_KEY: list(counts)})
+    codes = enc.transform(customers)[:, spec["evidence"]["column"]]
+    assert [table[int(c)] for c in codes] == list(counts.values())
+    known = frame[EVIDENCE_KEY].isin(list(counts)).to_numpy()
+    assert known.any()
+    before = model.predict_proba(frame)
+    after = model.predict_proba(frame.assign(**{EVIDENCE_KEY: "a customer never seen"}))
+    assert not np.allclose(before[known], after[known])

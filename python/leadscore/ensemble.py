@@ -2,9 +2,14 @@
 
 Both work on probabilities already mapped back to the training rate, so the models speak one
 probability scale. Voting weights minimise the out-of-fold log-loss over the simplex; the blend
-is then Platt-scaled on its own out-of-fold probabilities (monotone: ranking and F1 unchanged,
-but the probabilities fit for prior shift). Whether the ensemble is used at all is decided by
-selection.select_model against the fixed baseline, not here.
+is then Platt-scaled on its own out-of-fold probabilities, so that they fit for prior shift.
+Where the training rows carry the customer's id (evidence.py), the Platt slope and intercept
+move with log(1 + the customer's training rows): a lead of a customer the models never saw is
+pulled toward the middle, one of a well-known customer is not. That changes the ranking across
+customers (not within one customer), and it lowered out-of-fold log-loss beyond fold noise on
+the foreign data set and on three demo worlds (README, "What has and has not lifted foreign F1").
+Whether the ensemble is used at all is decided by selection.select_model against the fixed
+baseline, not here.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from leadscore.errors import LeadscoreError
+from leadscore.evidence import Evidence
 from leadscore.operating_point import log_loss, logit, shift_prior, sigmoid
 
 ENSEMBLE_KINDS = ("voting", "stacking")
@@ -44,23 +50,69 @@ def fit_voting_weights(P: np.ndarray, y: np.ndarray) -> np.ndarray:
     return w / w.sum()
 
 
-def platt(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
+def platt(p: np.ndarray, y: np.ndarray, evidence: np.ndarray | None = None) -> dict[str, Any]:
+    """Logistic calibration of a blend on its out-of-fold rows: slope and intercept on logit(p),
+    and with `evidence` (each row's customer rows, evidence.py) a slope and an intercept on
+    log(1 + rows) beside them. Kept plain when the evidence terms would turn the slope
+    non-positive anywhere in the range of rows seen: calibration must never invert the ranking."""
     from sklearn.linear_model import LogisticRegression
 
-    lr = LogisticRegression(C=1e4, max_iter=1000).fit(logit(p).reshape(-1, 1), y)
-    return {"slope": float(lr.coef_[0][0]), "intercept": float(lr.intercept_[0])}
+    z = logit(p)
+    if evidence is not None:
+        lr_rows = np.log1p(np.asarray(evidence, dtype=np.float64))
+        lr = LogisticRegression(C=1e4, max_iter=1000).fit(np.column_stack([z, lr_rows, z * lr_rows]), y)
+        slope, ev_intercept, ev_slope = (float(c) for c in lr.coef_[0])
+        top = float(lr_rows.max())
+        if slope > 0 and slope + ev_slope * top > 0:
+            return {"slope": slope, "intercept": float(lr.intercept_[0]),
+                    "evidence": {"slope": ev_slope, "intercept": ev_intercept, "max_log_rows": top,
+                                 "mean_log_rows": float(lr_rows.mean())}}
+    plain = LogisticRegression(C=1e4, max_iter=1000).fit(z.reshape(-1, 1), y)
+    return {"slope": float(plain.coef_[0][0]), "intercept": float(plain.intercept_[0])}
+
+
+def calibrate(p: np.ndarray, cal: dict[str, Any], evidence: np.ndarray | None = None) -> np.ndarray:
+    """Apply `platt`'s calibration; log(1 + rows) is capped at the largest the fit saw."""
+    slope, intercept = float(cal["slope"]), float(cal["intercept"])
+    terms = cal.get("evidence")
+    if terms:
+        if evidence is None:
+            raise LeadscoreError("this ensemble's calibration reads the customer's training rows (evidence.py); "
+                                 "none were given")
+        lr_rows = np.minimum(np.log1p(np.asarray(evidence, dtype=np.float64)), float(terms["max_log_rows"]))
+        slope = slope + float(terms["slope"]) * lr_rows
+        intercept = intercept + float(terms["intercept"]) * lr_rows
+    return sigmoid(slope * logit(p) + intercept)
+
+
+def mean_calibration(cal: dict[str, Any] | None) -> tuple[float, float]:
+    """(slope, intercept) of a calibration at the training rows' mean log(1 + rows): one pair for
+    what needs a single number (the reasons' log-odds weights)."""
+    if not cal:
+        return 1.0, 0.0
+    terms = cal.get("evidence") or {}
+    m = float(terms.get("mean_log_rows", 0.0))
+    return (float(cal["slope"]) + float(terms.get("slope", 0.0)) * m,
+            float(cal["intercept"]) + float(terms.get("intercept", 0.0)) * m)
 
 
 def build_ensemble(kind: str, oof: dict[str, np.ndarray], y: np.ndarray,
-                   folds: list[tuple[np.ndarray, np.ndarray]]) -> tuple[dict[str, Any], np.ndarray]:
-    """(ensemble spec for model.json, out-of-fold ensemble probabilities)."""
+                   folds: list[tuple[np.ndarray, np.ndarray]], evidence: Evidence | None = None,
+                   oof_evidence: np.ndarray | None = None) -> tuple[dict[str, Any], np.ndarray]:
+    """(ensemble spec for model.json, out-of-fold ensemble probabilities). With `evidence` (its
+    table, for scoring) and `oof_evidence` (each out-of-fold row's customer rows in its fold's
+    fit), voting's calibration reads the customer's evidence."""
+    if (evidence is None) != (oof_evidence is None):
+        raise LeadscoreError("build_ensemble needs both the evidence table and the out-of-fold rows' evidence, or neither")
     names = list(oof)
     P = np.column_stack([oof[n] for n in names])
     if kind == "voting":
         w = fit_voting_weights(P, y)
         spec: dict[str, Any] = {"kind": "voting", "weights": {n: float(x) for n, x in zip(names, w, strict=True)}}
-        spec["calibration"] = platt(np.clip(P @ w, 0, 1), y)
-        return spec, combine(oof, spec)
+        spec["calibration"] = platt(np.clip(P @ w, 0, 1), y, oof_evidence)
+        if evidence is not None and "evidence" in spec["calibration"]:
+            spec["evidence"] = evidence.to_json()
+        return spec, combine(oof, spec, oof_evidence)
     if kind == "stacking":
         from sklearn.linear_model import LogisticRegression
 
@@ -88,8 +140,10 @@ def used_models(spec: dict[str, Any]) -> list[str]:
     return list(spec["inputs"])
 
 
-def combine(corrected: dict[str, np.ndarray], spec: dict[str, Any]) -> np.ndarray:
-    """The ensemble probability (on the training rate) from prior-corrected base probabilities."""
+def combine(corrected: dict[str, np.ndarray], spec: dict[str, Any],
+            evidence: np.ndarray | None = None) -> np.ndarray:
+    """The ensemble probability (on the training rate) from prior-corrected base probabilities;
+    `evidence`: the rows' customer rows, for a calibration that reads them."""
     if spec["kind"] == "voting":
         out = np.zeros_like(next(iter(corrected.values())), dtype=np.float64)
         for name, w in spec["weights"].items():
@@ -98,7 +152,7 @@ def combine(corrected: dict[str, np.ndarray], spec: dict[str, Any]) -> np.ndarra
         out = np.clip(out, 0.0, 1.0)
         cal = spec.get("calibration")
         if cal:
-            out = sigmoid(float(cal["slope"]) * logit(out) + float(cal["intercept"]))
+            out = calibrate(out, cal, evidence)
         return out
     if spec["kind"] == "stacking":
         z = np.full_like(next(iter(corrected.values())), float(spec["intercept"]), dtype=np.float64)
@@ -122,18 +176,20 @@ def predict(
     corrected = {
         name: shift_prior(base_predict[name](X), effective_priors[name], train_rate) for name in used_models(spec)
     }
-    return combine(corrected, spec)
+    evidence = Evidence.from_json(spec["evidence"]).of(X) if spec.get("evidence") else None
+    return combine(corrected, spec, evidence)
 
 
 def log_odds_weights(spec: dict[str, Any], contributing: Sequence[str]) -> dict[str, float]:
     """The weight of each of the `contributing` members' log-odds (per-feature contributions,
     reasons.py) in the ensemble's log-odds: the voting weights times the Platt slope (the blend
-    averages probabilities, so this is its log-odds analogue), or the stacking coefficients (the
+    averages probabilities, so this is its log-odds analogue; a slope that moves with the
+    customer's evidence is taken at the training rows' mean), or the stacking coefficients (the
     meta-model is linear in the members' log-odds: exact). Rescaled so that the contributing
     members carry the whole ensemble's weight when some member (a forest) has no contributions."""
     if spec["kind"] == "voting":
         raw = {n: float(w) for n, w in spec["weights"].items() if w}
-        slope = float((spec.get("calibration") or {}).get("slope", 1.0))
+        slope = mean_calibration(spec.get("calibration"))[0]
     elif spec["kind"] == "stacking":
         raw = {n: float(c) for n, c in zip(spec["inputs"], spec["coef"], strict=True)}
         slope = 1.0

@@ -436,7 +436,7 @@ def explainer(model: LoadedModel, templates: dict[str, Template] | None = None) 
     # constant moves of the log-odds: each member's prior back to the training rate, the blend's
     # intercept, the target prevalence; they go to the bias, never to a feature
     shift = sum(w * (_logit(pi) - _logit(float(entries[n]["effective_prior"]))) for n, w in weights.items())
-    shift += float((spec.get("calibration") or {}).get("intercept", 0.0)) if spec["kind"] == "voting" else 0.0
+    shift += ensemble.mean_calibration(spec.get("calibration"))[1] if spec["kind"] == "voting" else 0.0
     shift += float(spec["intercept"]) if spec["kind"] == "stacking" else 0.0
     if model.target_prevalence is not None:
         shift += _logit(model.target_prevalence) - _logit(pi)
