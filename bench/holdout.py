@@ -125,9 +125,9 @@ def to_markdown(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
                      f"{r['f1']:.3f} | {r['best_f1']:.3f} | {r['auc']:.3f} | {quality.fmt(r['flagged_ratio'], 2)}x | "
                      f"{r['oof_f1']:.3f} | "
                      f"{quality.fmt(r['baseline_f1'])} |")
+    lines.append("")
     for key, name in (("f1", "F1 at own cutoff"), ("best_f1", "best F1"), ("auc", "AUC")):
         s = info["summary"][key]
-        lines.append("")
         lines.append(f"- {name}: mean {s['mean']:.3f}, standard deviation {s['sd']:.3f}, "
                      f"from {s['min']:.3f} to {s['max']:.3f}")
     notes = [f"split {r['split']}: {n}" for r in results for n in r["notes"]]
