@@ -183,6 +183,17 @@ def test_bad_arguments_raise_leadscore_errors(db_file: Path) -> None:
         train.train_model(db_file, time_budget=5, target_prevalence=1.5, progress=False)
 
 
+def _train_blend_and_load(db_file: Path) -> tuple[model_mod.LoadedModel, pd.DataFrame]:
+    """Train the linear member and LightGBM beside the baseline; the current model and its score rows."""
+    train.train_model(db_file, time_budget=60, seed=0, models=("logistic", "lightgbm"), **SMALL)
+    con = duckdb.connect(str(db_file))
+    try:
+        model = model_mod.load_model(con)
+        return model, feat.load_split(con, "score", list(model.encoding.features))
+    finally:
+        con.close()
+
+
 def test_the_trees_never_read_the_group_keys_and_the_linear_member_does(db_file: Path) -> None:
     """A <column>_group_key in the feature table: the trees are fitted on the columns before it
     (their files have Encoding.tree_width features), the linear member reads it as one intercept
@@ -196,13 +207,7 @@ def test_the_trees_never_read_the_group_keys_and_the_linear_member_does(db_file:
         con.execute("update main.fct_lead_features set cat_b_group_key = cat_b")
     finally:
         con.close()
-    train.train_model(db_file, time_budget=60, seed=0, models=("logistic", "lightgbm"), **SMALL)
-    con = duckdb.connect(str(db_file))
-    try:
-        model = model_mod.load_model(con)
-        frame = feat.load_split(con, "score", [f for f in model.encoding.features])
-    finally:
-        con.close()
+    model, frame = _train_blend_and_load(db_file)
     enc = model.encoding
     assert enc.column_names[-1] == "cat_b_group_key" and enc.tree_width == len(enc.column_names) - 1
     entries = {m["name"]: m for m in model.meta["models"]}
@@ -241,13 +246,7 @@ def test_the_ensemble_calibrates_by_the_customer_evidence_it_was_fitted_on(db_fi
                                   "where split = 'train' group by 1").fetchall())
     finally:
         con.close()
-    train.train_model(db_file, time_budget=60, seed=0, models=("logistic", "lightgbm"), **SMALL)
-    con = duckdb.connect(str(db_file))
-    try:
-        model = model_mod.load_model(con)
-        frame = feat.load_split(con, "score", list(model.encoding.features))
-    finally:
-        con.close()
+    model, frame = _train_blend_and_load(db_file)
     spec = model.meta["ensemble"]
     assert spec["kind"] == "voting" and len(ensemble.used_models(spec)) >= 2  # the blend won
     assert "evidence" in spec["calibration"] and spec["evidence"]["feature"] == EVIDENCE_KEY
