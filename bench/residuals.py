@@ -101,7 +101,7 @@ def out_of_fold_blend(db_path: str, seed: int) -> tuple[pd.DataFrame, list, np.n
     from leadscore import features as feat
     from leadscore.ensemble import build_ensemble
     from leadscore.estimators import BASELINE, BASELINE_PARAMS, DEFAULT_PARAMS
-    from leadscore.evidence import Evidence
+    from leadscore.evidence import for_training as customer_evidence
     from leadscore.train import training_data
     from leadscore.tuning import cross_validate
 
@@ -118,8 +118,8 @@ def out_of_fold_blend(db_path: str, seed: int) -> tuple[pd.DataFrame, list, np.n
         oof[name], losses, _, _ = cross_validate(name, params, data)
         print(f"{name}: out-of-fold log-loss {np.mean(losses):.5f}", file=sys.stderr)
     rows = val.validated  # forward folds (dated leads) leave the first block unvalidated
-    evidence = Evidence.fit(encoding, data.X)  # the customer's evidence, as training calibrates the blend
-    oof_evidence = None if evidence is None else evidence.out_of_fold(data.X, val.folds)[rows]
+    # the customer's evidence, as training calibrates the blend
+    evidence, oof_evidence = customer_evidence(encoding, data.X, val.folds, rows)
     _, blend = build_ensemble("voting", {k: v[rows] for k, v in oof.items()}, y[rows], val.view_folds(),
                               evidence, oof_evidence)
     return train.iloc[rows].reset_index(drop=True), flist, y[rows], blend

@@ -162,22 +162,30 @@ def combine(corrected: dict[str, np.ndarray], spec: dict[str, Any],
     raise LeadscoreError(f"unknown ensemble kind {spec['kind']!r}")
 
 
+def spec_evidence(spec: dict[str, Any]) -> Evidence | None:
+    """The evidence table a spec's calibration reads (evidence.py); None when it reads none."""
+    return Evidence.from_json(spec["evidence"]) if spec.get("evidence") else None
+
+
 def predict(
     spec: dict[str, Any],
     base_predict: dict[str, Callable[[np.ndarray], np.ndarray]],
     effective_priors: dict[str, float],
     train_rate: float,
     X: np.ndarray,
+    evidence: Evidence | None = None,
 ) -> np.ndarray:
     """P(converted) on the training rate for model matrix `X`: each base model the spec uses,
     mapped from the rate it was fitted at (resampling changes it) back to the training rate,
     then combined. Scoring (model.LoadedModel) and training (the prevalence estimate on score
-    rows) both go through here, so the two can never disagree on how a blend is formed."""
+    rows) both go through here, so the two can never disagree on how a blend is formed.
+    `evidence`: `spec_evidence(spec)` parsed once by a caller that predicts many batches (a loaded
+    model); read from the spec when not given."""
     corrected = {
         name: shift_prior(base_predict[name](X), effective_priors[name], train_rate) for name in used_models(spec)
     }
-    evidence = Evidence.from_json(spec["evidence"]).of(X) if spec.get("evidence") else None
-    return combine(corrected, spec, evidence)
+    table = evidence if evidence is not None else spec_evidence(spec)
+    return combine(corrected, spec, None if table is None else table.of(X))
 
 
 def log_odds_weights(spec: dict[str, Any], contributing: Sequence[str]) -> dict[str, float]:

@@ -92,3 +92,13 @@ class Evidence:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Evidence:
         return cls(str(d["feature"]), int(d["column"]), np.asarray(d["rows_per_code"], dtype=np.int64))
+
+
+def for_training(encoding: Encoding, X: np.ndarray, folds: Sequence[tuple[np.ndarray, np.ndarray]],
+                 validated: np.ndarray) -> tuple[Evidence | None, np.ndarray | None]:
+    """(the table of the final fit, each validated row's out-of-fold evidence), or (None, None)
+    without a customer key: what ensemble.build_ensemble takes, both or neither."""
+    evidence = Evidence.fit(encoding, X)
+    if evidence is None:
+        return None, None
+    return evidence, evidence.out_of_fold(X, folds)[validated]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,11 @@ class LoadedModel:
     def used_models(self) -> list[str]:
         return ensemble.used_models(self.meta["ensemble"])
 
+    @cached_property
+    def _evidence(self) -> ensemble.Evidence | None:
+        """The ensemble's evidence table, parsed once: scoring predicts batch after batch."""
+        return ensemble.spec_evidence(self.meta["ensemble"])
+
     @property
     def _effective_priors(self) -> dict[str, float]:
         return {m["name"]: float(m["effective_prior"]) for m in self.meta["models"]}
@@ -96,7 +102,8 @@ class LoadedModel:
         once for the scores and the reasons (reasons.Explainer) alike."""
         if len(X) == 0:
             return np.zeros(0, dtype=np.float64)
-        p = ensemble.predict(self.meta["ensemble"], self._predictors, self._effective_priors, self.train_positive_rate, X)
+        p = ensemble.predict(self.meta["ensemble"], self._predictors, self._effective_priors, self.train_positive_rate, X,
+                             self._evidence)
         if self.target_prevalence is not None:
             p = shift_prior(p, self.train_positive_rate, self.target_prevalence)
         return p

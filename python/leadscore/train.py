@@ -68,7 +68,7 @@ from leadscore.selection import select_model
 from leadscore.validation import f1_by_month
 from leadscore import features as feat
 from leadscore.errors import LeadscoreError
-from leadscore.evidence import Evidence
+from leadscore.evidence import for_training as customer_evidence
 from leadscore.progress import Bar
 from leadscore.progress import bar as progress_bar
 from leadscore.estimators import (
@@ -361,8 +361,7 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
     candidates = {n: o for n, o in oofs.items() if n != BASELINE}
     spec_ens = None
     if len(results) >= 2:
-        evidence = Evidence.fit(encoding, data.X)
-        oof_evidence = None if evidence is None else val.view(evidence.out_of_fold(data.X, val.folds))
+        evidence, oof_evidence = customer_evidence(encoding, data.X, val.folds, val.validated)
         spec_ens, ens_oof = ensemble.build_ensemble(ensemble_kind, oofs, y, vfolds, evidence, oof_evidence)
         candidates["ensemble"] = ens_oof
     selection = select_model(y, vfolds, b_oof, candidates)
