@@ -227,10 +227,9 @@ def score_with_current_model(db_file: Path) -> pd.DataFrame:
     con = duckdb.connect(str(db_file))
     try:
         model = model_mod.load_model(con)
-        batches = list(feat.iter_score_batches(con, batch_size=170))
+        df = feat.load_split(con, "score").drop(columns=[feat.LABEL])  # null on score rows
     finally:
         con.close()
-    df = pd.concat(batches, ignore_index=True)
     df["p"] = model.predict_proba(df)
     df["pred"] = df["p"] >= model.cutoff
     return df

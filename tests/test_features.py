@@ -1,11 +1,12 @@
 """features.py at array level: reading the feature list, the encoding, and the read side of a
-scoring run (`score_rows`), on small in-memory DuckDB tables; no subprocess, no dbt."""
+scoring run (`score_stream`), on small in-memory DuckDB tables; no subprocess, no dbt."""
 
 from __future__ import annotations
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from leadscore import features as feat
@@ -101,30 +102,13 @@ def _scored(con: duckdb.DuckDBPyConnection, lead_id: str, model_version: str) ->
     tables.update_latest_scores(con, "run_rows")
 
 
-def test_score_rows_counts_and_batches_only_what_this_model_has_not_scored(con):
-    fl = feat.read_features(con)
-    _scored(con, "s2", "v1")
-    rows = feat.score_rows(con, fl, "v1", batch_size=2)
-    batches = list(rows.batches)
-    assert rows.total == 4
-    assert [b["lead_id"].tolist() for b in batches] == [["s1", "s3"], ["s4", "s5"]]
-    assert batches[0]["id"].tolist() == [101, 103]
-    # another model, or rescoring, sees every score row
-    assert feat.score_rows(con, fl, "v2").total == 5
-    assert feat.score_rows(con, fl, "v1", rescore=True).total == 5
-
-
-def test_score_rows_refuses_features_the_table_no_longer_has(con):
-    model_features = [*feat.read_features(con), feat.Feature("dropped_since", "DOUBLE", "numeric")]
-    with pytest.raises(LeadscoreError, match="dropped_since is missing"):
-        feat.score_rows(con, model_features, "v1")
-
-
-def test_batches_match_one_whole_read(con):
+def test_streamed_batches_match_one_whole_read(con):
     fl = feat.read_features(con)
     whole = feat.load_split(con, "score", fl).drop(columns=[feat.LABEL])
-    paged = pd.concat(feat.iter_score_batches(con, batch_size=2, features=fl), ignore_index=True)
-    pd.testing.assert_frame_equal(whole, paged, check_dtype=False)
+    stream = feat.score_stream(con, fl, "v1", batch_size=2)
+    streamed = pa.Table.from_batches(list(stream.batches)).to_pandas()
+    streamed = streamed.sort_values("lead_id", ignore_index=True)
+    pd.testing.assert_frame_equal(whole, streamed, check_dtype=False)
 
 
 def test_score_stream_reads_every_pending_lead_once_with_its_date_range(con):
@@ -136,6 +120,7 @@ def test_score_stream_reads_every_pending_lead_once_with_its_date_range(con):
     assert max(b.num_rows for b in batches) <= 3
     assert sorted(i for b in batches for i in b.column("lead_id").to_pylist()) == ["s1", "s3", "s4", "s5"]
     assert feat.score_stream(con, fl, "v1", rescore=True).total == 5
+    assert feat.score_stream(con, fl, "v2").total == 5  # another model has scored none of them
     con.execute("create table main.dated as select *, date '2026-01-01' + cast(substr(lead_id, 2) as int) "
                 "as lead_date from main.fct_lead_features")
     dated = feat.score_stream(con, fl, "v2", table="main.dated")

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
 from conftest import REPO_ROOT
 from helpers import copy_data_dir, feature_database, make_feature_table
-from leadscore import config, estimators, registry, tables, train
+from leadscore import config, estimators, promotion, registry, tables, train
 from leadscore import features as feat
 from leadscore import model as model_mod
 from leadscore.errors import LeadscoreError
@@ -175,7 +174,7 @@ def test_loaded_model_scores_like_training_and_unseen_categories(db_file: Path, 
     con = duckdb.connect(str(db_file))
     try:
         model = model_mod.load_model(con)
-        score = pd.concat(feat.iter_score_batches(con), ignore_index=True)
+        score = feat.load_split(con, "score")
         assert model.feature_hash == feat.feature_hash(feat.read_features(con))
     finally:
         con.close()
@@ -197,8 +196,13 @@ def test_no_model_yet(db_file: Path) -> None:
     try:
         assert registry.current_version(con) is None
         assert registry.list_models(con) == []
-        with pytest.raises(LeadscoreError, match="no model"):
+        with pytest.raises(LeadscoreError, match="no model is registered yet"):
             model_mod.load_model(con)
+        # every command that acts on a model says the same: `models show` said "model version None"
+        with pytest.raises(LeadscoreError, match="no model is registered yet"):
+            promotion.show_lines(con, None)
+        with pytest.raises(LeadscoreError, match="model version v0-none is not in ops.model_registry"):
+            registry.require_row(con, "v0-none")
     finally:
         con.close()
 

@@ -30,12 +30,10 @@ def test_features_schema_encoding_and_batches(db_file: Path) -> None:
             ("cat_a", "categorical"), ("cat_b", "categorical")]
         train_df = feat.load_split(con, "train", flist)
         enc = feat.Encoding.fit(train_df, flist)
-        batches = list(feat.iter_score_batches(con, batch_size=100))
+        score = feat.load_split(con, "score", flist)
     finally:
         con.close()
-    assert [len(b) for b in batches] == [100, 100, 50]
-    score = pd.concat(batches, ignore_index=True)
-    assert score["lead_id"].is_unique and score["lead_id"].is_monotonic_increasing
+    assert len(score) == 250 and score["lead_id"].is_unique and score["lead_id"].is_monotonic_increasing
     X = enc.transform(score)
     assert X.dtype == np.float32 and not np.isnan(X).any()
     j = [f.name for f in flist].index("cat_a")
@@ -160,7 +158,7 @@ def test_target_prevalence_given_and_auto(db_file: Path) -> None:
     try:
         m_given = model_mod.load_model(con, given.model_version)
         m_base = model_mod.load_model(con, base.model_version)
-        score = pd.concat(feat.iter_score_batches(con), ignore_index=True)
+        score = feat.load_split(con, "score")
     finally:
         con.close()
     assert m_given.target_prevalence == 0.33

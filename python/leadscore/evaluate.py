@@ -55,12 +55,7 @@ def reports_dir() -> Path:
 def _model_cutoff(con: duckdb.DuckDBPyConnection, model_version: str | None) -> tuple[str, float]:
     from leadscore import registry
 
-    version = model_version or registry.current_version(con)
-    if version is None:
-        raise LeadscoreError("no model is registered yet: run `leadscore train` and `leadscore score` first")
-    row = registry.model_row(con, version)
-    if row is None:
-        raise LeadscoreError(f"model version {version} is not in {registry.REGISTRY_TABLE}")
+    version, row = registry.require_row(con, model_version)
     return version, float(row["cutoff"])
 
 

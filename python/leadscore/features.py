@@ -200,16 +200,6 @@ def check_features(model_features: Sequence[Feature], table_features: Sequence[F
         )
 
 
-@dataclass
-class ScoreRows:
-    """What one scoring run reads: the model's features (checked against the table), how many
-    leads wait, and the batches that hold them (`lead_id`, `id` and the feature columns)."""
-
-    features: list[Feature]
-    total: int
-    batches: Iterator[pd.DataFrame]
-
-
 def _pending(model_version: str | None, rescore: bool) -> tuple[str, list[Any]]:
     """The one 'not yet scored' rule: unlabeled rows, minus those `model_version` already
     scored unless rescoring. The count and the batches both use it.
@@ -224,60 +214,6 @@ def _pending(model_version: str | None, rescore: bool) -> tuple[str, list[Any]]:
         f"{LATEST_SCORES} as s where s.lead_id = f.lead_id and s.model_version = ?)",
         [model_version],
     )
-
-
-def score_rows(
-    con: duckdb.DuckDBPyConnection,
-    model_features: Sequence[Feature],
-    model_version: str,
-    rescore: bool = False,
-    batch_size: int = 200_000,
-    table: str = FEATURE_TABLE,
-) -> ScoreRows:
-    """Check the model's features against the table, count the leads to score, and hand out
-    their batches: the whole read side of a scoring run in one call."""
-    check_features(model_features, read_features(con, table))
-    where, params = _pending(model_version, rescore)
-    total = int(db.scalar(con, f"select count(*) from {table} as f where {where}", params))
-    batches = iter_score_batches(con, batch_size, model_version, rescore, model_features, table)
-    return ScoreRows(list(model_features), total, batches)
-
-
-def iter_score_batches(
-    con: duckdb.DuckDBPyConnection,
-    batch_size: int = 200_000,
-    model_version: str | None = None,
-    rescore: bool = False,
-    features: Sequence[Feature] | None = None,
-    table: str = FEATURE_TABLE,
-) -> Iterator[pd.DataFrame]:
-    """Yield the unlabeled rows (split = 'score') as pandas DataFrames of at most `batch_size`
-    rows: `lead_id`, `id`, `lead_date` and the feature columns (give them to `LoadedModel.predict_proba`).
-    With `model_version` and not `rescore`, leads that version already scored are left out, so
-    an interrupted scoring run resumes where it stopped.
-
-    Batches are read by keyset pagination on lead_id (`lead_id > last ... order by lead_id
-    limit n`), each query fetched whole as Arrow. Between two batches the connection is therefore
-    free: the caller may write with it (DuckDB 2.x forbids that while a streamed result is open),
-    and memory stays flat whatever the volume."""
-    if batch_size <= 0:
-        raise LeadscoreError(f"batch size must be positive, got {batch_size}")
-    features = list(features) if features is not None else read_features(con, table)
-    where, params = _pending(model_version, rescore)
-    sql = (
-        f"select f.lead_id, {_key_columns(con, table)}, {_select_list(features)} from {table} as f "
-        f"where {where} and (cast(? as varchar) is null or f.lead_id > ?) "
-        f"order by f.lead_id limit {int(batch_size)}"
-    )
-    last: str | None = None  # None: first page
-    while True:
-        page = _to_pandas(con, sql, [*params, last, last])
-        if page.empty:
-            return
-        yield page
-        if len(page) < batch_size:
-            return
-        last = str(page["lead_id"].iloc[-1])
 
 
 @dataclass

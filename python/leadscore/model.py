@@ -52,7 +52,7 @@ def verify_checksums(folder: Path, expected_sha: str | None = None) -> dict[str,
 @dataclass
 class LoadedModel:
     """A registered model ready to score. `predict_proba(df)` takes raw feature columns (as
-    `features.iter_score_batches` yields them) and returns P(converted) on the scoring
+    `features.load_split` reads them) and returns P(converted) on the scoring
     population's scale (target prevalence applied when the model has one); compare with
     `cutoff` using >=."""
 
@@ -139,12 +139,7 @@ def load_model_dir(folder: Path, expected_checksum: str | None = None) -> Loaded
 
 def load_model(con: duckdb.DuckDBPyConnection, version: str | None = None) -> LoadedModel:
     """Load the current model (or `version`) after verifying its checksums."""
-    version = version or registry.current_version(con)
-    if version is None:
-        raise LeadscoreError("no model is registered yet: run `leadscore train` first")
-    row = registry.model_row(con, version)
-    if row is None:
-        raise LeadscoreError(f"model version {version} is not in {registry.REGISTRY_TABLE}")
+    version, row = registry.require_row(con, version)
     folder = registry.artifact_folder(row, con)
     if not folder.is_dir():
         raise LeadscoreError(f"model folder for {version} not found ({row['artifact_dir']})")

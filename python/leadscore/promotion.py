@@ -132,10 +132,7 @@ def list_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def show_lines(con: duckdb.DuckDBPyConnection, version: str | None) -> list[str]:
-    version = version or registry.current_version(con)
-    row = registry.model_row(con, version) if version else None
-    if row is None:
-        raise LeadscoreError(f"model version {version} is not in {registry.REGISTRY_TABLE}")
+    version, row = registry.require_row(con, version)
     sel = _selection(row)
     lines = [
         f"model {version}" + (" (current)" if row["is_current"] else ""),

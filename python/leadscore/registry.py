@@ -78,6 +78,19 @@ def model_row(con: duckdb.DuckDBPyConnection, version: str) -> dict[str, Any] | 
     return None if row is None else dict(zip([d[0] for d in cur.description], row, strict=True))
 
 
+def require_row(con: duckdb.DuckDBPyConnection, version: str | None = None) -> tuple[str, dict[str, Any]]:
+    """(version, registry row) of `version`, or of the current model when None: the one lookup
+    every command that acts on a model starts from, so each says the same thing when there is
+    none."""
+    version = version or current_version(con)
+    if version is None:
+        raise LeadscoreError("no model is registered yet: run `leadscore train` first")
+    row = model_row(con, version)
+    if row is None:
+        raise LeadscoreError(f"model version {version} is not in {REGISTRY_TABLE}")
+    return version, row
+
+
 def models_dir_of(con: duckdb.DuckDBPyConnection | None) -> Path:
     """The models folder beside the database `con` is attached to (what config.models_dir() is
     for the CLI, whatever LEADSCORE_DB says in a process that opened another database)."""
