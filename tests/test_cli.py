@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from leadscore import cli, commands
@@ -124,6 +125,20 @@ def test_score_no_reasons_reaches_the_scoring_call(monkeypatch, db_file):
         return score.ScoreResult("s1", "v1", 0, 0, 0.5, 0.0)
 
     monkeypatch.setattr(score, "score_leads", fake)
+    duckdb.connect(str(db_file)).close()  # score opens a database that exists
     assert cli.main(["score", "--no-reasons"]) == 0
     assert cli.main(["score"]) == 0
     assert calls == [False, True]
+
+
+@pytest.mark.parametrize("argv", [
+    ["train"], ["score"], ["publish"], ["export-submission", "--out", "x.csv"], ["evaluate", "--labels", "x.csv"],
+    ["models", "promote", "v1"], ["models", "rollback"], ["models", "show"],
+])
+def test_a_command_that_needs_loaded_data_leaves_no_database_behind(db_file, capsys, argv):
+    """Before, the writers among these created an empty database file, then failed on it: the
+    next command then found a database, and said something less useful than this."""
+    assert cli.main(argv) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert f"database {db_file} does not exist yet: run `leadscore ingest` first" in err
+    assert not db_file.exists()

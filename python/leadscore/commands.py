@@ -179,7 +179,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from leadscore import db
     from leadscore.train import train_model
 
-    with db.session() as con:
+    with db.session(create=False) as con:
         result = train_model(
             con,
             **training_options(args),
@@ -199,11 +199,11 @@ def cmd_score(args: argparse.Namespace) -> int:
     if getattr(args, "engine", "duckdb") == "spark":
         from leadscore.spark import score_leads_spark
 
-        with db.session() as con:
+        with db.session(create=False) as con:
             result = score_leads_spark(con, args.model, rescore=args.all)
         say(result.summary())
         return 0
-    with db.session() as con:
+    with db.session(create=False) as con:
         result = score_leads(con, args.model, rescore=args.all, batch_size=args.batch_size, show_progress=True,
                              with_reasons=args.reasons)
     say(result.summary())
@@ -214,7 +214,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from leadscore import db
     from leadscore.serving import publish
 
-    with db.session() as con:
+    with db.session(create=False) as con:
         result = publish(con)
     say(result.summary())
     return 0
@@ -248,7 +248,7 @@ def cmd_export_submission(args: argparse.Namespace) -> int:
     from leadscore import db
     from leadscore.serving import export_submission
 
-    with db.session() as con:
+    with db.session(create=False) as con:
         n = export_submission(con, args.out)
     say(f"wrote {args.out} ({n} leads)")
     return 0
@@ -258,7 +258,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from leadscore import db
     from leadscore.evaluate import evaluate_labels, summary_lines
 
-    with db.session() as con:
+    with db.session(create=False) as con:
         ev = evaluate_labels(con, args.labels, args.model)
     for note in ev.notes:
         warn(f"leadscore evaluate: warning: {note}")
@@ -271,7 +271,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from leadscore import db, promotion, registry
 
     if args.action in ("promote", "rollback"):
-        with db.session() as con:
+        with db.session(create=False) as con:
             if args.action == "promote":
                 previous = registry.promote(con, args.version)
                 say(f"{args.version} is the current model" + (f" (was {previous})" if previous != args.version else

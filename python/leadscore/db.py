@@ -21,8 +21,11 @@ from leadscore import config
 from leadscore.errors import Busy, LeadscoreError
 
 
-def connect(path: Path | None = None, read_only: bool = False, wait: float | None = None) -> duckdb.DuckDBPyConnection:
-    """Open the leadscore database, creating its folder when writing.
+def connect(path: Path | None = None, read_only: bool = False, wait: float | None = None,
+            create: bool = True) -> duckdb.DuckDBPyConnection:
+    """Open the leadscore database, creating its folder when writing. With `create=False` (the
+    commands that need data already loaded: train, score, publish, ...) a database that does not
+    exist is an error, as for a reader, not a new empty file left behind by a failed command.
 
     leadscore's own writers never collide (they share leadscore.runlock), but a process outside
     it (a plain `dbt build`, a DuckDB shell) can hold DuckDB's file lock: then wait up to `wait`
@@ -30,7 +33,7 @@ def connect(path: Path | None = None, read_only: bool = False, wait: float | Non
     report busy (EXIT_BUSY) after.
     """
     path = path or config.db_path()
-    if read_only and not path.exists():
+    if (read_only or not create) and not path.exists():
         raise LeadscoreError(f"database {path} does not exist yet: run `leadscore ingest` first")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,10 +58,11 @@ def connect(path: Path | None = None, read_only: bool = False, wait: float | Non
 
 
 @contextmanager
-def session(path: Path | None = None, read_only: bool = False, wait: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+def session(path: Path | None = None, read_only: bool = False, wait: float | None = None,
+            create: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
     """`with db.session() as con:` opens the database (as `connect`) and always closes it, so no
     command holds DuckDB's file lock a moment longer than its step needs."""
-    con = connect(path, read_only=read_only, wait=wait)
+    con = connect(path, read_only=read_only, wait=wait, create=create)
     try:
         yield con
     finally:
