@@ -64,7 +64,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python"))
 
 import numpy as np
-from leadscore.metrics import evaluate_scores
+from leadscore.metrics import BOOTSTRAP_RESAMPLES, evaluate_scores, f1_intervals
 
 SEED = 1
 DEFAULT_BUDGET = 120.0
@@ -78,9 +78,8 @@ FLAG_RATIO = (0.8, 1.25)
 PREVALENCE_ERR_MAX = 0.03
 F1_VS_GIVEN_MAX = 0.01
 FOREIGN_F1_MIN = 0.65
-# how far apart two F1 figures on a few thousand score rows fall by chance: a bootstrap of the
-# score rows (the checks stay strict; the interval is printed beside them)
-BOOTSTRAP_RESAMPLES = 2000
+# how far apart two F1 figures on a few thousand score rows fall by chance: metrics.f1_intervals,
+# a bootstrap of the score rows (the checks stay strict; the interval is printed beside them)
 
 WORLD_NAMES = {"a": "demo", "b": "drift", "c": "foreign", "d": "demo 1:2", "e": "foreign 1:2", "f": "final round"}
 
@@ -266,41 +265,6 @@ def _metrics(y: np.ndarray, p: np.ndarray, cutoff: float | None) -> dict[str, An
         out.update(cutoff=None, f1=None, flagged_share=None, flagged_ratio=None)
     else:
         out.update(cutoff=cutoff, f1=r.f1, flagged_share=r.flagged_share, flagged_ratio=r.flagged_ratio)
-    return out
-
-
-def f1_intervals(y: np.ndarray, flagged: np.ndarray, other: np.ndarray | None = None,
-                 resamples: int = BOOTSTRAP_RESAMPLES, seed: int = SEED) -> dict[str, Any]:
-    """95% bootstrap intervals of F1 (leads flagged `flagged`) and, when `other` flags the same
-    leads by another model, of F1 - F1(other), resampling the leads once for both (paired).
-
-    On 6,000 score rows with about 500 positives one F1 moves by about +-0.02 from the sample
-    alone, and two models' F1 are correlated: the paired difference is what says whether one of
-    them is worse."""
-    y = np.asarray(y, dtype=bool)
-    rng = np.random.default_rng(seed)
-    n = len(y)
-
-    def parts(flag: np.ndarray) -> np.ndarray:  # one row each: tp, fp, fn indicators
-        flag = np.asarray(flag, dtype=bool)
-        return np.stack([flag & y, flag & ~y, ~flag & y]).astype(np.float64)
-
-    def f1(counts: np.ndarray) -> float:
-        tp, fp, fn = counts
-        return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
-
-    a = parts(flagged)
-    b = None if other is None else parts(other)
-    f1s, diffs = np.empty(resamples), np.empty(resamples)
-    for i in range(resamples):
-        w = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64)
-        f1s[i] = f1(a @ w)
-        if b is not None:
-            diffs[i] = f1s[i] - f1(b @ w)
-    out: dict[str, Any] = {"f1_ci95": [float(x) for x in np.quantile(f1s, [0.025, 0.975])],
-                           "resamples": resamples}
-    if b is not None:
-        out["diff_ci95"] = [float(x) for x in np.quantile(diffs, [0.025, 0.975])]
     return out
 
 

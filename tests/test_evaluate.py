@@ -18,7 +18,7 @@ import pytest
 from helpers import copy_pipeline
 from leadscore.errors import LeadscoreError
 from leadscore.labels_file import read_labels
-from leadscore.metrics import evaluate_scores
+from leadscore.metrics import evaluate_scores, f1_intervals
 
 REPO = Path(__file__).resolve().parents[1]
 SCORE_ROWS = 400  # the template's score rows, each with a true label
@@ -129,6 +129,10 @@ def test_evaluate_end_to_end_stores_a_row_and_report(scored):
     assert (ll, brier, flagged) == (pytest.approx(expected.log_loss), pytest.approx(expected.brier),
                                     pytest.approx(expected.flagged_share))
     assert best_f1 >= f1
+    # the F1 interval: the bootstrap of these leads, stored, printed and repeatable
+    low, high = query(db_file, "select f1_ci95_low, f1_ci95_high from ops.evaluations")[0]
+    assert [low, high] == f1_intervals(y, p >= cutoff)["f1_ci95"] and low <= f1 <= high < 1
+    assert f"F1, 95% interval  {low:.4f} to {high:.4f} (bootstrap of these {SCORE_ROWS} leads" in run.stdout
 
     # report files live under data/reports/evaluations, the model folder is untouched
     report = Path(report_path)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from leadscore.errors import LeadscoreError
-from leadscore.metrics import evaluate_scores, pr_curve
+from leadscore.metrics import evaluate_scores, f1_intervals, pr_curve
 
 # ------------------------------------------------------------------------ hand-computed example
 
@@ -170,3 +170,71 @@ def test_flagged_ratio_at_the_edge_is_exact():
     p = np.r_[np.full(468, 0.9), np.full(5000 - 468, 0.1)]
     r = evaluate_scores(y, p, cutoff=0.5)
     assert r.flagged_ratio == 0.8 and 0.8 <= r.flagged_ratio
+
+
+# ------------------------------------------------------------------ the F1 interval (bootstrap)
+
+
+def _labels(n: int = 4000, rate: float = 0.1, seed: int = 3) -> np.ndarray:
+    return np.random.default_rng(seed).random(n) < rate
+
+
+def _f1(y: np.ndarray, flag: np.ndarray) -> float:
+    tp = int((flag & y).sum())
+    return 2 * tp / (2 * tp + int((flag & ~y).sum()) + int((~flag & y).sum()))
+
+
+def test_the_f1_interval_holds_the_figure_and_a_model_against_itself_differs_by_nothing():
+    y = _labels()
+    rng = np.random.default_rng(0)
+    flag = np.where(y, rng.random(len(y)) < 0.7, rng.random(len(y)) < 0.03)
+    got = f1_intervals(y, flag, flag, resamples=500)
+    lo, hi = got["f1_ci95"]
+    assert lo < _f1(y, flag) < hi and hi - lo < 0.1
+    assert got["diff_ci95"] == [0.0, 0.0]
+
+
+def test_a_clearly_better_model_has_a_paired_interval_above_zero_and_a_near_copy_straddles_it():
+    y = _labels()
+    rng = np.random.default_rng(1)
+    good = np.where(y, rng.random(len(y)) < 0.8, rng.random(len(y)) < 0.02)
+    poor = np.where(y, rng.random(len(y)) < 0.5, rng.random(len(y)) < 0.05)
+    assert f1_intervals(y, good, poor, resamples=500)["diff_ci95"][0] > 0
+    near = good.copy()
+    near[np.flatnonzero(~y)[:3]] = True  # three more false alarms
+    lo, hi = f1_intervals(y, near, good, resamples=500)["diff_ci95"]
+    assert lo < 0 <= hi or lo <= 0 < hi
+    assert f1_intervals(y, good, resamples=500).get("diff_ci95") is None
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_the_intervals_repeat_for_a_seed(seed):
+    y = _labels()
+    flag = np.random.default_rng(2).random(len(y)) < 0.1
+    a = f1_intervals(y, flag, ~flag, resamples=200, seed=seed)
+    assert a == f1_intervals(y, flag, ~flag, resamples=200, seed=seed)
+
+
+def test_the_multinomial_draw_is_the_bootstrap_of_the_leads():
+    """f1_intervals draws each resample as counts over 8 cells; a resample of the leads
+    themselves must give the same interval, within the Monte Carlo error of 2,000 draws."""
+    y = _labels(n=3000)
+    rng = np.random.default_rng(4)
+    flag = np.where(y, rng.random(len(y)) < 0.6, rng.random(len(y)) < 0.04)
+    direct = []
+    for _ in range(2000):
+        i = rng.integers(0, len(y), len(y))
+        direct.append(_f1(y[i], flag[i]))
+    lo, hi = f1_intervals(y, flag)["f1_ci95"]
+    assert abs(lo - np.quantile(direct, 0.025)) < 0.01 and abs(hi - np.quantile(direct, 0.975)) < 0.01
+
+
+def test_the_interval_narrows_with_more_leads_and_refuses_mismatched_arrays():
+    y = _labels()
+    flag = np.where(y, np.random.default_rng(5).random(len(y)) < 0.7, False)
+    lo, hi = f1_intervals(y, flag)["f1_ci95"]
+    lo4, hi4 = f1_intervals(np.tile(y, 4), np.tile(flag, 4))["f1_ci95"]
+    assert 0.4 < (hi4 - lo4) / (hi - lo) < 0.6  # four times the leads: half the width
+    assert f1_intervals(y, y)["f1_ci95"] == [1.0, 1.0]  # every flag right in every resample
+    with pytest.raises(LeadscoreError, match="one non-zero length"):
+        f1_intervals(y, flag[:-1])

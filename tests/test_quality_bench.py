@@ -1,5 +1,5 @@
-"""The quality benchmark's bootstrap intervals (bench/quality.py): what the F1 checks are read
-against."""
+"""The quality benchmark (bench/quality.py): which model it measures and what its ablation
+switches off. Its F1 intervals are metrics.f1_intervals (tests/test_metrics.py)."""
 
 from __future__ import annotations
 
@@ -14,46 +14,6 @@ _SPEC = importlib.util.spec_from_file_location("quality_bench", Path(__file__).p
 quality = importlib.util.module_from_spec(_SPEC)
 sys.modules[_SPEC.name] = quality  # its dataclasses look their module up
 _SPEC.loader.exec_module(quality)
-
-
-def _labels(n: int = 4000, rate: float = 0.1, seed: int = 3) -> np.ndarray:
-    return np.random.default_rng(seed).random(n) < rate
-
-
-def _f1(y: np.ndarray, flag: np.ndarray) -> float:
-    tp = int((flag & y).sum())
-    return 2 * tp / (2 * tp + int((flag & ~y).sum()) + int((~flag & y).sum()))
-
-
-def test_the_f1_interval_holds_the_figure_and_a_model_against_itself_differs_by_nothing():
-    y = _labels()
-    rng = np.random.default_rng(0)
-    flag = np.where(y, rng.random(len(y)) < 0.7, rng.random(len(y)) < 0.03)
-    got = quality.f1_intervals(y, flag, flag, resamples=500)
-    lo, hi = got["f1_ci95"]
-    assert lo < _f1(y, flag) < hi and hi - lo < 0.1
-    assert got["diff_ci95"] == [0.0, 0.0]
-
-
-def test_a_clearly_better_model_has_a_paired_interval_above_zero_and_a_near_copy_straddles_it():
-    y = _labels()
-    rng = np.random.default_rng(1)
-    good = np.where(y, rng.random(len(y)) < 0.8, rng.random(len(y)) < 0.02)
-    poor = np.where(y, rng.random(len(y)) < 0.5, rng.random(len(y)) < 0.05)
-    assert quality.f1_intervals(y, good, poor, resamples=500)["diff_ci95"][0] > 0
-    near = good.copy()
-    near[np.flatnonzero(~y)[:3]] = True  # three more false alarms
-    lo, hi = quality.f1_intervals(y, near, good, resamples=500)["diff_ci95"]
-    assert lo < 0 <= hi or lo <= 0 < hi
-    assert quality.f1_intervals(y, good, resamples=500).get("diff_ci95") is None
-
-
-@pytest.mark.parametrize("seed", [0, 7])
-def test_the_intervals_repeat_for_a_seed(seed):
-    y = _labels()
-    flag = np.random.default_rng(2).random(len(y)) < 0.1
-    a = quality.f1_intervals(y, flag, ~flag, resamples=200, seed=seed)
-    assert a == quality.f1_intervals(y, flag, ~flag, resamples=200, seed=seed)
 
 
 def test_the_benchmark_measures_the_model_just_trained_even_when_it_stays_a_challenger(tmp_path):

@@ -135,3 +135,19 @@ def test_a_run_replaces_the_older_latest_rows_and_keeps_later_ones(tmp_path):
     latest = con.execute("select lead_id, model_version, run_id, reason_1 from ops.latest_scores order by all").fetchall()
     assert latest == [("a", "v1", "r5", "run r5"), ("b", "v1", "r9", "later than the run"),
                       ("c", "v1", "r5", "run r5"), ("c", "v2", "r1", "another model"), ("d", "v1", "r5", "run r5")]
+
+
+def test_an_evaluations_table_from_before_the_f1_interval_gains_its_columns_rows_kept(tmp_path):
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    con.execute("create schema ops")
+    create = next(d for d in tables.OPS_DDL if "ops.evaluations (" in d)
+    con.execute(create)  # the table as it was: the interval's columns come from later statements
+    assert "f1_ci95_low" not in create
+    con.execute("insert into ops.evaluations values ('e1', now()::timestamp, 'v1', 0.3, 'l.csv', 'sha', 10, 10, 0, "
+                "2, 0.2, 2, 0.2, 1.0, 1.0, 1.0, 1.0, 0.3, 1.0, 1.0, 0.1, 0.05, null)")
+    tables.ensure_schemas(con)
+    tables.ensure_schemas(con)  # and again: nothing more to add
+    columns = [r[0] for r in con.execute("select column_name from duckdb_columns() where table_name = 'evaluations' "
+                                         "order by column_index").fetchall()]
+    assert columns[-2:] == ["f1_ci95_low", "f1_ci95_high"]
+    assert con.execute("select evaluation_id, f1_ci95_low from ops.evaluations").fetchall() == [("e1", None)]

@@ -24,7 +24,14 @@ import numpy as np
 from leadscore import config, db, tables
 from leadscore.errors import LeadscoreError
 from leadscore.labels_file import Labels, read_labels
-from leadscore.metrics import LOG_LOSS_EPS, EvaluationResult, evaluate_scores, pr_curve
+from leadscore.metrics import (
+    BOOTSTRAP_RESAMPLES,
+    LOG_LOSS_EPS,
+    EvaluationResult,
+    evaluate_scores,
+    f1_intervals,
+    pr_curve,
+)
 
 EXAMPLES = 5
 
@@ -42,6 +49,7 @@ class Evaluation:
     unknown_ids: int                      # of the unmatched: id not in raw.leads at all
     unmatched_examples: list[int]
     result: EvaluationResult
+    f1_ci95: tuple[float, float]          # bootstrap interval of result.f1 (metrics.f1_intervals)
     report_json: Path | None = None
     report_png: Path | None = None
     notes: list[str] = field(default_factory=list)
@@ -142,6 +150,7 @@ def evaluate_labels(
         unknown_ids=m["unknown"],
         unmatched_examples=m["examples"],
         result=result,
+        f1_ci95=tuple(f1_intervals(m["y"], m["p"] >= cutoff)["f1_ci95"]),
     )
     if m["unmatched"]:
         ev.notes.append(
@@ -179,7 +188,8 @@ def evaluation_json(ev: Evaluation) -> dict[str, Any]:
     out["metrics"] = asdict(ev.result)
     out["report_png"] = None if ev.report_png is None else ev.report_png.name
     out["definitions"] = (
-        "flagged = probability >= cutoff; F1 = 2TP/(2TP+FP+FN); best_f1 over cutoffs at observed scores; "
+        "flagged = probability >= cutoff; F1 = 2TP/(2TP+FP+FN); f1_ci95 = 2.5%/97.5% quantiles of F1 over "
+        f"{BOOTSTRAP_RESAMPLES} seeded bootstrap resamples of the matched leads; best_f1 over cutoffs at observed scores; "
         "AUC with ties as 1/2; average precision = sum (R_k - R_k-1) P_k; "
         f"log-loss natural log, probabilities clipped to [{LOG_LOSS_EPS}, 1-{LOG_LOSS_EPS}]; Brier = mean (p - y)^2"
     )
@@ -205,6 +215,8 @@ def row_values(ev: Evaluation) -> dict[str, Any]:
         "precision_at_cutoff": r.precision,
         "recall_at_cutoff": r.recall,
         "f1_at_cutoff": r.f1,
+        "f1_ci95_low": ev.f1_ci95[0],
+        "f1_ci95_high": ev.f1_ci95[1],
         "best_f1": r.best_f1,
         "best_cutoff": r.best_cutoff,
         "auc": r.auc,
@@ -287,6 +299,8 @@ def summary_lines(ev: Evaluation) -> list[str]:
         f"  actual rate       {r.actual_positive_rate:.2%} ({r.positives} converted)",
         f"  flagged           {r.flagged_share:.2%} at cutoff {r.cutoff:.4f}{ratio}",
         f"  F1 at cutoff      {r.f1:.4f} (precision {r.precision:.4f}, recall {r.recall:.4f})",
+        f"  F1, 95% interval  {ev.f1_ci95[0]:.4f} to {ev.f1_ci95[1]:.4f} (bootstrap of these {ev.rows_matched} leads: "
+        "how far F1 moves from the sample alone)",
         f"  best F1           {r.best_f1:.4f} at cutoff {r.best_cutoff:.4f}",
         f"  AUC               {fmt(r.auc)}",
         f"  average precision {fmt(r.average_precision)}",

@@ -19,6 +19,10 @@ benchmark (bench/quality.py) uses the same code. Definitions, for n leads:
 * Brier score: mean of (p - y)^2.
 * flagged share: share of the evaluated leads with p >= c, to compare with the actual positive
   rate (mean of y); `flagged_ratio` = flagged share / actual rate.
+* the F1 interval (`f1_intervals`): the 2.5% and 97.5% quantiles of F1 over bootstrap
+  resamples of the leads (2,000, seeded, so the same outcomes give the same interval): how far
+  F1 on this many leads moves from the sample alone (about +-0.02 at 6,000 leads and 500
+  conversions), and, for two sets of flags on the same leads, of their paired difference.
 
 leadscore.operating_point has similar functions for training (`f1_at`, `best_f1`, `log_loss`:
 a cutoff chosen on out-of-fold scores, with sample weights). They are not reused
@@ -38,6 +42,8 @@ import numpy as np
 from leadscore.errors import LeadscoreError
 
 LOG_LOSS_EPS = 1e-15
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 1
 
 
 @dataclass(frozen=True)
@@ -156,3 +162,38 @@ def evaluate_scores(y: Any, p: Any, cutoff: float) -> EvaluationResult:
         log_loss=log_loss,
         brier=brier,
     )
+
+
+def f1_intervals(y: Any, flagged: Any, other: Any | None = None, resamples: int = BOOTSTRAP_RESAMPLES,
+                 seed: int = BOOTSTRAP_SEED) -> dict[str, Any]:
+    """95% bootstrap interval of F1 for the leads flagged `flagged` and, when `other` flags the
+    same leads by another model, of F1 - F1(other), the leads resampled once for both (paired).
+
+    Two models' F1 on the same leads are correlated, so their paired difference, not two
+    separate intervals, says whether one is worse. F1 depends on a resample only through how
+    many of its leads fall in each cell of (outcome, flagged, other flagged), so a resample of n
+    leads is drawn as one multinomial over those 8 cells: the same distribution as resampling
+    the leads, at a cost that does not grow with n."""
+    y = np.asarray(y, dtype=bool)
+    a = np.asarray(flagged, dtype=bool)
+    b = np.zeros_like(a) if other is None else np.asarray(other, dtype=bool)
+    if not (len(y) == len(a) == len(b)) or len(y) == 0:
+        raise LeadscoreError(f"f1_intervals needs labels and flags of one non-zero length, got {len(y)}, {len(a)}, "
+                             f"{len(b)}")
+    n = len(y)
+    cells = np.bincount(y * 4 + a * 2 + b, minlength=8)  # index: outcome, flagged, other flagged
+    draws = np.random.default_rng(seed).multinomial(n, cells / n, size=resamples).astype(np.float64)
+    outcome, by_a, by_b = (np.arange(8) >> 2) & 1, (np.arange(8) >> 1) & 1, np.arange(8) & 1
+
+    def f1(flag_bit: np.ndarray) -> np.ndarray:
+        tp = draws[:, (outcome == 1) & (flag_bit == 1)].sum(axis=1)
+        wrong = draws[:, outcome != flag_bit].sum(axis=1)  # false positives and false negatives
+        denominator = 2 * tp + wrong
+        return np.divide(2 * tp, denominator, out=np.zeros(resamples), where=denominator > 0)
+
+    f1_a = f1(by_a)
+    out: dict[str, Any] = {"f1_ci95": [float(x) for x in np.quantile(f1_a, [0.025, 0.975])],
+                           "resamples": resamples}
+    if other is not None:
+        out["diff_ci95"] = [float(x) for x in np.quantile(f1_a - f1(by_b), [0.025, 0.975])]
+    return out

@@ -159,6 +159,8 @@ OPS_DDL = [
         report_path varchar
     )
     """,
+    # the F1 interval came later: added at the end, as a database from before it gets them
+    *(f"alter table ops.evaluations add column if not exists f1_ci95_{end} double" for end in ("low", "high")),
     # one row per dbt invocation against this database, inserted by dbt's on-run-end hook
     # (dbt_project/macros/record_dbt_run.sql), so a registered model can name the dbt build that
     # produced its features
