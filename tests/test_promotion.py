@@ -119,3 +119,36 @@ def test_artifact_dir_is_relative_so_a_moved_installation_finds_its_models(db_fi
     finally:
         con.close()
     assert row["artifact_dir"] == champion
+
+
+def test_compare_reads_the_f1_difference_on_outcomes_learned_later_against_the_paired_interval(db_file, champion):
+    """`models compare A B` on leads both scored whose outcomes are now known: each model's F1 at
+    its own cutoff, and the paired bootstrap interval of the difference with what it says."""
+    con = duckdb.connect(str(db_file))
+    try:
+        from leadscore import tables
+
+        tables.ensure_schemas(con)
+        con.execute(f"insert into {registry.REGISTRY_TABLE} select * replace ('v-other' as model_version, "
+                    f"false as is_current) from {registry.REGISTRY_TABLE} where model_version = ?", [champion])
+        cutoff = registry.model_row(con, champion)["cutoff"]
+        y = np.array([i % 5 == 0 for i in range(200)])
+        for i, label in enumerate(y):
+            lead = f"L{i:06d}"
+            con.execute("insert into raw.leads (lead_id, load_id, source_row, id, loaded_at, is_converted) "
+                        "values (?, 1, ?, ?, now()::timestamp, ?)", [lead, i, i, bool(label)])
+            # the champion flags every converter; the other only every second one
+            for version, p in ((champion, 0.95 if label else 0.02), ("v-other", 0.95 if label and i % 10 == 0 else 0.02)):
+                con.execute("insert into ops.score_history (lead_id, model_version, run_id, scored_at, "
+                            "conversion_probability, predicted_converted, cutoff, rank_in_run, decile_in_run) "
+                            "values (?, ?, 'r', now()::timestamp, ?, false, ?, 1, 1)", [lead, version, p, cutoff])
+        lines = promotion.compare_lines(con, champion, "v-other")
+        itself = promotion.compare_lines(con, champion, champion)
+    finally:
+        con.close()
+    f1_line = next(line for line in lines if line.startswith("F1 at own cutoff on those leads"))
+    assert f1_line.split()[-2:] == ["1.0000", "0.6667"]  # 2 x 20 / (2 x 20 + 20 missed)
+    diff = next(line for line in lines if line.startswith("F1, first minus second, 95%"))
+    assert diff.endswith("the first is better")
+    same = next(line for line in itself if line.startswith("F1, first minus second, 95%"))
+    assert "+0.0000 to +0.0000" in same and same.endswith("within the sample's noise")

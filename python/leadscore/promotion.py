@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from leadscore import db, registry
-from leadscore.errors import LeadscoreError
+from leadscore.metrics import evaluate_scores, f1_intervals
 from leadscore.operating_point import log_loss, shift_prior
 
 MIN_SHARED_OUTCOMES = 50
@@ -152,11 +152,7 @@ def show_lines(con: duckdb.DuckDBPyConnection, version: str | None) -> list[str]
 def compare_lines(con: duckdb.DuckDBPyConnection, a: str, b: str) -> list[str]:
     """Two models on the same evidence: the same training rows, outcomes learned since both
     scored the same leads, and `leadscore evaluate` runs on the same labels file."""
-    rows = {v: registry.model_row(con, v) for v in (a, b)}
-    for v, r in rows.items():
-        if r is None:
-            raise LeadscoreError(f"model version {v} is not in {registry.REGISTRY_TABLE}")
-    ra, rb = rows[a], rows[b]
+    (_, ra), (_, rb) = registry.require_row(con, a), registry.require_row(con, b)
     lines = [f"{'':34}{a:>30}  {b:>30}"]
     for label, key in (("out-of-fold F1", "cv_f1"), ("out-of-fold AUC", "cv_auc"), ("cutoff", "cutoff"),
                        ("training rows", "train_rows")):
@@ -187,6 +183,15 @@ def compare_lines(con: duckdb.DuckDBPyConnection, a: str, b: str) -> list[str]:
         pa, pb = np.array([r[0] for r in shared]), np.array([r[1] for r in shared])
         lines.append(f"{f'log-loss on {len(y)} leads both scored':<34}{log_loss(y, pa):>30.5f}  {log_loss(y, pb):>30.5f}"
                      "   (outcomes learned later)")
+        # each model flags at its own cutoff; the two F1 share the leads, so their difference is
+        # read against the paired bootstrap, not against two separate intervals
+        flag_a, flag_b = pa >= float(ra["cutoff"]), pb >= float(rb["cutoff"])
+        f1_a, f1_b = (evaluate_scores(y, q, float(r["cutoff"])).f1 for q, r in ((pa, ra), (pb, rb)))
+        low, high = f1_intervals(y, flag_a, flag_b)["diff_ci95"]
+        lines.append(f"{'F1 at own cutoff on those leads':<34}{f1_a:>30.4f}  {f1_b:>30.4f}")
+        verdict = ("the first is better" if low > 0 else "the second is better" if high < 0
+                   else "within the sample's noise")
+        lines.append(f"{'F1, first minus second, 95%':<34}{f'{low:+.4f} to {high:+.4f}':>30}  {verdict:>30}")
     if db.table_exists(con, "ops", "evaluations"):
         ev = db.fetch_all(
             con,
