@@ -21,8 +21,9 @@ benchmark (bench/quality.py) uses the same code. Definitions, for n leads:
   rate (mean of y); `flagged_ratio` = flagged share / actual rate.
 * the F1 interval (`f1_intervals`): the 2.5% and 97.5% quantiles of F1 over bootstrap
   resamples of the leads (2,000, seeded, so the same outcomes give the same interval): how far
-  F1 on this many leads moves from the sample alone (about +-0.02 at 6,000 leads and 500
-  conversions), and, for two sets of flags on the same leads, of their paired difference.
+  F1 on this many leads moves from the sample alone (at 6,000 leads and 500 conversions a
+  standard deviation of about 0.02, an interval of about +-0.035), and, for two sets of flags
+  on the same leads, of their paired difference.
 
 leadscore.operating_point has similar functions for training (`f1_at`, `best_f1`, `log_loss`:
 a cutoff chosen on out-of-fold scores, with sample weights). They are not reused
