@@ -106,9 +106,19 @@ def run_split(train: Path, work: Path, k: int, share: float, budget: float) -> d
     return out
 
 
-def summary(values: list[float]) -> dict[str, float]:
-    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "min": min(values), "max": max(values)}
+def summary(values: list[float]) -> dict[str, Any]:
+    """Mean, spread and range over the splits, and the 95% t-interval of the mean (n - 1 degrees
+    of freedom; None from one split): the spread says where one score file can land, the
+    interval where the pipeline's expected figure lies."""
+    n = len(values)
+    mean, sd = statistics.fmean(values), statistics.stdev(values) if n > 1 else 0.0
+    ci95 = None
+    if n > 1:
+        from scipy.stats import t
+
+        half = float(t.ppf(0.975, n - 1)) * sd / n ** 0.5
+        ci95 = [mean - half, mean + half]
+    return {"mean": mean, "sd": sd, "min": min(values), "max": max(values), "ci95": ci95}
 
 
 def to_markdown(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
@@ -129,7 +139,14 @@ def to_markdown(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
     for key, name in (("f1", "F1 at own cutoff"), ("best_f1", "best F1"), ("auc", "AUC")):
         s = info["summary"][key]
         lines.append(f"- {name}: mean {s['mean']:.3f}, standard deviation {s['sd']:.3f}, "
-                     f"from {s['min']:.3f} to {s['max']:.3f}")
+                     f"from {s['min']:.3f} to {s['max']:.3f}"
+                     + ("" if s.get("ci95") is None else
+                        f"; 95% t-interval of the mean {s['ci95'][0]:.3f} to {s['ci95'][1]:.3f}"))
+    beaten = [r for r in results if r.get("baseline_f1") is not None]
+    if beaten:
+        wins = sum(r["f1"] > r["baseline_f1"] for r in beaten)
+        lines.append(f"- the chosen model's F1 above the fixed baseline's (each at its own cutoff) in {wins} of "
+                     f"{len(beaten)} splits")
     notes = [f"split {r['split']}: {n}" for r in results for n in r["notes"]]
     if notes:
         lines += ["", "Notes:", *[f"- {n}" for n in notes]]

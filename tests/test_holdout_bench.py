@@ -1,5 +1,6 @@
 """bench/holdout.py's split: every labeled row lands on exactly one side, the held-out share is
-taken within each class, the score file carries no label and the truth file its own."""
+taken within each class, the score file carries no label and the truth file its own; and its
+summary: the mean's t-interval and the splits where the chosen model beat the baseline."""
 
 from __future__ import annotations
 
@@ -64,3 +65,19 @@ def test_a_file_without_labels_or_with_ids_is_refused(tmp_path: Path):
     (tmp_path / "ids.csv").write_text("id,a,is_converted\n1,2,True\n")
     with pytest.raises(SystemExit, match="already has an id column"):
         holdout.split_file(tmp_path / "ids.csv", tmp_path / "s", 0.1, 1)
+
+
+def test_the_summary_gives_the_mean_its_t_interval_and_the_wins_over_the_baseline():
+    s = holdout.summary([0.64, 0.66, 0.68])
+    assert s["mean"] == pytest.approx(0.66) and s["sd"] == pytest.approx(0.02)
+    # t(0.975, 2 df) = 4.303: 0.66 +- 4.303 x 0.02 / sqrt(3)
+    assert s["ci95"] == pytest.approx([0.66 - 0.04969, 0.66 + 0.04969], abs=1e-4)
+    assert holdout.summary([0.65])["ci95"] is None
+    results = [{"split": k, "held_out_rows": 10, "held_out_positive_rate": 0.1, "chosen": "ensemble", "f1": f1,
+                "best_f1": f1, "auc": 0.9, "flagged_ratio": 1.0, "oof_f1": 0.6, "baseline_f1": base, "notes": []}
+               for k, (f1, base) in enumerate([(0.64, 0.62), (0.66, 0.67), (0.68, None)], start=1)]
+    info = {"when": "now", "commit": "c", "data": "d", "splits": 3, "share": 0.1, "budget": 120, "seconds": 60,
+            "summary": {k: holdout.summary([r[k] for r in results]) for k in ("f1", "best_f1", "auc")}}
+    text = holdout.to_markdown(results, info)
+    assert "95% t-interval of the mean 0.610 to 0.710" in text
+    assert "above the fixed baseline's (each at its own cutoff) in 1 of 2 splits" in text
