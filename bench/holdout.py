@@ -39,13 +39,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402  (bench/quality.py: the Runner, the truth reader, measure)
+from leadscore.input_format import TRUE_LABELS  # noqa: E402
 
 LABEL = "is_converted"
 ID_START = 1_000_000  # ids given to the held-out rows, far from any id a file carries
 
 
 def _positive(value: str) -> bool:
-    return value.strip().lower() in ("1", "true", "1.0")
+    """The lead files' own rule for a converted label (input_format.TRUE_LABELS)."""
+    return value.strip().lower() in TRUE_LABELS
 
 
 def split_file(train: Path, folder: Path, share: float, seed: int) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from leadscore import ensemble, estimators, registry
 from leadscore.errors import LeadscoreError
+from leadscore.evidence import Evidence
 from leadscore.features import Encoding
 from leadscore.fileio import sha256_file
 from leadscore.operating_point import shift_prior
@@ -74,7 +75,7 @@ class LoadedModel:
         return ensemble.used_models(self.meta["ensemble"])
 
     @cached_property
-    def _evidence(self) -> ensemble.Evidence | None:
+    def _evidence(self) -> Evidence | None:
         """The ensemble's evidence table, parsed once: scoring predicts batch after batch."""
         return ensemble.spec_evidence(self.meta["ensemble"])
 
