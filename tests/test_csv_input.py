@@ -112,7 +112,37 @@ def test_case_only_header_mismatch_is_pointed_out(seeded, tmp_path, capsys):
 
 def test_duplicated_header_is_refused(seeded, tmp_path, capsys):
     p = write_csv(tmp_path / "dup.csv", train_rows(2, start=600), extra=("lead_owner",))
-    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(p)], "dup.csv: duplicated column name in the header: lead_owner")
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(p)],
+                           "dup.csv: duplicated column name in the header: lead_owner (columns 28 and 30)")
+
+
+def test_blank_header_cells_are_extra_columns_named_by_position(tmp_path):
+    p = write_csv(tmp_path / "blank.csv", train_rows(2), extra=("note",))
+    p.write_text("".join(f",{line}, \n" for line in _lines(p)))  # an index column, a trailing comma
+    f = csv_input.open_lead_file(p, "auto")
+    assert f.extra == ["unnamed_1", "note", "unnamed_32"] and f.unnamed == (1, 32)
+    assert f.header[:2] == ["unnamed_1", "bant_submit"] and f.header[-1] == "unnamed_32"
+    con = duckdb.connect()
+    try:  # the cells table goes by the same names (DuckDB's reader would make up its own)
+        cells = csv_input.read_cells(con, f)
+        assert [d[0] for d in con.execute(f"select * from {cells.table} limit 0").description] == f.header
+        csv_input.release_cells(con, cells)
+    finally:
+        con.close()
+
+
+def test_a_name_clashing_with_a_blank_cells_name_is_refused_naming_the_columns(seeded, tmp_path, capsys):
+    p = write_csv(tmp_path / "clash.csv", train_rows(2, start=600), extra=("unnamed_1",))
+    p.write_text("".join(f",{line}\n" for line in _lines(p)))
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(p)],
+                           "clash.csv: duplicated column name in the header: unnamed_1 (columns 1 (no name) and 31)")
+
+
+def test_names_that_differ_only_in_case_are_refused_naming_both(seeded, tmp_path, capsys):
+    # DuckDB does not tell them apart: the second would have been read as the first
+    p = write_csv(tmp_path / "cased.csv", train_rows(2, start=600), extra=("LEAD_OWNER",))
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(p)],
+                           "cased.csv: column names that differ only in case", "'lead_owner' (column 28) and 'LEAD_OWNER' (column 30)")
 
 
 # -- gzip and the files a folder offers ------------------------------------------------------------

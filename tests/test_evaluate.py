@@ -4,6 +4,7 @@ run) with the score rows' true labels. The figures themselves: tests/test_metric
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -16,7 +17,9 @@ import numpy as np
 import pytest
 
 from helpers import copy_pipeline
+from leadscore.column_rules import label_expr
 from leadscore.errors import LeadscoreError
+from leadscore.input_format import FALSE_LABELS, TRUE_LABELS
 from leadscore.labels_file import read_labels
 from leadscore.metrics import evaluate_scores, f1_intervals
 
@@ -48,7 +51,7 @@ def test_labels_accept_every_spelling_and_ignore_extra_columns(tmp_path):
         ("lead,is_converted\n1,1\n", "no 'id' column"),
         ("id,converted\n1,1\n", "no 'is_converted' column"),
         ("id,is_converted\n", "header only"),
-        ("id,is_converted\n1,1\n2,yes\n", "line 3, column is_converted: 'yes' is not a label"),
+        ("id,is_converted\n1,1\n2,maybe\n", "line 3, column is_converted: 'maybe' is not a label"),
         ("id,is_converted\n1,1\n2\n", "line 3, column is_converted: '' is not a label"),
         ("id,is_converted\n1,1\nabc,0\n", "line 3, column id: 'abc' is not an integer id"),
         ("id,is_converted\n1,1\n1,0\n", "line 3, column id: duplicate id 1 (first on line 2)"),
@@ -63,6 +66,45 @@ def test_bad_labels_file_fails_naming_file_line_and_column(tmp_path, content, ex
     assert str(f) in str(exc.value)
     assert expected in str(exc.value)
     assert "\n" not in str(exc.value)
+
+
+def test_labels_take_exactly_the_spellings_a_lead_file_takes(tmp_path):
+    # one vocabulary: a labels file reads a label as ingest reads a lead file's (column_rules.label_expr)
+    cells = [v for s in (*TRUE_LABELS, *FALSE_LABELS) for v in (s, s.upper(), s.title(), f" {s} ")]
+    cells += ["maybe", "2", "\t1", "y", "1.00", ""]
+    con = duckdb.connect()
+    try:
+        con.execute("create table s (n integer, is_converted varchar)")
+        con.executemany("insert into s values (?, ?)", list(enumerate(cells)))
+        ingest_reads = [r[0] for r in con.execute(f"select {label_expr()} from s as s order by n").fetchall()]
+    finally:
+        con.close()
+    labels_reads = []
+    for n, cell in enumerate(cells):
+        f = write(tmp_path / f"l{n}.csv", f'id,is_converted\n{n},"{cell}"\n')
+        try:
+            labels_reads.append(bool(read_labels(f).labels[0]))
+        except LeadscoreError as exc:
+            assert f"line 2, column is_converted: {cell!r} is not a label" in str(exc)
+            labels_reads.append(None)
+    assert labels_reads == ingest_reads
+    assert ingest_reads[:4] == [True] * 4 and ingest_reads[-6:] == [None] * 6
+
+
+def test_labels_file_is_read_as_a_lead_file_is_gzip_and_bom_included(tmp_path):
+    text = "\ufeffid,is_converted\r\n1,YES\r\n2,0.0\r\n"
+    plain = write(tmp_path / "plain.csv", text)
+    packed = tmp_path / "outcomes.csv.gz"
+    packed.write_bytes(gzip.compress(text.encode("utf-8")))
+    disguised = tmp_path / "outcomes.csv"  # gzip whatever its name, as ingest reads it
+    disguised.write_bytes(packed.read_bytes())
+    for f in (plain, packed, disguised):
+        labels = read_labels(f)
+        assert (labels.ids.tolist(), labels.labels.tolist(), labels.lines.tolist()) == ([1, 2], [1, 0], [2, 3])
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes(b"id,is_converted,note\n1,1,ok\n2,0,ingenier\xeda\n")
+    with pytest.raises(LeadscoreError, match="latin1.csv: not valid UTF-8 at line 3"):
+        read_labels(latin1)
 
 
 # ---------------------------------------------------------------------------- end to end, CLI

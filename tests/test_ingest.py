@@ -3,6 +3,7 @@ row or column, and a failure leaves the database exactly as it was."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -277,5 +278,93 @@ def test_ingest_puts_the_connections_memory_limit_back(db_file, tmp_path):
         assert ingest._memory_limit(con) == "2048MiB"
         con.execute("set memory_limit = '1GiB'")
         assert ingest._memory_limit(con) == "1.0 GiB"  # a lower limit already set is kept
+    finally:
+        con.close()
+
+
+# -- header names: blank, spaced, quoted; a bad file in the nightly folder -------------------------
+
+def _pandas_export(path: Path, rows: list[dict], with_id: bool = False) -> Path:
+    """The file as pandas' default `DataFrame.to_csv` writes it: the index first, under a blank
+    header cell."""
+    import pandas as pd
+
+    pd.read_csv(write_csv(path, rows, with_id=with_id), dtype=str, keep_default_na=False).to_csv(path)
+    return path
+
+
+def test_a_pandas_index_and_a_trailing_comma_are_kept_as_unnamed_columns(db_file, tmp_path, capsys):
+    rows = train_rows(3)
+    rows[2]["bant_submit"] = "lots"  # a rejected row keeps the unnamed cells in its record too
+    p = _pandas_export(tmp_path / "pandas.csv", rows)
+    p.write_text("".join(line + ",\n" for line in p.read_text().splitlines()))  # and a trailing comma
+    code, out, err = run(capsys, "ingest", "--train", str(p))
+    assert code == 0, err
+    assert "loaded 2 rows" in out
+    assert "column 1 has no name in the header (a pandas index? a trailing comma?): kept as 'unnamed_1'" in err
+    assert "kept as 'unnamed_31'" in err
+    assert rows_of(db_file, "select extra_columns->>'unnamed_1', extra_columns->>'unnamed_31', customer_idx "
+                            "from raw.leads order by source_row") == [("0", None, 100), ("1", None, 101)]
+    assert rows_of(db_file, "select extra_columns from raw.loads") == [(["unnamed_1", "unnamed_31"],)]
+    assert rows_of(db_file, "select source_row, raw_record->>'unnamed_1' from raw.rejected_rows") == [(3, "2")]
+
+
+def test_extra_column_names_are_the_headers_own_spaces_quotes_and_line_breaks_included(db_file, tmp_path, capsys):
+    names = (" note ", 'say "hi"', "it's", "two\nlines")
+    rows = [{**r, **{n: f"{n.strip()[:3]}{i}" for n in names}} for i, r in enumerate(train_rows(2))]
+    p = write_csv(tmp_path / "names.csv", rows, extra=names)
+    code, _, err = run(capsys, "ingest", "--train", str(p))
+    assert code == 0, err
+    got = [json.loads(r[0]) for r in rows_of(db_file, "select extra_columns from raw.leads order by source_row")]
+    assert got == [{n: f"{n.strip()[:3]}{i}" for n in names} for i in range(2)]
+
+
+def test_nightly_loads_a_pandas_export_and_the_good_files_beside_it(db_file, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_csv(folder / "a_train.csv", train_rows(3))
+    _pandas_export(folder / "b_pandas.csv", score_rows(2), with_id=True)
+    write_csv(folder / "c_score.csv", score_rows(2, start=5000), with_id=True)
+    con = duckdb.connect(str(db_file))
+    try:
+        results = ingest.ingest_files(con, ingest.discover_inputs(folder), quarantine=True)
+        assert [(r.status, r.rows_loaded) for r in results] == [("loaded", 3), ("loaded", 2), ("loaded", 2)]
+        assert con.execute("select id, extra_columns->>'unnamed_1' from raw.leads where load_id = 2 "
+                           "order by source_row").fetchall() == [(1001, "0"), (1008, "1")]
+    finally:
+        con.close()
+
+
+def test_nightly_goes_on_past_an_unexpected_error_and_tries_that_file_again(db_file, tmp_path, monkeypatch):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_csv(folder / "a.csv", train_rows(3))
+    write_csv(folder / "b_bug.csv", train_rows(2, start=300))
+    write_csv(folder / "c.csv", train_rows(2, start=400))
+    real_load_cells = ingest._load_cells
+
+    def load_cells(con, f, cells, sha, strict):
+        result = real_load_cells(con, f, cells, sha, strict)
+        if f.path.name == "b_bug.csv":  # fails after its rows are written
+            raise RuntimeError("a bug in leadscore")
+        return result
+
+    monkeypatch.setattr(ingest, "_load_cells", load_cells)
+    monkeypatch.delenv("LEADSCORE_DEBUG", raising=False)
+    con = duckdb.connect(str(db_file))
+    try:
+        results = ingest.ingest_files(con, ingest.discover_inputs(folder), quarantine=True)
+        assert [r.status for r in results] == ["loaded", "refused", "loaded"]
+        assert "unexpected RuntimeError while loading: a bug in leadscore (a bug, not your input" in results[1].message
+        assert "tried again on the next run" in results[1].summary()
+        assert "RuntimeError: a bug in leadscore" in (db_file.parent / "leadscore-errors.log").read_text()
+        # its transaction rolled back, and no refusal recorded: the file is not at fault
+        assert con.execute("select file_name, status from raw.loads order by 1").fetchall() == [
+            ("a.csv", "loaded"), ("c.csv", "loaded")]
+        assert con.execute("select count(*) from raw.leads where customer_idx between 300 and 399").fetchall() == [(0,)]
+        monkeypatch.setattr(ingest, "_load_cells", real_load_cells)  # leadscore fixed
+        again = ingest.ingest_files(con, ingest.discover_inputs(folder), quarantine=True)
+        assert [r.status for r in again] == ["skipped", "loaded", "skipped"]
+        assert _cells_databases(con) == []
     finally:
         con.close()

@@ -13,7 +13,15 @@ test file has one, its training file has none). A training file needs an `is_con
 
 A file's columns: the 28 lead columns are required; the final round's (input_format.FINAL_COLUMNS)
 are optional, anywhere in the header, so qualifier-format and final-round files can sit in one
-folder; every other column is an extra column (kept as JSON by leadscore.ingest).
+folder; every other column is an extra column (kept as JSON by leadscore.ingest). A column whose
+header cell is empty (pandas' `to_csv` writes its index so, a spreadsheet a trailing comma) is an
+extra column too, named by its position (`unnamed_<n>`, column 1 first): its cells may be all a
+file has of a lead's own number, so they are kept, not dropped. Names are the header's exactly,
+spaces included; two names the database cannot tell apart (the same but for case) refuse the file.
+
+Reading a file as text (gzip whatever its name, UTF-8 with or without a byte-order mark) lives
+here once: `open_text`, and `invalid_utf8` to name the line that is not UTF-8; the labels file of
+`leadscore evaluate` (leadscore.labels_file) reads through them too.
 
 The CSV is parsed by DuckDB's reader, every cell as text, into a table of its own (`Cells`,
 gzip-compressed files too, whatever their name); the cells are validated and cast in SQL
@@ -27,8 +35,10 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +60,9 @@ _CSV_OPTIONS = "header = true, all_varchar = true, delim = ',', quote = '\"', es
 _GZIP_MAGIC = b"\x1f\x8b"
 # DuckDB's CSV reader refuses lines longer than this (its max_line_size default).
 _MAX_LINE_BYTES = 2_000_000
+# The header record is read from at most this many characters of the file (a header that long
+# is a broken quote, not names).
+_MAX_HEADER_CHARS = 1 << 20
 
 
 class FileRefused(LeadscoreError):
@@ -61,14 +74,32 @@ def check_file(path: Path) -> None:
     check_input_file(path, "a header row and data rows", FileRefused)
 
 
-def _is_gzip(path: Path) -> bool:
+def is_gzip(path: Path) -> bool:
+    """Whether the file is gzip-compressed, by its first bytes: a file named .csv that is gzip
+    is read as gzip, one named .gz that is not is read as it is."""
     with path.open("rb") as fh:
         return fh.read(2) == _GZIP_MAGIC
 
 
-def _open_text(path: Path, gz: bool) -> io.TextIOBase:
+def open_text(path: Path, gz: bool | None = None) -> io.TextIOWrapper:
+    """The file as UTF-8 text for Python's csv module (newline=''), decompressed when it is gzip
+    (`gz`; found out from its bytes when None), a leading byte-order mark dropped. An invalid
+    byte raises UnicodeDecodeError when read: `invalid_utf8` then names its line."""
+    if gz is None:
+        gz = is_gzip(path)
     raw = gzip.open(path, "rb") if gz else path.open("rb")
     return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+
+
+def invalid_utf8(path: Path, gz: bool | None = None) -> str | None:
+    """'not valid UTF-8 at line N (byte B); ...' for the first invalid sequence, or None. Only
+    called on a file that failed to decode: it reads the file again to name the line."""
+    if gz is None:
+        gz = is_gzip(path)
+    where = _first_invalid_utf8(path, gz)
+    if where is None:
+        return None
+    return f"not valid UTF-8 at line {where[0]} (byte {where[1]}); save the file as UTF-8 and load it again"
 
 
 def _first_invalid_utf8(path: Path, gz: bool = False) -> tuple[int, int] | None:
@@ -93,11 +124,11 @@ def _diagnose_csv(path: Path, gz: bool) -> str | None:
     """The first structural problem, found by Python's CSV reader, for when DuckDB's sniffer
     gives up without saying why: 'line N: expected X fields, found Y', an unterminated quote,
     a line over DuckDB's size limit. Only runs on a file DuckDB refused."""
-    where = _first_invalid_utf8(path, gz)
-    if where:
-        return f"not valid UTF-8 at line {where[0]} (byte {where[1]}); save the file as UTF-8 and load it again"
+    problem = invalid_utf8(path, gz)
+    if problem:
+        return problem
     csv.field_size_limit(sys.maxsize)
-    with _open_text(path, gz) as fh:
+    with open_text(path, gz) as fh:
         reader = csv.reader(fh, strict=True)
         width = None
         start = 1
@@ -123,12 +154,9 @@ def _csv_error(path: Path, exc: duckdb.Error, gz: bool) -> FileRefused:
     """One line: the file, the line and DuckDB's reason (or ours, when DuckDB gives none)."""
     text = str(exc)
     if "unicode" in text.lower() or "utf-8" in text.lower():
-        where = _first_invalid_utf8(path, gz)
-        if where:
-            return FileRefused(
-                f"{path}: not valid UTF-8 at line {where[0]} (byte {where[1]}); "
-                "save the file as UTF-8 and load it again"
-            )
+        problem = invalid_utf8(path, gz)
+        if problem:
+            return FileRefused(f"{path}: {problem}")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     first = lines[0] if lines else text
     reason = ""
@@ -152,6 +180,33 @@ def _csv_error(path: Path, exc: duckdb.Error, gz: bool) -> FileRefused:
     return FileRefused(f"{path}: cannot be read as CSV: {first}" + (f": {reason}" if reason else ""))
 
 
+def unnamed_column_name(position: int) -> str:
+    """The name of a column whose header cell is empty or only spaces: its position, column 1
+    first (pandas' index column: 'unnamed_1'). Documented in the README, for
+    `extra_columns->>'unnamed_1'`."""
+    return f"unnamed_{position}"
+
+
+def column_names(header: list[str]) -> list[str]:
+    """The name each column goes by everywhere (the cells table, extra_columns, raw_record): the
+    header cell exactly as written, or `unnamed_column_name` where it is blank. DuckDB's reader
+    would make up a name of its own for a blank one and trim the others, so the names are given
+    to it (read_cells) rather than taken from it."""
+    return [h if h.strip() else unnamed_column_name(i) for i, h in enumerate(header, start=1)]
+
+
+def _ascii_fold(name: str) -> str:
+    """A name as DuckDB compares identifiers: ASCII letters in any case alike, others exactly."""
+    return "".join(ch.lower() if ch.isascii() else ch for ch in name)
+
+
+def _positions(numbers: list[int], header: list[str]) -> str:
+    """'columns 3 and 7' (1-based, as a spreadsheet counts), a blank header cell marked '(no name)'
+    so that a clash with its generated name reads as one."""
+    words = [f"{n}" + (" (no name)" if not header[n - 1].strip() else "") for n in numbers]
+    return "columns " + (", ".join(words[:-1]) + " and " + words[-1])
+
+
 def _header_problem(path: Path, header: list[str]) -> str | None:
     """File-level header checks, before any row is read."""
     known = [c.name for c in LEAD_COLUMNS]
@@ -162,38 +217,69 @@ def _header_problem(path: Path, header: list[str]) -> str | None:
                     f"the header has one column with {name} in it: the file looks {name}-separated; "
                     "save it comma-separated (CSV) and load it again"
                 )
-    dupes = sorted({h for h in header if header.count(h) > 1})
+    names = column_names(header)
+    by_name: dict[str, list[int]] = {}
+    by_folded: dict[str, list[int]] = {}
+    for position, name in enumerate(names, start=1):
+        by_name.setdefault(name, []).append(position)
+        by_folded.setdefault(_ascii_fold(name), []).append(position)
+    dupes = [(name, at) for name, at in by_name.items() if len(at) > 1]
     if dupes:
-        return f"duplicated column name{'s' if len(dupes) > 1 else ''} in the header: {', '.join(dupes)}"
-    missing = [c for c in known if c not in header]
+        return f"duplicated column name{'s' if len(dupes) > 1 else ''} in the header: " + "; ".join(
+            f"{name} ({_positions(at, header)})" for name, at in dupes
+        )
+    cased = [at for at in by_folded.values() if len(at) > 1]
+    if cased:
+        return (
+            "column names that differ only in case (the database does not tell them apart; "
+            "rename one): " + "; ".join(
+                " and ".join(f"'{names[n - 1]}' (column {n})" for n in at) for at in cased
+            )
+        )
+    missing = [c for c in known if c not in names]
     if missing:
-        lower = {h.strip().lower(): h for h in header}
-        cased = [f"'{lower[m.lower()]}' should be '{m}'" for m in missing if m.lower() in lower]
-        if cased:
-            return "column names differ only in case or spaces (names are case-sensitive): " + ", ".join(cased)
+        lower = {h.strip().lower(): h for h in names}
+        wrong = [f"'{lower[m.lower()]}' should be '{m}'" for m in missing if m.lower() in lower]
+        if wrong:
+            return "column names differ only in case or spaces (names are case-sensitive): " + ", ".join(wrong)
         if len(header) <= 1:
             return "no header row found (expected the competition columns)"
         return f"required column{'s' if len(missing) > 1 else ''} missing: {', '.join(missing)}"
     # the optional columns too: 'Lead_Date' would otherwise be kept as an untyped extra column
     for special in (ID_COLUMN, LABEL_COLUMN, *FINAL_COLUMN_NAMES):
-        if special not in header and any(h.strip().lower() == special for h in header):
-            wrong = next(h for h in header if h.strip().lower() == special)
-            return f"column names differ only in case or spaces (names are case-sensitive): '{wrong}' should be '{special}'"
+        if special not in names and any(h.strip().lower() == special for h in names):
+            wrong_name = next(h for h in names if h.strip().lower() == special)
+            return f"column names differ only in case or spaces (names are case-sensitive): '{wrong_name}' should be '{special}'"
     return None
 
 
+def _limited_lines(fh: io.TextIOWrapper, limit: int) -> Iterator[str]:
+    """The file's lines, up to `limit` characters in all (the last one cut there)."""
+    left = limit
+    while left > 0:
+        line = fh.readline(left)
+        if not line:
+            return
+        left -= len(line)
+        yield line
+
+
 def _read_header(path: Path, gz: bool) -> list[str]:
+    """The header record's cells as Python's CSV reader parses them, from the file's first MB:
+    a quoted name may hold a comma or a line break, as it may for DuckDB's reader, so that both
+    readers agree on how many columns there are and what each is called."""
     try:
-        with (gzip.open(path, "rb") if gz else path.open("rb")) as fh:
-            first = fh.readline(1 << 20).decode("utf-8-sig")
+        with open_text(path, gz) as fh:
+            lines = _limited_lines(fh, _MAX_HEADER_CHARS)
+            first = next(lines, "")
+            if not first.strip():
+                raise FileRefused(f"{path}: no header row found (the first line is empty)")
+            return next(csv.reader(itertools.chain([first], lines), strict=True))
     except UnicodeDecodeError:
-        raise FileRefused(f"{path}: not valid UTF-8 at line 1; save the file as UTF-8 and load it again") from None
+        problem = invalid_utf8(path, gz) or "not valid UTF-8 at line 1; save the file as UTF-8 and load it again"
+        raise FileRefused(f"{path}: {problem}") from None
     except (OSError, EOFError) as exc:
         raise FileRefused(f"{path}: cannot be read: {exc}") from None
-    if not first.strip():
-        raise FileRefused(f"{path}: no header row found (the first line is empty)")
-    try:
-        return next(csv.reader([first]))
     except csv.Error as exc:
         raise FileRefused(f"{path}: line 1: the header cannot be parsed: {exc}") from None
 
@@ -210,7 +296,8 @@ def _resolve_role(path: Path, kind: str, has_id: bool) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class LeadFile:
-    """A lead file whose header passed the file-level checks, and its role."""
+    """A lead file whose header passed the file-level checks, and its role. `header` holds the
+    names the columns go by (column_names): the header's own, a blank one named by position."""
 
     path: Path
     gz: bool
@@ -219,6 +306,7 @@ class LeadFile:
     role_reason: str
     extra: list[str]  # columns beyond the competition's and the final round's, in file order
     final: tuple[Column, ...] = ()  # the final-round columns the file has (input_format order)
+    unnamed: tuple[int, ...] = ()  # positions (1-based) of blank header cells (unnamed_column_name)
 
     @property
     def has_id(self) -> bool:
@@ -231,11 +319,13 @@ class LeadFile:
 
 def open_lead_file(path: Path, kind: str) -> LeadFile:
     """Read and check the header, and decide the role (`kind`: train, score or auto)."""
-    gz = _is_gzip(path)
-    header = _read_header(path, gz)
-    problem = _header_problem(path, header)
+    gz = is_gzip(path)
+    raw_header = _read_header(path, gz)
+    problem = _header_problem(path, raw_header)
     if problem:
         raise FileRefused(f"{path}: {problem}")
+    header = column_names(raw_header)
+    unnamed = tuple(n for n, raw in enumerate(raw_header, start=1) if not raw.strip())
     has_id = ID_COLUMN in header
     has_label = LABEL_COLUMN in header
     role, role_reason = _resolve_role(path, kind, has_id)
@@ -247,7 +337,7 @@ def open_lead_file(path: Path, kind: str) -> LeadFile:
     known = {c.name for c in LEAD_COLUMNS} | set(FINAL_COLUMN_NAMES) | {ID_COLUMN, LABEL_COLUMN}
     extra = [h for h in header if h not in known]
     final = tuple(c for c in FINAL_COLUMNS if c.name in header)
-    return LeadFile(path, gz, header, role, role_reason, extra, final)
+    return LeadFile(path, gz, header, role, role_reason, extra, final, unnamed)
 
 
 @dataclass(frozen=True)
@@ -286,7 +376,12 @@ def read_cells(con: duckdb.DuckDBPyConnection, f: LeadFile) -> Cells:
         writer.execute(f"attach ':memory:' as {db.quote_ident(cells.database)}")
         try:
             # CTAS keeps file order (preserve_insertion_order), so rowids are in file order.
-            writer.execute(f"create table {cells.table} as select * from read_csv(?, {options})", [str(path)])
+            # The names are given (`names`): DuckDB's own would rename a blank or repeated one and
+            # trim spaces, and the SQL built from f.header would then miss or mistake a column.
+            writer.execute(
+                f"create table {cells.table} as select * from read_csv(?, {options}, names = ?)",
+                [str(path), f.header],
+            )
         except duckdb.Error as exc:
             release_cells(con, cells)
             raise _csv_error(path, exc, f.gz) from exc

@@ -12,7 +12,10 @@ One command's files go through three steps, each in its own module:
 Policy of this module:
 - A refused file: `leadscore ingest` fails and writes nothing; the nightly job
   (`quarantine=True`) records the file in `raw.loads` with status 'refused' and the reason,
-  loads the other files, and does not retry the file until its content changes.
+  loads the other files, and does not retry the file until its content changes. A file whose
+  load meets an unexpected error (a bug, not the file's fault) does not stop the nightly job
+  either: it is reported as refused, its traceback logged, but not recorded, so it is tried
+  again on the next run and loads once the bug is fixed.
 - Rejected rows do not stop the load, and the command warns; `--strict` turns any rejected row
   into a refused file.
 - In a score file every row is scored; labels found there are set aside in
@@ -22,6 +25,8 @@ Policy of this module:
   when a file has them, as null when it does not. Any other extra column is kept in
   `raw.leads.extra_columns` as JSON under its own name (`json_extract_string(extra_columns,
   '$.name')` reads it back) and profiled in the load's result: filled share, distinct values.
+  A column with a blank header cell is kept the same way under `unnamed_<position>`
+  (csv_input.column_names), with a note.
 - `ingest` loads all its files in one transaction (a failure leaves the database as it was); the
   nightly job loads each file in its own. A file whose sha256 is already loaded is skipped.
 - Before loading, rows an earlier version let in that break a rule of today are moved out of
@@ -30,6 +35,7 @@ Policy of this module:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +43,16 @@ import duckdb
 
 from leadscore import db, tables
 from leadscore.column_rules import cast_expr, cell, int_expr, label_expr
-from leadscore.csv_input import Cells, FileRefused, LeadFile, check_file, open_lead_file, read_cells, release_cells
+from leadscore.csv_input import (
+    Cells,
+    FileRefused,
+    LeadFile,
+    check_file,
+    open_lead_file,
+    read_cells,
+    release_cells,
+    unnamed_column_name,
+)
 from leadscore.csv_input import discover_inputs as discover_inputs  # nightly: ingest.discover_inputs
 from leadscore.errors import LeadscoreError
 from leadscore.fileio import sha256_file
@@ -172,7 +187,29 @@ def _ingest_files(
             with db.transaction(con):
                 load_id = _record_refusal(con, path, kind, sha, reason)
             results.append(LoadResult(path, "refused", load_id=load_id, message=reason))
+        except Exception as exc:  # a bug met on this file: its transaction is rolled back
+            if os.environ.get("LEADSCORE_DEBUG"):
+                raise
+            results.append(_unexpected_failure(path, exc))
     return results
+
+
+def _unexpected_failure(path: Path, exc: Exception) -> LoadResult:
+    """The nightly job's result for a file whose load raised an unexpected error (a bug): one
+    file must not keep the others from loading, night after night. Reported as refused (the run
+    exits 3 and names it), the traceback in leadscore-errors.log as for any bug, and not
+    recorded in raw.loads: a refusal is kept until the file changes, but this file is not at
+    fault, so it is tried again every run and loads once leadscore is fixed. Called inside the
+    `except` block, where the traceback is."""
+    from leadscore.cli import _save_traceback  # the CLI's log of bugs; lazy: cli imports the steps
+
+    where = _save_traceback("nightly")
+    detail = " ".join(str(exc).split())[:300]
+    return LoadResult(
+        path, "refused",
+        message=f"unexpected {type(exc).__name__} while loading: {detail} (a bug, not your input; "
+        f"traceback in {where}; not recorded in raw.loads, tried again on the next run)",
+    )
 
 
 def _one_line(exc: BaseException) -> str:
@@ -264,7 +301,7 @@ def _load_cells(
     label_sql = label_expr() if has_label and role == "train" else "null::boolean"
     id_expr = f"{int_expr(ID_COLUMN)}" if has_id else "null::bigint"
     extra_expr = (
-        "to_json({" + ", ".join(f"{db.quote_literal(e)}: {db.quote_ident(e)}" for e in extra) + "})"
+        "to_json({" + ", ".join(f"{db.quote_literal(e)}: {cell(e)}" for e in extra) + "})"
         if extra
         else "null::json"
     )
@@ -360,6 +397,11 @@ def _load_cells(
         )
     if extra:
         notes.append(f"extra column(s) kept in extra_columns: {', '.join(extra)}")
+        notes.extend(
+            f"column {n} has no name in the header (a pandas index? a trailing comma?): "
+            f"kept as '{unnamed_column_name(n)}'"
+            for n in f.unnamed
+        )
         notes.extend(_profile_notes(profile))
     if role == "train" and score_rows:
         notes.append(f"{score_rows} row(s) without a label will be scored, not trained on")

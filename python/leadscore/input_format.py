@@ -124,6 +124,22 @@ ID_COLUMN = "id"
 ID_RULE = Column(ID_COLUMN, "BIGINT", "The score file's lead id", min_value=0, max_value=MAX_ID)
 LABEL_COLUMN = "is_converted"
 
-# Text accepted as a label; anything else in a non-empty label cell is rejected with a reason.
+# Text accepted as a label, compared trimmed of spaces and lower-cased, pairwise (TRUE_LABELS[i] /
+# FALSE_LABELS[i] is one way of writing converted / not); anything else in a non-empty label cell
+# is rejected with a reason. The one vocabulary of a lead file's label (leadscore.column_rules,
+# in SQL) and of the outcomes file of `leadscore evaluate` (leadscore.labels_file, `label_value`).
 TRUE_LABELS = ("true", "1", "1.0", "yes")
 FALSE_LABELS = ("false", "0", "0.0", "no")
+LABEL_WORDS = _or_list([f"{t}/{f}" for t, f in zip(TRUE_LABELS, FALSE_LABELS)])  # for messages
+
+
+def label_value(text: str) -> bool | None:
+    """A label cell read in Python exactly as ingest reads it in SQL (column_rules.label_expr:
+    `lower(trim(cell))`, DuckDB's trim dropping spaces only): True, False, or None when it is
+    not a label (an empty cell included), so a labels file takes what a lead file takes."""
+    value = text.strip(" ").lower()
+    if value in TRUE_LABELS:
+        return True
+    if value in FALSE_LABELS:
+        return False
+    return None

@@ -1,10 +1,13 @@
 """The labels file of `leadscore evaluate`: outcomes learned after scoring, as `id,is_converted`.
 
 Any column order; other columns are ignored (the competition's truth file has more). The first
-problem (missing column, an id that is not an integer, a label other than 0/1/true/false, a
-duplicate id, not UTF-8, header only) fails with one line naming the file, line and column.
-The labels accepted are 0/1/true/false (any case), fewer than in a lead file
-(input_format.TRUE_LABELS also takes yes/no and 1.0/0.0).
+problem (missing column, an id that is not an integer, a label that is not one, a duplicate id,
+not UTF-8, header only) fails with one line naming the file, line and column.
+
+The labels accepted are a lead file's (input_format.label_value: true/false, 1/0, 1.0/0.0,
+yes/no, any case), and the file is read as a lead file is (csv_input.open_text: gzip whatever
+its name, UTF-8 with or without a byte-order mark): an outcomes file exported the way the lead
+files were is taken as it is.
 """
 
 from __future__ import annotations
@@ -15,12 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from leadscore.csv_input import invalid_utf8, open_text
 from leadscore.errors import LeadscoreError
 from leadscore.fileio import check_input_file, sha256_file
-from leadscore.input_format import ID_COLUMN, LABEL_COLUMN
-
-TRUE_VALUES = {"1", "true"}
-FALSE_VALUES = {"0", "false"}
+from leadscore.input_format import ID_COLUMN, LABEL_COLUMN, LABEL_WORDS, label_value
 
 
 @dataclass
@@ -55,7 +56,7 @@ def read_labels(path: Path) -> Labels:
     lines: list[int] = []
     first_line: dict[int, int] = {}
     try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
+        with open_text(path) as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
             names = [h.strip() for h in (header or [])]
@@ -75,16 +76,13 @@ def read_labels(path: Path) -> Labels:
                 value = _parse_id(raw_id)
                 if value is None:
                     raise LeadscoreError(f"{path}: line {line}, column {ID_COLUMN}: {raw_id!r} is not an integer id")
-                text = raw_label.strip().lower()
-                if text in TRUE_VALUES:
-                    label = 1
-                elif text in FALSE_VALUES:
-                    label = 0
-                else:
+                converted = label_value(raw_label)
+                if converted is None:
                     raise LeadscoreError(
                         f"{path}: line {line}, column {LABEL_COLUMN}: {raw_label!r} is not a label "
-                        "(expected 0/1/true/false)"
+                        f"(expected {LABEL_WORDS}, any case)"
                     )
+                label = int(converted)
                 if value in first_line:
                     raise LeadscoreError(
                         f"{path}: line {line}, column {ID_COLUMN}: duplicate id {value} (first on line {first_line[value]})"
@@ -94,9 +92,12 @@ def read_labels(path: Path) -> Labels:
                 labels.append(label)
                 lines.append(line)
     except UnicodeDecodeError as exc:
-        raise LeadscoreError(f"{path}: not valid UTF-8 (byte {exc.start} of a read block); save it as UTF-8") from exc
+        problem = invalid_utf8(path) or "not valid UTF-8; save it as UTF-8"
+        raise LeadscoreError(f"{path}: {problem}") from exc
     except csv.Error as exc:
         raise LeadscoreError(f"{path}: cannot be read as CSV: {exc}") from exc
+    except (OSError, EOFError) as exc:  # a damaged gzip file
+        raise LeadscoreError(f"{path}: cannot be read: {exc}") from exc
     if not ids:
         raise LeadscoreError(f"{path}: header only, no data rows")
     return Labels(
