@@ -106,6 +106,14 @@ def test_a_whole_number_column_names_each_kind_of_bad_cell():
                    "out of range: must be between 0 and 9.0072e+15", "out of range: must be between 0 and 9.0072e+15"]
 
 
+def test_an_id_a_double_cannot_hold_exactly_is_out_of_range_not_another_id():
+    """9007199254740993 reads as the double 9007199254740992: taken in, it would be stored as a
+    different customer (or, as a lead id, clash with that one). Only ids a double holds exactly pass."""
+    assert _reasons(COLUMNS["customer_idx"], ["9007199254740991", "9007199254740992", "9007199254740993"]) == [
+        None, "out of range: must be between 0 and 9.0072e+15", "out of range: must be between 0 and 9.0072e+15"]
+    assert _reasons(ID_RULE, ["9007199254740993"]) == ["out of range: must be between 0 and 9.0072e+15"]
+
+
 def test_optional_columns_accept_an_empty_cell_and_check_the_rest():
     assert _reasons(COLUMNS["bant_submit"], ["", "0.25", "1", "0.3", "nan"]) == [
         None, None, None, "not one of 0, 0.25, 0.5, 0.75, 1", "not a finite number"]

@@ -61,10 +61,12 @@ def _or_list(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
 
 
-# Sane ranges at the door: ids fit in a BIGINT and in a float64 exactly; counts and lengths far
+# Sane ranges at the door: ids fit in a BIGINT and in a float64 exactly (the rules read a cell as
+# a double, so the largest id is the last whole number a double tells from its neighbours: at 2**53
+# the cell 9007199254740993 would read as 9007199254740992, another lead); counts and lengths far
 # above anything real (historical_existing_cnt tops out near 2,200, lead_desc_length near 1,100)
 # but small enough that no float32 feature overflows downstream.
-MAX_ID = 2**53
+MAX_ID = 2**53 - 1
 MAX_COUNT = 1_000_000
 
 # The 28 lead columns in file order (spec/input_schema.md). Types are what the raw table holds:
