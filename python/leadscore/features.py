@@ -200,6 +200,58 @@ def check_features(model_features: Sequence[Feature], table_features: Sequence[F
         )
 
 
+SETTINGS_TABLE = "main.feature_settings"
+
+
+def read_settings(con: duckdb.DuckDBPyConnection, table: str = SETTINGS_TABLE) -> dict[str, Any] | None:
+    """The dbt vars the feature table was built with (models_sql/marts/feature_settings.sql), or
+    None where the table does not exist (a database built before it did). A training run keeps
+    them in model.json so that scoring can tell features built another way from the same columns:
+    switching a family off, another rare-value threshold or other crosses keep every name and type."""
+    schema, name = _split_table(table)
+    if not db.table_exists(con, schema, name):
+        return None
+    rows = db.fetch_all(con, f"select feature_vars from {table}")
+    if len(rows) != 1:
+        raise LeadscoreError(f"{table} has {len(rows)} rows, expected one: run `leadscore build`")
+    try:
+        settings = json.loads(rows[0][0])
+    except (TypeError, ValueError) as exc:
+        raise LeadscoreError(f"{table}.feature_vars is not a JSON object: run `leadscore build` ({exc})") from exc
+    if not isinstance(settings, dict):
+        raise LeadscoreError(f"{table}.feature_vars is not a JSON object: run `leadscore build`")
+    return settings
+
+
+def settings_differences(model_settings: dict[str, Any], built: dict[str, Any]) -> list[str]:
+    """One line a var whose value differs, `name: model <v>, features <v>` (JSON values), sorted."""
+    out = []
+    for name in sorted(set(model_settings) | set(built)):
+        if model_settings.get(name, "(absent)") != built.get(name, "(absent)"):
+            out.append(f"{name}: model {json.dumps(model_settings.get(name, '(absent)'))}, "
+                       f"features {json.dumps(built.get(name, '(absent)'))}")
+    return out
+
+
+def check_settings(model_version: str, model_settings: dict[str, Any] | None, built: dict[str, Any] | None) -> None:
+    """Refuse to score features built with other dbt vars than the model's. A model from before
+    models recorded their settings (None) is not checked: nothing says what it was trained on."""
+    if model_settings is None:
+        return
+    if built is None:
+        raise LeadscoreError(f"{SETTINGS_TABLE} does not exist, so nothing says how fct_lead_features was built: "
+                             "run `leadscore build`")
+    problems = settings_differences(model_settings, built)
+    if problems:
+        raise LeadscoreError(
+            f"fct_lead_features was built with other dbt vars than model {model_version} was trained on ("
+            + "; ".join(problems[:5])
+            + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+            + "): rebuild with the model's settings (`leadscore build --vars ...`) or train a model on these "
+            "features (`leadscore train`)"
+        )
+
+
 def _pending(model_version: str | None, rescore: bool) -> tuple[str, list[Any]]:
     """The one 'not yet scored' rule: unlabeled rows, minus those `model_version` already
     scored unless rescoring. The count and the batches both use it.
@@ -236,6 +288,7 @@ def score_stream(
     rescore: bool = False,
     batch_size: int = 200_000,
     table: str = FEATURE_TABLE,
+    model_settings: dict[str, Any] | None = None,
 ) -> ScoreStream:
     """The read side of a scoring run as ONE query streamed in Arrow record batches of at most
     `batch_size` rows: no page re-sorts the leads still waiting (keyset pages did, which made a
@@ -243,10 +296,15 @@ def score_stream(
 
     The caller must read the batches to the end before it uses `con` again (DuckDB refuses new
     work on a connection with an unfinished streamed result): score.py scores every batch, then
-    writes once. Rows come in no particular order; ties are broken by lead_id afterwards."""
+    writes once. Rows come in no particular order; ties are broken by lead_id afterwards.
+
+    `model_settings`: the dbt vars the model was trained on (model.json); the feature table must
+    have been built with the same ones (`check_settings`)."""
     if batch_size <= 0:
         raise LeadscoreError(f"batch size must be positive, got {batch_size}")
     check_features(model_features, read_features(con, table))
+    if model_settings is not None:
+        check_settings(model_version, model_settings, read_settings(con))
     where, params = _pending(model_version, rescore)
     keys = _key_columns(con, table)
     total, first, last = db.fetch_all(

@@ -71,6 +71,12 @@ class LoadedModel:
     # base model files again (for their contribution output) and checks them against these
     checksums: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def feature_settings(self) -> dict[str, Any] | None:
+        """The dbt vars its features were built with (features.read_settings at training); None
+        for a model trained before models recorded them."""
+        return self.meta.get("feature_settings")
+
     def used_models(self) -> list[str]:
         return ensemble.used_models(self.meta["ensemble"])
 

@@ -64,16 +64,23 @@ class ScoreResult:
     seconds: float
     first_lead_date: date | None = None  # the date range of the leads scored (final-round data)
     last_lead_date: date | None = None
+    # leads ingested into raw.leads that fct_lead_features does not hold yet (no `leadscore build`
+    # since they came): scoring reads the features, so it cannot see them
+    not_built: int = 0
 
     def summary(self) -> str:
+        unbuilt = (f"{self.not_built} ingested lead(s) are not in fct_lead_features yet: run `leadscore build`, "
+                   "then score again" if self.not_built else "")
         if not self.leads_scored:
-            return (f"nothing to score: every unlabeled lead already has a score from {self.model_version} "
-                    "(--all to rescore)")
+            return unbuilt.replace(": run", ", so nothing was scored: run", 1) if unbuilt else (
+                f"nothing to score: every unlabeled lead already has a score from {self.model_version} "
+                "(--all to rescore)")
         rate = self.leads_scored / self.seconds if self.seconds else 0.0
         dates = (f", lead dates {self.first_lead_date} to {self.last_lead_date}"
                  if self.first_lead_date is not None else "")
         return (f"scored {self.leads_scored} leads{dates} with model {self.model_version} as run {self.run_id} "
-                f"({self.predicted_converted} at or above cutoff {self.cutoff:.4f}; {rate:,.0f} leads/s)")
+                f"({self.predicted_converted} at or above cutoff {self.cutoff:.4f}; {rate:,.0f} leads/s)"
+                + (f"; {unbuilt}" if unbuilt else ""))
 
 
 def score_leads(
@@ -94,16 +101,30 @@ def score_leads(
     started = datetime.now(timezone.utc)
     model = load_model(con, model_version)
     tables.ensure_schemas(con)
-    rows = features.score_stream(con, model.encoding.features, model.version, rescore, batch_size or BATCH_SIZE)
+    rows = features.score_stream(con, model.encoding.features, model.version, rescore, batch_size or BATCH_SIZE,
+                                 model_settings=model.feature_settings)
     run_id = f"s{started:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
     if not rows.total:
-        return ScoreResult(run_id, model.version, 0, 0, float(model.cutoff), 0.0)
+        return ScoreResult(run_id, model.version, 0, 0, float(model.cutoff), 0.0, not_built=not_built(con))
 
     explain = reasons.explainer(model, reasons.load_templates(con)) if with_reasons else None
     current = str(db.scalar(con, "select current_setting('memory_limit')"))
     # the connection's own limit comes back afterwards, for whatever the caller does next
     with db.settings(con, memory_limit=_memory_limit(current)):
-        return _score(con, model, rows, run_id, started, explain, show_progress)
+        result = _score(con, model, rows, run_id, started, explain, show_progress)
+    result.not_built = not_built(con)
+    return result
+
+
+def not_built(con: duckdb.DuckDBPyConnection) -> int:
+    """How many ingested leads fct_lead_features lacks. The mart has one row per lead of raw.leads
+    (its tests say so), so the difference of the two counts is the leads ingested since the last
+    build: two counts DuckDB answers from its row groups, not a join over millions of ids."""
+    if not db.table_exists(con, "raw", "leads"):
+        return 0
+    ingested = int(db.scalar(con, "select count(*) from raw.leads"))
+    built = int(db.scalar(con, f"select count(*) from {features.FEATURE_TABLE}"))
+    return max(ingested - built, 0)
 
 
 # Leads per batch. Up to three batches are alive at once (read_ahead reads and encodes the next

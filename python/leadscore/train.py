@@ -271,6 +271,7 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
         bar.update(text="reading training rows")
         flist = feat.read_features(con)
         fhash = feat.feature_hash(flist)
+        settings = feat.read_settings(con)
         train_df = feat.load_split(con, "train", flist)
         score_df = feat.load_split(con, "score", flist) if target_prevalence == "auto" else None
         dbt_id = registry.dbt_invocation_id(con)
@@ -424,6 +425,8 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
         "version": version,
         "created_at": datetime.now(UTC).isoformat(),
         "feature_hash": fhash,
+        # the dbt vars the features were built with: scoring refuses features built with others
+        "feature_settings": settings,
         "data_fingerprint": data_fp,
         "lead_sketch": lead_sketch(train_df["lead_id"]),
         "encoding": encoding.to_json(),
