@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from leadscore import build
 from leadscore.errors import LeadscoreError
@@ -132,6 +134,60 @@ def test_a_database_file_that_is_not_duckdb_fails_before_dbt_runs(db_file, tmp_p
     assert not (tmp_path / "args").exists()  # dbt never started
 
 
+LOCK_LINE = ('IO Error: Could not set lock on file "x.duckdb": Conflicting lock is held in '
+             '/usr/bin/python3 (PID 4242).')
+
+
+def _dbt_locked_out(tmp_path: Path, monkeypatch, times: int) -> Path:
+    """A `dbt` that fails as DuckDB's file lock makes it fail, before any node, the first `times`
+    runs (a reader opened the database just before it), then succeeds; it counts its runs."""
+    script = tmp_path / "locked-dbt"
+    ok = json.dumps(_results(("model.leadscore.a", "success", "OK")))
+    script.write_text("\n".join([
+        "#!/bin/sh",
+        f'n=$(cat "{tmp_path}/runs" 2>/dev/null || echo 0); n=$((n + 1)); echo $n > "{tmp_path}/runs"',
+        'mkdir -p "$DBT_TARGET_PATH"',
+        f'if [ $n -le {times} ]; then echo \'{LOCK_LINE}\'; exit 2; fi',
+        f"cat > \"$DBT_TARGET_PATH/run_results.json\" <<'JSON'\n{ok}\nJSON",
+        "exit 0",
+    ]) + "\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setattr(build, "dbt_executable", lambda: str(script))
+    return tmp_path / "runs"
+
+
+def test_dbt_locked_out_by_a_late_reader_waits_and_runs_again(db_file, tmp_path, monkeypatch, capsys):
+    """A reader that opens the database after run_dbt's own check and before dbt does made the
+    build fail with DuckDB's lock error; now it is waited for and dbt runs again."""
+    runs = _dbt_locked_out(tmp_path, monkeypatch, times=2)
+    r = build.run_dbt(["build"], quiet=True)
+    assert r.returncode == 0 and r.counts == {"model success": 1}
+    assert runs.read_text().strip() == "3"
+    assert capsys.readouterr().err.count("running dbt again") == 2
+
+
+def test_dbt_locked_out_past_the_wait_is_busy(db_file, tmp_path, monkeypatch):
+    from leadscore.errors import EXIT_BUSY, Busy
+
+    runs = _dbt_locked_out(tmp_path, monkeypatch, times=10_000)
+    monkeypatch.setenv("LEADSCORE_DB_WAIT", "0.3")
+    with pytest.raises(Busy, match="held by another process whenever dbt tried to open it") as exc:
+        build.run_dbt(["build"], quiet=True)
+    assert exc.value.exit_code == EXIT_BUSY
+    assert int(runs.read_text()) >= 1
+
+
+def test_a_run_whose_nodes_ran_is_not_run_again(db_file, tmp_path, monkeypatch):
+    """Once a node ran, dbt's failure is the run's result, whatever its output says."""
+    from leadscore.errors import Busy
+
+    _fake_dbt(tmp_path, monkeypatch, _results(("model.leadscore.a", "error", LOCK_LINE)), 1, say=LOCK_LINE)
+    monkeypatch.setenv("LEADSCORE_DB_WAIT", "5")
+    with pytest.raises(LeadscoreError, match="model.leadscore.a: IO Error: Could not set lock") as exc:
+        build.run_dbt(["build"], quiet=True)
+    assert not isinstance(exc.value, Busy)
+
+
 # -- the real dbt --------------------------------------------------------------------------------
 
 def test_build_reports_its_own_run(tmp_path):
@@ -156,6 +212,21 @@ def test_build_reports_its_own_run(tmp_path):
     assert run.returncode == 1
     assert "dbt build --no-such-dbt-flag failed" in run.stderr
     assert "stale_failure_from_database_a" not in run.stderr
+
+
+def test_unit_tests_pass_with_any_feature_family_off(pipeline):
+    """`leadscore build --vars '{use_x: false}'` (the quality benchmark's ablation, a user's own
+    experiment) runs the unit tests too: each pins the family switches its model needs, so none
+    fails because a family is off."""
+    from helpers import leadscore_cli
+
+    families = [name for name in yaml.safe_load((REPO / "dbt_project.yml").read_text())["vars"]
+                if name.startswith("use_")]
+    assert len(families) >= 7
+    all_off = "{" + ", ".join(f"{name}: false" for name in families) + "}"
+    result = leadscore_cli(pipeline / "data", "build", "--vars", all_off)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert re.search(r"\b(2\d|[3-9]\d) unit_test pass\b", result.stdout), result.stdout[-2000:]
 
 
 def test_dbt_runs_under_the_profiles_memory_cap(tmp_path):

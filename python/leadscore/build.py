@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
 from leadscore import config, faults
-from leadscore.errors import LeadscoreError
+from leadscore.errors import Busy, LeadscoreError
 
 
 @dataclass
@@ -77,9 +80,11 @@ def run_dbt(args: list[str], quiet: bool = False) -> DbtResult:
     """Run `dbt <args>` from the project root; raise LeadscoreError if it fails.
 
     dbt runs in its own process group with a parent-death signal: if leadscore is interrupted
-    the whole group is killed, and if leadscore is killed outright the kernel kills dbt."""
-    import signal
+    the whole group is killed, and if leadscore is killed outright the kernel kills dbt.
 
+    A process outside leadscore that opens the database after the check below and before dbt
+    does makes dbt fail before it runs anything; then run_dbt waits for it (LEADSCORE_DB_WAIT
+    in all, as db.connect) and runs dbt again, and reports busy (exit 75) after."""
     from leadscore import db, tables
 
     # Open the database once ourselves first: a file that is not a DuckDB database, or one held
@@ -101,21 +106,78 @@ def run_dbt(args: list[str], quiet: bool = False) -> DbtResult:
     # 64,570 leads. The failures are in run_results.json and each node's SQL under
     # <target>/compiled and <target>/run; DBT_LOG_LEVEL_FILE=debug brings the statements back.
     env.setdefault("DBT_LOG_LEVEL_FILE", FILE_LOG_LEVEL)
-    (target / "run_results.json").unlink(missing_ok=True)
     cmd = [dbt_executable(), *args]
+    deadline = time.monotonic() + db.wait_seconds()
+    while True:
+        (target / "run_results.json").unlink(missing_ok=True)
+        returncode, output = _run_once(cmd, root, env, quiet)
+        result = read_run_results(root, target)
+        result.returncode = returncode
+        if returncode == 0 or not _lost_the_lock(output, result):
+            break
+        # Another process opened the database between our check above and dbt's own open (a
+        # DuckDB shell, a `leadscore models list`): dbt stopped before running anything. Wait for
+        # that process as every leadscore command does (db.connect), then run dbt again.
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise Busy(f"busy: database {config.db_path()} was held by another process whenever dbt tried to "
+                       f"open it ({_lock_line(output)}); try again when it ends")
+        print("leadscore: dbt could not open the database, another process opened it first: "
+              "waiting for it, then running dbt again", file=sys.stderr, flush=True)
+        with db.session(wait=left):
+            pass
+    if returncode != 0:
+        if result.failures:
+            detail = "; ".join(f.splitlines()[0] for f in result.failures[:3])
+            if len(result.failures) > 3:
+                detail += f"; and {len(result.failures) - 3} more"
+        else:
+            tail = output.strip().splitlines()
+            detail = tail[-1] if tail else "see the dbt output above"
+        raise LeadscoreError(f"dbt {' '.join(args)} failed (exit {returncode}): {detail}")
+    return result
+
+
+# DuckDB's message when another process holds the file ("IO Error: Could not set lock on file ...")
+_LOCK_MESSAGE = re.compile(r"could not set lock on file", re.IGNORECASE)
+OUTPUT_TAIL_LINES = 400  # what run_dbt keeps of dbt's output, for the error message and the lock check
+
+
+def _lost_the_lock(output: str, result: DbtResult) -> bool:
+    """dbt failed because it could not open the database, before any node ran."""
+    return not result.counts and bool(_LOCK_MESSAGE.search(output))
+
+
+def _lock_line(output: str) -> str:
+    line = next((x for x in output.splitlines() if _LOCK_MESSAGE.search(x)), "")
+    return " ".join(line.split())[:300]
+
+
+def _run_once(cmd: list[str], root: Path, env: dict[str, str], quiet: bool) -> tuple[int, str]:
+    """One dbt process: its exit code and the tail of its output (stdout and stderr together),
+    which is also shown as it comes unless `quiet`."""
+    import signal
+
     proc = subprocess.Popen(
         cmd,
         cwd=root,
         env=env,
-        stdout=subprocess.PIPE if quiet else None,
-        stderr=subprocess.STDOUT if quiet else None,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
         preexec_fn=_die_with_parent,
     )
+    tail: deque[str] = deque(maxlen=OUTPUT_TAIL_LINES)
     try:
         faults.pause_point("dbt.started", detail=str(proc.pid))
-        stdout, _ = proc.communicate()
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            tail.append(line)
+            if not quiet:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+        proc.wait()
     except BaseException:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -123,18 +185,7 @@ def run_dbt(args: list[str], quiet: bool = False) -> DbtResult:
             pass
         proc.wait()
         raise
-    result = read_run_results(root, target)
-    result.returncode = proc.returncode
-    if proc.returncode != 0:
-        if result.failures:
-            detail = "; ".join(f.splitlines()[0] for f in result.failures[:3])
-            if len(result.failures) > 3:
-                detail += f"; and {len(result.failures) - 3} more"
-        else:
-            tail = (stdout or "").strip().splitlines()
-            detail = tail[-1] if tail else "see the dbt output above"
-        raise LeadscoreError(f"dbt {' '.join(args)} failed (exit {proc.returncode}): {detail}")
-    return result
+    return proc.returncode, "".join(tail)
 
 
 def read_run_results(root: Path | None = None, target: Path | None = None) -> DbtResult:

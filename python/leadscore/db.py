@@ -38,7 +38,7 @@ def connect(path: Path | None = None, read_only: bool = False, wait: float | Non
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     if wait is None:
-        wait = float(os.environ.get("LEADSCORE_DB_WAIT", "120"))
+        wait = wait_seconds()
     deadline = time.monotonic() + wait
     told = False
     while True:
@@ -55,6 +55,11 @@ def connect(path: Path | None = None, read_only: bool = False, wait: float | Non
                       "(a dbt or DuckDB session outside leadscore?)", file=sys.stderr, flush=True)
                 told = True
             time.sleep(0.5)
+
+
+def wait_seconds() -> float:
+    """How long a command waits for a process outside leadscore to let go of the database."""
+    return float(os.environ.get("LEADSCORE_DB_WAIT", "120"))
 
 
 @contextmanager
