@@ -102,6 +102,76 @@ def test_a_bad_command_line_exits_2(capsys):
     assert "unrecognized arguments: --no-such-flag" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, fragment", [
+    (["ingest"], "leadscore ingest: error: nothing to load: give --train PATH, --score PATH or FILE"),
+    (["ingest", "--strict"], "nothing to load"),
+    (["train", "--time-budget", "-5"], "argument --time-budget: expected more than 0 seconds, got '-5'"),
+    (["train", "--time-budget", "nan"], "argument --time-budget: expected more than 0 seconds, got 'nan'"),
+    (["nightly", "--time-budget", "0"], "argument --time-budget: expected more than 0 seconds, got '0'"),
+    (["train", "--folds", "1"], "argument --folds: expected at least 2 folds (a whole number), got '1'"),
+    (["nightly", "--folds", "two"], "argument --folds: expected at least 2 folds (a whole number), got 'two'"),
+    (["train", "--trials", "0"], "argument --trials: expected a whole number of at least 1, got '0'"),
+    (["bench", "--sizes", "10"], "argument --sizes: expected at least 1,000 leads (a whole number), got '10'"),
+    (["bench", "--sizes", "64570,x"], "argument --sizes: expected at least 1,000 leads (a whole number), got 'x'"),
+    (["bench", "--sizes", ","], "argument --sizes: expected lead counts such as 64570,1000000, got ','"),
+    (["build", "--vars", "{bad"], "leadscore build: error: argument --vars: expected a YAML mapping"),
+    (["build", "--select", "stg_leads", "--vars=[1, 2]"], "argument --vars: expected a YAML mapping"),
+    (["build", "--select", "stg_leads", "--vars"], "argument --vars: expected a YAML mapping after --vars, got nothing"),
+    (["nightly", "--vars", "{bad"], "leadscore nightly: error: argument --vars: expected a YAML mapping"),
+])
+def test_a_command_line_the_command_cannot_use_exits_2_before_anything_runs(argv, fragment, db_file, monkeypatch,
+                                                                           capsys):
+    """README "Exit codes": 2 is a bad command line (fix the crontab), 1 a failed run (alert):
+    each of these is refused by the parser, with the command's usage, before the lock is taken."""
+    def ran(args):
+        raise AssertionError("the command ran")
+
+    for name in ("cmd_ingest", "cmd_train", "cmd_bench", "cmd_build", "cmd_nightly"):
+        monkeypatch.setattr(commands, name, ran)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: leadscore {argv[0]} ") and fragment in err
+    assert not db_file.exists() and not (db_file.parent / ".leadscore.lock").exists()
+
+
+@pytest.mark.parametrize("argv, option, value", [
+    (["train", "--time-budget", "0.5", "--folds", "2", "--trials", "1"], "time_budget", 0.5),
+    (["nightly", "--folds", "2"], "folds", 2),
+    (["bench", "--sizes", "1000, 64570"], "sizes", [1000, 64570]),
+    (["build", "--vars", "{drift_psi_warn: 0.4}", "--select", "x"], "dbt_args",
+     ["--vars", "{drift_psi_warn: 0.4}", "--select", "x"]),
+])
+def test_the_smallest_values_a_command_can_use_are_accepted(argv, option, value, db_file, monkeypatch):
+    seen = {}
+
+    def record(args):
+        seen["value"] = getattr(args, option)
+        return 0
+
+    monkeypatch.setattr(commands, {"train": "cmd_train", "nightly": "cmd_nightly", "bench": "cmd_bench",
+                                   "build": "cmd_build"}[argv[0]], record)
+    assert cli.main(argv) == 0
+    assert seen["value"] == value
+
+
+def test_score_on_spark_without_pyspark_asks_for_the_spark_extra(db_file, monkeypatch, capsys):
+    """pyspark is the optional `spark` extra (pyproject.toml): its absence is the user's to fix,
+    not an "unexpected ModuleNotFoundError (a bug)". Simulated: None in sys.modules stops an import."""
+    duckdb.connect(str(db_file)).close()  # score opens a database that exists
+    for module in [m for m in sys.modules if m.startswith("pyspark.")]:  # imported by an earlier test
+        monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setitem(sys.modules, "pyspark", None)
+    assert cli.main(["score", "--engine", "spark"]) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unexpected" not in err
+    assert err.startswith("leadscore score: error: Spark is not installed: install the spark extra, "
+                          "pip install -e '.[spark]'")
+    assert "(import error: No module named 'pyspark" in err
+    assert not (db_file.parent / "leadscore-errors.log").exists()  # not a bug: no traceback kept
+
+
 def test_build_passes_unknown_flags_on_to_dbt(db_file, monkeypatch):
     seen = {}
 

@@ -14,10 +14,12 @@ import csv
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 
 from conftest import SECOND_NIGHT_FILE, SECOND_NIGHT_ROWS
+from leadscore import nightly
 from nightly_helpers import leadscore, main_db, query, serving_db
 
 
@@ -121,3 +123,91 @@ def test_publish_leaves_no_replayable_wal(pipeline):
     assert not any(f.exists() for f in leftovers)
     assert snapshot_file.stat().st_mode & 0o777 == 0o444
     assert query(serving_db(pipeline), "select count(*) from scored_leads") == [(400,)]
+
+
+def _current_model(root: Path) -> str:
+    return query(main_db(root), "select model_version from main.model_registry where is_current")[0][0]
+
+
+def test_publish_keeps_the_snapshot_until_a_new_model_has_scored_and_the_night_publishes_it(pipeline):
+    """A model made current by `train` (or `models rollback`) has scored nothing yet: `publish`
+    refuses instead of emptying the analysts' snapshot. The nightly scores before it publishes,
+    so a normal night publishes the new model's scores."""
+    trained = leadscore(pipeline / "data", "train", "--baseline-only", "--seed", "1", "--promote", "always")
+    assert trained.returncode == 0, trained.stderr
+    new = _current_model(pipeline)
+    snapshot = {p.name: p.read_bytes() for p in serving_db(pipeline).parent.glob("*.*")}
+    refused = leadscore(pipeline / "data", "publish")
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert f"nothing to publish: model {new} is current and has scored no leads" in refused.stderr
+    assert "run `leadscore score`" in refused.stderr and "is unchanged" in refused.stderr
+    assert {p.name: p.read_bytes() for p in serving_db(pipeline).parent.glob("*.*")} == snapshot
+
+    night = leadscore(pipeline / "data", "nightly", "--input", str(pipeline / "incoming"))
+    assert night.returncode == 0, night.stdout + night.stderr
+    assert f"model version     {new} (the current model, which scored)" in night.stdout
+    assert "trained           no model (one was current; --retrain trains a new one)" in night.stdout
+    assert "WARNING publish" not in night.stdout  # (the generated score file is flagged for drift)
+    assert query(serving_db(pipeline), "select model_version, count(*) from scored_leads group by all") == [(new, 400)]
+
+
+def test_a_night_with_no_lead_to_score_succeeds_and_keeps_the_snapshots_scores(pipeline):
+    """Publishing follows scoring, so at night "the current model has no scores" means the
+    database holds no unlabeled lead (training files only): a WARNING, not a failed night; the
+    last snapshot keeps its scores, and its nightly_runs shows the run."""
+    con = duckdb.connect(str(main_db(pipeline)))
+    con.execute("delete from raw.leads where is_converted is null")
+    con.execute("delete from ops.latest_scores")
+    con.execute("delete from ops.score_history")
+    con.close()
+    before = query(serving_db(pipeline), "select * from scored_leads order by lead_id")
+    assert len(before) == 400
+
+    night = leadscore(pipeline / "data", "nightly", "--input", str(pipeline / "incoming"))
+    assert night.returncode == 0, night.stdout + night.stderr
+    current = _current_model(pipeline)
+    assert (f"WARNING publish: skipped: model {current} has no scores: the database holds no unlabeled lead "
+            "yet (score files bring them); the serving snapshot is left as it was") in night.stdout
+    assert "serving snapshot  not replaced: model" in night.stdout and "leads scored      0" in night.stdout
+    assert query(serving_db(pipeline), "select * from scored_leads order by lead_id") == before
+    runs = "select status, leads_scored from nightly_runs order by started_at"
+    assert query(main_db(pipeline), runs.replace("nightly_runs", "ops.nightly_runs")) == [
+        ("succeeded", 400), ("succeeded", 0)]
+    assert query(serving_db(pipeline), runs) == [("succeeded", 400), ("succeeded", 0)]
+
+
+class _Build:
+    """What nightly reads of build.run_dbt's result: the template's dbt build is already done."""
+    counts = {"model success": 1}
+
+    @staticmethod
+    def summary() -> str:
+        return "dbt build: 1 model success in 0.0 s"
+
+
+def test_the_summary_names_the_scoring_model_and_a_trained_challenger_apart(pipeline, monkeypatch):
+    """A retrain whose model loses to the current one registers a challenger; the current model
+    goes on scoring, and the summary names each for what it did (it once called the scoring
+    model "trained in this run")."""
+    from leadscore import build, train
+
+    monkeypatch.setenv("LEADSCORE_DB", str(main_db(pipeline)))
+    monkeypatch.setenv("LEADSCORE_HOME", str(Path(__file__).resolve().parents[1]))
+    current = _current_model(pipeline)
+    challenger = "v20991231T000000Z-0000beef"
+    monkeypatch.setattr(build, "run_dbt", lambda args, quiet=False: _Build())
+    monkeypatch.setattr(train, "train_model", lambda con, **options: SimpleNamespace(
+        model_version=challenger, became_current=False, summary=lambda: f"model {challenger}: a CHALLENGER"))
+    result = nightly.run_nightly(None, retrain=True, time_budget=20, seed=1)
+    lines = result.summary().splitlines()
+    assert f"  model version     {current} (the current model, which scored)" in lines
+    assert (f"  trained           {challenger} in this run, registered as a challenger: {current} stays current "
+            f"(`leadscore models promote {challenger}` to switch)") in lines
+    assert not any("trained in this run" in line for line in lines)
+    assert result.as_dict()["trained_model"] == challenger and result.as_dict()["trained_became_current"] is False
+    assert query(main_db(pipeline), "select trained_model, model_version from ops.nightly_runs "
+                                    "order by started_at desc limit 1") == [(challenger, current)]
+    # a trained model that became current scores: one name on both lines
+    promoted = nightly.NightlyResult("n1", trained_model=challenger, trained_became_current=True,
+                                     model_version=challenger)
+    assert f"  trained           {challenger} in this run, now the current model" in promoted.summary().splitlines()

@@ -221,6 +221,31 @@ def test_rendering_a_known_row_gives_the_expected_sentences(catalog):
     assert reasons.sentence(None, "extra_x", {}.get) == "extra_x: not known"
 
 
+def test_counts_and_other_numbers_read_as_people_write_them(catalog):
+    """An evidence count on the out-of-fold scale ((K - 1) / K of a customer's training leads) is
+    fractional and can be large: it reads 2,313, not 2.31e+03; small fractions keep three digits."""
+    big = {"customer_idx_evidence_conversions": 2312.8, "customer_idx_evidence_rows": 2313.6}
+    assert reasons.sentence(catalog["customer_idx_evidence_conversions"], "customer_idx_evidence_conversions",
+                            big.get) == "customer converted 2,313 of 2,314 earlier leads (out-of-fold scale)"
+    small = {"customer_idx_evidence_conversions": 9.6, "customer_idx_evidence_rows": 12.0}
+    assert reasons.sentence(catalog["customer_idx_evidence_conversions"], "customer_idx_evidence_conversions",
+                            small.get) == "customer converted 9.6 of 12 earlier leads (out-of-fold scale)"
+    # whole numbers as render passes them (reasons._plain: int), and the generic text of a feature
+    # without a template
+    assert reasons.sentence(catalog["lead_desc_length"], "lead_desc_length", {"lead_desc_length": 12500}.get) \
+        == "description of 12,500 characters"
+    assert reasons.sentence(None, "extra_amount", {"extra_amount": 1234567.891}.get) == "extra_amount = 1,234,568"
+    expected = {2312.8: "2,313", 999.7: "1,000", 123.4: "123", 99.96: "100", 99.94: "99.9", 9.6: "9.6",
+                12.0: "12", 0.4123: "0.412", 0.05: "0.05", 0.0000123456: "0.0000123", -2312.8: "-2,313",
+                0.0: "0", 5: "5", 2312: "2,312", -1500: "-1,500", float("inf"): "inf"}
+    assert {v: reasons.readable_number(v) for v in expected} == expected
+    assert reasons.render(pd.DataFrame({"customer_idx_evidence_conversions": [2300.0],
+                                        "customer_idx_evidence_rows": [2300.0]}),
+                          ["customer_idx_evidence_conversions"], np.array([[0]]), np.array([[0.5]]),
+                          catalog)[0] == ["customer converted 2,300 of 2,300 earlier leads (out-of-fold scale): "
+                                          "raises the odds (+0.50)"]
+
+
 def _contract_features() -> dict[str, str]:
     models = yaml.safe_load((REPO / "models_sql" / "marts" / "_models.yml").read_text())["models"]
     fct = next(m for m in models if m["name"] == "fct_lead_features")

@@ -101,7 +101,7 @@ def test_a_publish_that_fails_before_the_swap_leaves_the_snapshot_as_it_was(con,
             raise OSError("disk full")
 
     monkeypatch.setattr(faults, "pause_point", crash)
-    con.execute("delete from main.scored_leads")
+    con.execute("delete from main.scored_leads where lead_id = 'L3'")  # (all of them: NoCurrentScores)
     with pytest.raises(OSError, match="disk full"):
         serving.publish(con)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # same files, same bytes, no temp
@@ -120,6 +120,45 @@ def test_publish_removes_a_stale_wal_and_the_leftovers_of_a_killed_publish(con, 
     assert not (folder / "leadscore.duckdb.wal").exists()
     assert (folder / "notes.txt").exists()
     assert rows_of(folder / "leadscore.duckdb", "select count(*) from scored_leads") == [(3,)]
+
+
+def _register(con, version: str) -> None:
+    """A model row in ops.model_registry, current (registry.current_version reads it)."""
+    con.execute("update ops.model_registry set is_current = false")
+    con.execute(
+        "insert into ops.model_registry (model_version, trained_at, cutoff, is_current, feature_hash, feature_list, "
+        "train_rows, train_positive_rate, target_prevalence_mode, ensemble, artifact_dir, checksums_sha256) "
+        "values (?, timestamp '2026-01-02 00:00:00', 0.4, true, 'h', '[]', 10, 0.1, 'none', 'single', 'x', 'c')",
+        [version])
+
+
+def test_publish_refuses_when_the_current_model_has_no_scores_and_keeps_the_snapshot(con, db_file):
+    """After `train` (or `models rollback`) to a model that has scored nothing, main.scored_leads is
+    empty: publishing it would replace the analysts' last scores with none."""
+    serving.publish(con)
+    folder = db_file.parent / "serving"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    _register(con, "v20260102T000000Z-0000beef")
+    con.execute("delete from main.scored_leads")  # the view shows the current model's scores: none
+    _add_run(con, "s20260101T000000000000Z-aaaaaa", 4)  # an older model's run, not yet in a file
+    with pytest.raises(serving.NoCurrentScores) as refused:
+        serving.publish(con)
+    message = str(refused.value)
+    assert "model v20260102T000000Z-0000beef is current and has scored no leads" in message
+    assert "run `leadscore score`" in message and f"the snapshot {folder / 'leadscore.duckdb'} is unchanged" in message
+    # the same files with the same bytes: no new history file, no temp file
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert rows_of(folder / "leadscore.duckdb", "select count(*) from scored_leads") == [(3,)]
+
+
+def test_publish_without_a_current_model_or_scores_says_so_and_writes_no_snapshot(con, db_file, capsys):
+    con.execute("delete from main.scored_leads")
+    con.close()
+    code, out, err = run(capsys, "publish")
+    assert code == 1 and out == ""
+    assert err.startswith("leadscore publish: error: nothing to publish: no model is current, so there are no "
+                          "scores (run `leadscore train`, then `leadscore score`); no snapshot written")
+    assert not (db_file.parent / "serving" / "leadscore.duckdb").exists()
 
 
 def test_publish_command_succeeds_and_reports(con, db_file, capsys):

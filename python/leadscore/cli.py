@@ -6,10 +6,11 @@ Each step lives in its own module and is imported lazily so `leadscore --help` s
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from leadscore import commands
 from leadscore.errors import EXIT_CODES_HELP, EXIT_FAILED, EXIT_INTERRUPTED, LeadscoreError
@@ -34,35 +35,52 @@ def _prevalence_rate(value: str) -> float:
     return float(rate)
 
 
-def _positive_int(value: str) -> int:
-    n = int(value)
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return n
+def _at_least(kind: type[int] | type[float], minimum: float, *, strict: bool = False,
+              what: str = "") -> Callable[[str], int | float]:
+    """An argparse `type=` for a number of `kind` (int: a whole number) that is >= `minimum`
+    (> with `strict`), finite. A number the command cannot use is a bad command line (exit 2,
+    argparse's usage error, README "Exit codes"), caught before the lock is taken and anything
+    runs, not a failed run (exit 1) minutes later. One helper for every such bound, so each
+    option's rule reads where the option is defined."""
+    whole = kind is int
+    if what:  # "at least 2 folds (a whole number)", "more than 0 seconds"
+        expected = (f"{'more than' if strict else 'at least'} {minimum:,g} {what}"
+                    + (" (a whole number)" if whole else ""))
+    else:  # "a whole number of at least 1"
+        expected = f"{'a whole number' if whole else 'a number'} {'over' if strict else 'of at least'} {minimum:,g}"
+
+    def parse(value: str) -> int | float:
+        try:
+            n = kind(value.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}") from None
+        if not math.isfinite(n) or n < minimum or (strict and n == minimum):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}")
+        return n
+
+    return parse
+
+
+_positive_int = _at_least(int, 1)
+_seconds = _at_least(float, 0, strict=True, what="seconds")
+_folds = _at_least(int, 2, what="folds")  # one fold leaves nothing to validate on
 
 
 def _sizes(value: str) -> list[int]:
-    """`bench --sizes 64570,1000000`: comma-separated positive lead counts."""
-    sizes = []
-    for part in value.split(","):
-        if not part.strip():
-            continue
-        try:
-            n = int(part.strip())
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(
-                f"expected comma-separated lead counts such as 64570,1000000, got {value!r}") from exc
-        if n <= 0:
-            raise argparse.ArgumentTypeError(f"expected positive lead counts, got {part.strip()!r}")
-        sizes.append(n)
+    """`bench --sizes 64570,1000000`: comma-separated lead counts, each at least bench.MIN_SIZE."""
+    from leadscore.bench import MIN_SIZE  # only when `bench` is parsed: bench imports psutil
+
+    size = _at_least(int, MIN_SIZE, what="leads")
+    sizes = [size(part) for part in value.split(",") if part.strip()]
     if not sizes:
-        raise argparse.ArgumentTypeError(f"expected at least one lead count, got {value!r}")
+        raise argparse.ArgumentTypeError(f"expected lead counts such as 64570,1000000, got {value!r}")
     return sizes
 
 
 def _dbt_vars(value: str) -> str:
     """`--vars '{rare_min_count: 30}'`: checked to be a YAML mapping here (dbt would fail later
-    with a longer story), passed to `dbt build --vars` as given."""
+    with a longer story), passed to `dbt build --vars` as given. `nightly --vars` uses it as its
+    `type=`, `build` on the --vars among the dbt arguments it passes on (_build_vars)."""
     import yaml
 
     try:
@@ -73,6 +91,40 @@ def _dbt_vars(value: str) -> str:
     if not isinstance(parsed, dict):
         raise argparse.ArgumentTypeError(f"expected a YAML mapping such as '{{rare_min_count: 30}}', got {value!r}")
     return value
+
+
+def _build_vars(dbt_args: list[str]) -> None:
+    """Check every `--vars YAML` / `--vars=YAML` among `leadscore build`'s dbt arguments with
+    _dbt_vars, as `nightly --vars` is checked: argparse passes build's arguments on to dbt
+    unparsed, so its `type=` cannot see them."""
+    for i, arg in enumerate(dbt_args):
+        if arg == "--vars":
+            if i + 1 == len(dbt_args):
+                raise argparse.ArgumentTypeError("expected a YAML mapping after --vars, got nothing")
+            _dbt_vars(dbt_args[i + 1])
+        elif arg.startswith("--vars="):
+            _dbt_vars(arg.removeprefix("--vars="))
+
+
+def _check_after_parsing(p: argparse.ArgumentParser, check: Callable[[argparse.Namespace], None],
+                         argument: str | None = None) -> None:
+    """Have main() run `check(args)` on `p`'s parsed command line, for what no `type=` sees (one
+    of several arguments that must be given, build's pass-through dbt arguments); an
+    ArgumentTypeError it raises becomes `p`'s usage error (exit 2), on `argument` when given,
+    as a `type=` error is."""
+    def run(args: argparse.Namespace) -> None:
+        try:
+            check(args)
+        except argparse.ArgumentTypeError as exc:
+            p.error(f"argument {argument}: {exc}" if argument else str(exc))
+
+    p.set_defaults(check_arguments=run)
+
+
+def _some_input_file(args: argparse.Namespace) -> None:
+    """`leadscore ingest` needs at least one file, by flag or positional."""
+    if not (args.train or args.score or args.files):
+        raise argparse.ArgumentTypeError("nothing to load: give --train PATH, --score PATH or FILE")
 
 
 def package_version() -> str:
@@ -89,11 +141,11 @@ def package_version() -> str:
 
 def add_training_arguments(p: argparse._ActionsContainer, time_budget: float) -> None:
     """The training options `train` and `nightly` share (one definition, one parsing)."""
-    p.add_argument("--time-budget", type=float, default=time_budget,
+    p.add_argument("--time-budget", type=_seconds, default=time_budget,
                    help=f"seconds for tuning and the final fit (default: {time_budget:.0f})")
     p.add_argument("--trials", type=_positive_int, default=None, help="cap on Optuna trials per model")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--folds", type=_positive_int, default=5, help="cross-validation folds (default: 5)")
+    p.add_argument("--folds", type=_folds, default=5, help="cross-validation folds, at least 2 (default: 5)")
     p.add_argument("--ensemble", choices=["voting", "stacking"], default="voting", help="how to combine models (default: voting)")
     p.add_argument("--target-prevalence", type=_prevalence, default=None,
                    help="positive rate of the scoring population (e.g. 0.33), or 'auto' to estimate it")
@@ -142,11 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parquet", action="store_true",
                    help="also write the raw and ops tables as Parquet for `dbt build --target spark` "
                    "(spark/sources beside the database, or LEADSCORE_SPARK_SOURCES)")
+    _check_after_parsing(p, _some_input_file)
 
     p = sub.add_parser("build", help="run dbt build (same as running it by hand)",
                        description="Run `dbt build` on the leadscore dbt project; extra arguments are passed to dbt.")
     p.set_defaults(func=commands.cmd_build, writes=True)
-    p.add_argument("dbt_args", nargs=argparse.REMAINDER, help="extra dbt arguments, e.g. --select staging")
+    p.add_argument("dbt_args", nargs=argparse.REMAINDER,
+                   help="extra dbt arguments, e.g. --select staging; --vars must be a YAML mapping")
+    _check_after_parsing(p, lambda args: _build_vars(args.dbt_args), "--vars")
 
     p = sub.add_parser("train", help="train the baseline and the candidates that must beat it, register a model",
                        description="Cross-validate a fixed-parameter LightGBM baseline on split = 'train' rows of "
@@ -233,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="time every stage at several sizes (see make bench)")
     p.set_defaults(func=commands.cmd_bench, writes=False)
     p.add_argument("--sizes", type=_sizes, default="64570,1000000",
-                   help="comma-separated lead counts (default: 64570,1000000; 64570 = the real 59,299 + 5,271)")
+                   help="comma-separated lead counts, each at least 1,000 "
+                   "(default: 64570,1000000; 64570 = the real 59,299 + 5,271)")
     p.add_argument("--repeats", type=_positive_int, default=3, help="runs per stage; the median is reported")
     p.add_argument("--out", type=Path, default=Path("bench/results"), help="results folder")
     return parser
@@ -263,6 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command != "build":
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         args.dbt_args = [*unknown, *args.dbt_args]  # `leadscore build --select x` passes through
+    if getattr(args, "check_arguments", None) is not None:  # exits 2 on a bad command line
+        args.check_arguments(args)
     try:
         if args.writes:
             # Commands that write take the one lock (leadscore.runlock) before a step module is

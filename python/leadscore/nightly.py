@@ -11,6 +11,11 @@ EXIT_FILES_REFUSED.
 After scoring, the batches the run scored are checked for drift (main.batch_drift, leadscore.drift):
 a WARNING line per flagged batch, counts and lines in the summary and in ops.nightly_runs. A
 drift warning never fails the run: the scores are written and published, and someone looks.
+
+Publishing follows scoring, so the current model has scored every unlabeled lead by then; a
+publish refused for want of current scores (serving.NoCurrentScores) therefore means the
+database holds no lead to score yet (training files only). That is a WARNING, not a failure:
+the last snapshot keeps its scores and only its nightly_runs learns of the run.
 """
 
 from __future__ import annotations
@@ -41,8 +46,9 @@ class NightlyResult:
     rows_ingested: int = 0
     rows_rejected: int = 0
     dbt_counts: dict[str, int] = field(default_factory=dict)
-    trained_model: str | None = None
-    model_version: str | None = None
+    trained_model: str | None = None  # the model this run trained (None: it trained none)
+    trained_became_current: bool | None = None  # False: registered as a challenger
+    model_version: str | None = None  # the current model, which did the scoring
     leads_scored: int = 0
     scored_from: date | None = None
     scored_to: date | None = None
@@ -50,6 +56,7 @@ class NightlyResult:
     loads: list = field(default_factory=list)
     top_leads: list[tuple] = field(default_factory=list)
     drift: drift.DriftReport | None = None  # None: not checked (nothing scored, or batch_drift unreadable)
+    publish_skipped: str | None = None  # why the snapshot was not replaced (serving.NoCurrentScores)
 
     def summary(self) -> str:
         """The contract's summary: rows ingested, dbt results, model, leads scored, top 10 leads."""
@@ -63,16 +70,28 @@ class NightlyResult:
             f"{self.files_skipped} file(s) already loaded, {refused} refused)",
             f"  dbt               {counts.get('model success', 0)} models built, {tests} tests passed, "
             f"{counts.get('seed success', 0)} seeds",
-            f"  model version     {self.model_version}" + (" (trained in this run)" if self.trained_model else ""),
+            f"  model version     {self.model_version} (the current model, which scored)",
+            f"  trained           {self._trained()}",
             f"  leads scored      {self.leads_scored}"
             + (f" (lead dates {self.scored_from} to {self.scored_to})" if self.scored_from else ""),
             f"  drift             {self.drift.summary() if self.drift is not None else 'not checked'}",
+            *([f"  serving snapshot  not replaced: {self.publish_skipped}"] if self.publish_skipped else []),
             f"  top {TOP_LEADS} leads      lead_id           id        probability  above cutoff",
         ]
         for lead_id, id_, prob, pred in self.top_leads:
             lines.append(f"                    {lead_id}  {'' if id_ is None else id_!s:>8}  {prob:11.4f}  "
                          f"{'yes' if pred else 'no'}")
         return "\n".join(lines)
+
+    def _trained(self) -> str:
+        """What this run trained, apart from the model that scored: a retrain whose model loses
+        to the current one registers it as a challenger, and the current model goes on scoring."""
+        if self.trained_model is None:
+            return "no model (one was current; --retrain trains a new one)"
+        if self.trained_became_current:
+            return f"{self.trained_model} in this run, now the current model"
+        return (f"{self.trained_model} in this run, registered as a challenger: {self.model_version} stays "
+                f"current (`leadscore models promote {self.trained_model}` to switch)")
 
     def as_dict(self) -> dict:
         """The summary's figures for a machine (the nightly's JSON log)."""
@@ -85,11 +104,13 @@ class NightlyResult:
             "rows_rejected": self.rows_rejected,
             "dbt": dict(self.dbt_counts),
             "trained_model": self.trained_model,
+            "trained_became_current": self.trained_became_current,
             "model_version": self.model_version,
             "leads_scored": self.leads_scored,
             "scored_from": None if self.scored_from is None else self.scored_from.isoformat(),
             "scored_to": None if self.scored_to is None else self.scored_to.isoformat(),
             "drift": None if self.drift is None else self.drift.as_dict(),
+            "publish_skipped": self.publish_skipped,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "top_leads": [
                 {"lead_id": lead_id, "id": id_, "probability": float(prob), "above_cutoff": bool(pred)}
@@ -236,6 +257,7 @@ def run_nightly(
                             ensemble=ensemble, target_prevalence=target_prevalence,
                         )
                     result.trained_model = trained.model_version
+                    result.trained_became_current = trained.became_current
                     log(trained.summary())
                 else:
                     log(f"skipped: model {current} is current (--retrain trains a new one)")
@@ -256,8 +278,23 @@ def run_nightly(
                 _record_end(result, "succeeded", ("files refused: " + " | ".join(refused)) if refused else None, con)
                 step = "publish"
                 with _timed(result, "publish"):
-                    published = serving.publish(con)
-                log(published.summary())
+                    try:
+                        published = serving.publish(con)
+                    except serving.NoCurrentScores:
+                        # The current model has just scored every unlabeled lead, so none exists
+                        # (only training files so far): not a failed night. The last snapshot
+                        # keeps its scores and learns of this run. (publish's own message says
+                        # to run `leadscore score`, which this run just did.)
+                        published = None
+                        result.publish_skipped = (
+                            f"model {result.model_version} has no scores: the database holds no unlabeled "
+                            "lead yet (score files bring them)")
+                        log(f"skipped: {result.publish_skipped}; the serving snapshot is left as it was",
+                            logging.WARNING)
+                        if serving.publish_run_log(con) is not None:
+                            log("the serving snapshot's nightly_runs shows this run; its scores are unchanged")
+                if published is not None:
+                    log(published.summary())
         except BaseException as exc:
             message = str(exc) if isinstance(exc, LeadscoreError) else f"{type(exc).__name__}: {exc}"
             log(f"failed: {' '.join(message.split())}", logging.ERROR)

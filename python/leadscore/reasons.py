@@ -270,13 +270,31 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def readable_number(value: int | float) -> str:
+    """A number as a sales team reads it in a sentence, never in scientific notation: from 1,000
+    on with thousands separators, from 100 on a fraction rounded to a whole number (an evidence
+    count on the out-of-fold scale, 2312.8, reads 2,313), below that three significant digits
+    without trailing zeros (9.6, 0.412, 0.0000123)."""
+    if isinstance(value, int):
+        return f"{value:,}" if abs(value) >= 1000 else str(value)
+    if not math.isfinite(value):
+        return str(value)
+    if value == 0:
+        return "0"
+    if abs(value) >= 99.95:  # 99.96 would read "100.0" with three digits: a whole number either way
+        return f"{value:,.0f}"
+    decimals = max(0, 2 - math.floor(math.log10(abs(value))))
+    text = f"{value:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 class _Formatter(string.Formatter):
-    """str.format with a readable default for numbers: whole numbers as integers, others with
-    three significant digits, when the template gives no format spec."""
+    """str.format with a readable default for numbers (readable_number), when the template gives
+    no format spec; a spec in the template (`{value:.1%}`) is applied as written."""
 
     def format_field(self, value: Any, format_spec: str) -> str:
-        if not format_spec and isinstance(value, float):
-            return f"{value:.3g}"
+        if not format_spec and isinstance(value, int | float) and not isinstance(value, bool):
+            return readable_number(value)
         return super().format_field(value, format_spec)
 
 

@@ -51,6 +51,7 @@ from pathlib import Path
 import duckdb
 
 from leadscore import config, db, faults
+from leadscore.errors import LeadscoreError
 from leadscore.fileio import fsync_path
 
 SERVING_DB_NAME = "leadscore.duckdb"
@@ -58,7 +59,9 @@ PARQUET_NAME = "scored_leads.parquet"
 HISTORY_DIR = "score_history"  # one immutable Parquet file per scoring run
 HISTORY_SOURCE = "ops.score_history"
 
-# Snapshot table -> source relation in the main database (skipped when absent).
+# Snapshot table -> source relation in the main database (skipped when absent). scored_leads
+# comes first: a publish with no current scores is refused (NoCurrentScores) before it has
+# written anything else, the history files included.
 SNAPSHOT_TABLES = {
     "scored_leads": "main.scored_leads",
     "call_list": "main.call_list",  # the open leads in rank order
@@ -75,6 +78,16 @@ SNAPSHOT_TABLES = {
     "batch_feature_drift": "main.batch_feature_drift",
 }
 MANIFEST_NAME = "manifest.json"
+
+
+class NoCurrentScores(LeadscoreError):
+    """`publish` refused: the current model has scored no lead (a model just trained or rolled
+    back to, and not yet run by `leadscore score`), so main.scored_leads is empty. Publishing
+    would replace the analysts' last good scores with none; the snapshot is kept instead.
+
+    Its own type because the nightly run treats it apart from a failure: a run has just scored
+    every unlabeled lead with the current model, so there it means the database holds no lead
+    to score at all, which is a warning, not a reason to fail the night."""
 
 
 @dataclass
@@ -278,16 +291,34 @@ def publish(con: duckdb.DuckDBPyConnection, manifest: Path | None = None) -> Pub
     the snapshot. Tables and columns get the dbt descriptions of `manifest` (default:
     manifest_path()) as comments. DuckDB runs under PUBLISH_MEMORY_LIMIT_BYTES meanwhile; the
     connection's own limit comes back afterwards.
+
+    Raises NoCurrentScores, the snapshot left as it was, when main.scored_leads is empty (the
+    current model has scored no lead): an empty snapshot would hide the last good scores.
     """
     current = str(db.scalar(con, "select current_setting('memory_limit')"))
     with db.settings(con, memory_limit=_memory_limit(current)):
         return _publish(con, manifest)
 
 
+def _no_current_scores(con: duckdb.DuckDBPyConnection, live: Path) -> NoCurrentScores:
+    """The refusal of a publish whose main.scored_leads is empty, naming the current model and
+    what to run."""
+    from leadscore import registry
+
+    current = registry.current_version(con)
+    kept = f"the snapshot {live} is unchanged" if live.exists() else f"no snapshot written ({live})"
+    if current is None:
+        return NoCurrentScores(f"nothing to publish: no model is current, so there are no scores "
+                               f"(run `leadscore train`, then `leadscore score`); {kept}")
+    return NoCurrentScores(
+        f"nothing to publish: model {current} is current and has scored no leads, so "
+        f"main.scored_leads is empty; run `leadscore score` (it scores the unlabeled leads, which "
+        f"come from score files) and publish again; {kept}"
+    )
+
+
 def _publish(con: duckdb.DuckDBPyConnection, manifest: Path | None) -> PublishResult:
     if not _relation_exists(con, "main.scored_leads"):
-        from leadscore.errors import LeadscoreError
-
         raise LeadscoreError(
             "nothing to publish: main.scored_leads does not exist yet "
             "(run `leadscore build` and `leadscore score` first); the snapshot is unchanged"
@@ -313,6 +344,10 @@ def _publish(con: duckdb.DuckDBPyConnection, manifest: Path | None) -> PublishRe
                 else:
                     con.execute(f"create table {alias}.main.{table} as select * from {source}")
                     counts[table] = int(db.scalar(con, f"select count(*) from {alias}.main.{table}"))
+                if table == "scored_leads" and counts[table] == 0:
+                    # checked on the copy (the view's count costs its rank over every score once
+                    # more); first in SNAPSHOT_TABLES, so nothing else is written yet
+                    raise _no_current_scores(con, folder / SERVING_DB_NAME)
                 commented += _comment(con, f"{alias}.main.{table}", described.get(source))
             if "scored_leads" in counts:
                 # from the snapshot's copy: the same rows, without evaluating the view once more
@@ -382,8 +417,6 @@ def publish_run_log(con: duckdb.DuckDBPyConnection) -> PublishResult | None:
 def export_submission(con: duckdb.DuckDBPyConnection, out: Path) -> int:
     """Competition format: `id,is_converted` (0/1) for every scored lead that came with an id."""
     if not _relation_exists(con, "main.scored_leads"):
-        from leadscore.errors import LeadscoreError
-
         raise LeadscoreError("main.scored_leads does not exist: run `leadscore build` and `leadscore score` first")
     # Each id once: ingestion loads an id once, and should an older database hold an id twice,
     # the lead scored most recently speaks for it.
@@ -393,8 +426,6 @@ def export_submission(con: duckdb.DuckDBPyConnection, out: Path) -> int:
     )
     n = int(db.scalar(con, f"select count(*) from ({rows})"))
     if n == 0:
-        from leadscore.errors import LeadscoreError
-
         raise LeadscoreError(
             f"nothing to export: no scored lead has an id (ids come from score files such as "
             f"submission.csv; run `leadscore score` after loading one); {out} not written"
@@ -408,8 +439,6 @@ def export_submission(con: duckdb.DuckDBPyConnection, out: Path) -> int:
         con.execute(f"copy ({rows} order by id) to {db.quote_literal(str(tmp))} (header, delimiter ',')")
         os.replace(tmp, out)
     except (OSError, duckdb.IOException) as exc:
-        from leadscore.errors import LeadscoreError
-
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else " ".join(str(exc).split())
         raise LeadscoreError(f"cannot write {out}: {reason}") from exc
     finally:

@@ -72,14 +72,27 @@ def session_conf() -> dict[str, str]:
     }
 
 
+def require_pyspark() -> None:
+    """pyspark comes with the optional `spark` extra (pyproject.toml), not with leadscore: without
+    it, say what to install rather than let an ImportError read as a bug. Called before any
+    `from pyspark ...` of this module."""
+    try:
+        import pyspark.sql  # noqa: F401
+    except ImportError as exc:
+        raise LeadscoreError(
+            "Spark is not installed: install the spark extra, pip install -e '.[spark]' (pyspark 4 and "
+            "dbt-spark; Spark also needs a Java 17+ runtime), or score with --engine duckdb, the default "
+            f"(import error: {exc})"
+        ) from exc
+
+
 @contextmanager
 def session(app_name: str = "leadscore") -> Iterator[Any]:
     """A Spark session configured like the dbt target (Hive catalogue in the local metastore),
     stopped on exit: a local session holds the Derby metastore, which one process opens at a time."""
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError as exc:  # the optional extra
-        raise LeadscoreError("Spark is not installed: pip install -e '.[spark]' (and a Java 17+ runtime)") from exc
+    require_pyspark()
+    from pyspark.sql import SparkSession
+
     builder = SparkSession.builder.appName(app_name).enableHiveSupport()
     for key, value in session_conf().items():
         builder = builder.config(key, value)
@@ -238,6 +251,7 @@ def score_leads_spark(
     """Score the unlabeled leads of the Spark feature table that the model has not scored (DuckDB's
     ops.score_history is the record), append the rows to the Spark table ops.score_history and,
     in one transaction, to DuckDB's."""
+    require_pyspark()  # before the model is loaded: a missing extra is the first thing to say
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
