@@ -114,3 +114,22 @@ def test_score_says_which_ingested_leads_are_not_built_yet(pipeline: Path) -> No
     assert "30 ingested lead(s) are not in fct_lead_features yet" in result.stdout
     assert "nothing was scored" in result.stdout
     assert "every unlabeled lead already has a score" not in result.stdout
+
+
+def test_a_night_with_other_vars_trains_a_model_on_its_features(pipeline: Path) -> None:
+    """`nightly --vars` that change the features: the current model could not score them, so the
+    night trains one on them, makes it current, and scores with it."""
+    data = pipeline / "data"
+    db = data / "leadscore.duckdb"
+    before = rows_of(db, "select model_version from ops.model_registry where is_current")[0][0]
+    assert _current_model_settings(data)["target_rate_smoothing"] == 20
+    result = leadscore_cli(data, "nightly", "--input", str(pipeline / "incoming"),
+                           "--vars", "{target_rate_smoothing: 30}", "--time-budget", "15")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    log = result.stdout + result.stderr
+    assert f"model {before} was trained on features built with other dbt vars" in log
+    assert "target_rate_smoothing: model 20, features 30" in log
+    after = rows_of(db, "select model_version from ops.model_registry where is_current")[0][0]
+    assert after != before
+    assert _current_model_settings(data)["target_rate_smoothing"] == 30
+    assert rows_of(db, f"select count(*) from ops.score_history where model_version = '{after}'")[0][0] > 0

@@ -211,11 +211,15 @@ def read_settings(con: duckdb.DuckDBPyConnection, table: str = SETTINGS_TABLE) -
     schema, name = _split_table(table)
     if not db.table_exists(con, schema, name):
         return None
-    rows = db.fetch_all(con, f"select feature_vars from {table}")
-    if len(rows) != 1:
-        raise LeadscoreError(f"{table} has {len(rows)} rows, expected one: run `leadscore build`")
+    return parse_settings(table, [r[0] for r in db.fetch_all(con, f"select feature_vars from {table}")])
+
+
+def parse_settings(table: str, values: list[Any]) -> dict[str, Any]:
+    """The one row's feature_vars as a dict (either engine's table: spark.spark_settings too)."""
+    if len(values) != 1:
+        raise LeadscoreError(f"{table} has {len(values)} rows, expected one: run `leadscore build`")
     try:
-        settings = json.loads(rows[0][0])
+        settings = json.loads(values[0])
     except (TypeError, ValueError) as exc:
         raise LeadscoreError(f"{table}.feature_vars is not a JSON object: run `leadscore build` ({exc})") from exc
     if not isinstance(settings, dict):

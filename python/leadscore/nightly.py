@@ -165,6 +165,24 @@ def _record_end(result: NightlyResult, status: str, error: str | None,
     )
 
 
+def _features_rebuilt_otherwise(con: duckdb.DuckDBPyConnection, current: str | None) -> str | None:
+    """The dbt vars (up to three) on which this build differs from the current model's features,
+    or None. A nightly run with other `--vars` builds features the current model cannot score
+    (features.check_settings would refuse them), so it trains a model on them instead."""
+    from leadscore import features
+    from leadscore.tuning import current_model_meta
+
+    if current is None:
+        return None
+    recorded = (current_model_meta(con) or {}).get("feature_settings")
+    built = features.read_settings(con)
+    if recorded is None or built is None:
+        return None
+    differences = features.settings_differences(recorded, built)
+    return "; ".join(differences[:3]) + (f"; and {len(differences) - 3} more" if len(differences) > 3 else "") \
+        if differences else None
+
+
 @contextmanager
 def _timed(result: NightlyResult, step: str) -> Iterator[None]:
     t0 = time.perf_counter()
@@ -245,8 +263,14 @@ def run_nightly(
             with db.session() as con:
                 current = registry.current_version(con)
                 step = "train"
-                if retrain or current is None:
-                    log(f"{'retraining' if retrain else 'no current model, training'} with a "
+                rebuilt = _features_rebuilt_otherwise(con, current)
+                if retrain or current is None or rebuilt:
+                    if rebuilt:
+                        why = (f"model {current} was trained on features built with other dbt vars ({rebuilt}) "
+                               "and cannot score these: training one on them, to be current,")
+                    else:
+                        why = "retraining" if retrain else "no current model, training"
+                    log(f"{why} with a "
                         f"{time_budget:.0f} s budget"
                         + (f", at most {trials} trials per model" if trials else "")
                         + f", {folds} folds, {ensemble} ensemble"
@@ -255,6 +279,7 @@ def run_nightly(
                         trained = train.train_model(
                             con, time_budget=time_budget, trials=trials, seed=seed, folds=folds,
                             ensemble=ensemble, target_prevalence=target_prevalence,
+                            promote="always" if rebuilt else "auto",
                         )
                     result.trained_model = trained.model_version
                     result.trained_became_current = trained.became_current

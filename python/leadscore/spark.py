@@ -37,6 +37,7 @@ from leadscore.errors import LeadscoreError
 
 SOURCE_SCHEMAS = ("raw", "ops")
 FEATURE_TABLE = "main.fct_lead_features"
+SETTINGS_TABLE = "main.feature_settings"
 SCORE_HISTORY = "ops.score_history"
 # reason_1..3 of a lead scored here: the executors predict only (TreeSHAP reasons cost about 80
 # predictions per lead, see score.py); DuckDB scoring gives them
@@ -209,6 +210,14 @@ def spark_features(spark: Any, table: str = FEATURE_TABLE) -> list[features.Feat
     return features.group_keys_last(found)
 
 
+def spark_settings(spark: Any, table: str = SETTINGS_TABLE) -> dict[str, Any] | None:
+    """The dbt vars the Spark feature table was built with (the same mart as DuckDB's), or None
+    where the table does not exist."""
+    if not spark.catalog.tableExists(table):
+        return None
+    return features.parse_settings(table, [r[0] for r in spark.table(table).select("feature_vars").collect()])
+
+
 def predict_partitions(model_dir: str, checksum: str | None, columns: list[str]) -> Any:
     """The mapInPandas function: in each task, load the registered model from its folder (every
     checksum verified there, where the files are read) and score each Arrow batch with the same
@@ -267,6 +276,7 @@ def score_leads_spark(
     columns = ["lead_id", *[f.name for f in model.encoding.features]]
     with session("leadscore score") as spark:
         features.check_features(model.encoding.features, spark_features(spark))
+        features.check_settings(model.version, model.feature_settings, spark_settings(spark))
         leads = spark.table(FEATURE_TABLE).where("split = 'score'")
         if not rescore:
             done = db.fetch_all(con, f"select distinct lead_id from {SCORE_HISTORY} where model_version = ?", [model.version])
