@@ -117,7 +117,7 @@ def test_unparseable_values_are_rejected_with_reason(seeded, tmp_path, capsys):
     ).fetchall()
     assert rej == [
         (2, "bant_submit", "half", "not a number", "201"),
-        (4, "is_converted", "maybe", "not a label (expected True/False or 1/0)", "203"),
+        (4, "is_converted", "maybe", "not a label (expected true/false, 1/0, 1.0/0.0 or yes/no, any case)", "203"),
         (5, "lead_owner", "7.5", "not a whole number", "204"),
     ]
     assert con.execute("select list(source_row order by source_row) from raw.leads where load_id = 2").fetchall() == [([1, 3],)]

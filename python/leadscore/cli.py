@@ -13,7 +13,7 @@ from pathlib import Path
 from collections.abc import Callable, Sequence
 
 from leadscore import commands
-from leadscore.errors import EXIT_CODES_HELP, EXIT_FAILED, EXIT_INTERRUPTED, LeadscoreError
+from leadscore.errors import EXIT_CODES_HELP, EXIT_FAILED, EXIT_INTERRUPTED, LeadscoreError, save_traceback
 
 
 def _prevalence(value: str) -> float | str:
@@ -266,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "average precision, log-loss, Brier score and the share flagged against the actual "
                        "rate. Stored in ops.evaluations; report files under data/reports/evaluations/.")
     p.set_defaults(func=commands.cmd_evaluate, writes=True)
-    p.add_argument("--labels", type=Path, required=True, help="CSV with id and is_converted (0/1/true/false)")
+    p.add_argument("--labels", type=Path, required=True, help="CSV with id and is_converted (true/false, 1/0, 1.0/0.0 or yes/no)")
     p.add_argument("--model", help="model version (default: the current one)")
 
     p = sub.add_parser("models", help="list, show, compare, promote or roll back registered models",
@@ -293,23 +293,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=_positive_int, default=3, help="runs per stage; the median is reported")
     p.add_argument("--out", type=Path, default=Path("bench/results"), help="results folder")
     return parser
-
-
-def _save_traceback(command: str) -> str:
-    """Append the traceback of an unexpected error to a log beside the database; return its path."""
-    import traceback
-    from datetime import datetime
-
-    from leadscore import config
-
-    try:
-        path = config.data_dir() / "leadscore-errors.log"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a") as fh:
-            fh.write(f"--- {datetime.now():%Y-%m-%d %H:%M:%S} leadscore {command}\n{traceback.format_exc()}\n")
-        return str(path)
-    except OSError:
-        return "nowhere (the log could not be written)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -340,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line for the user, the traceback in the log
         if os.environ.get("LEADSCORE_DEBUG"):
             raise
-        where = _save_traceback(args.command)
+        where = save_traceback(args.command)
         message = " ".join(str(exc).split())[:300]
         print(
             f"leadscore {args.command}: error: unexpected {type(exc).__name__}: {message} "

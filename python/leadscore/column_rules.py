@@ -18,6 +18,7 @@ from leadscore.input_format import (
     ID_COLUMN,
     ID_RULE,
     LABEL_COLUMN,
+    LABEL_WORDS,
     LEAD_COLUMNS,
     TRUE_LABELS,
     Column,
@@ -159,7 +160,7 @@ def cell_problems(has_id: bool, check_label: bool, final: tuple[Column, ...] = (
             (
                 LABEL_COLUMN,
                 f"case when nullif({raw}, '') is null then null when {raw} in ({allowed}) then null "
-                "else 'not a label (expected True/False or 1/0)' end",
+                f"else {db.quote_literal(f'not a label (expected {LABEL_WORDS}, any case)')} end",
             )
         )
     return problems

@@ -29,3 +29,22 @@ class Busy(LeadscoreError):
     """Another process holds the database: nothing was done, the same command can simply be rerun."""
 
     exit_code = EXIT_BUSY
+
+
+def save_traceback(command: str) -> str:
+    """Append the traceback of the exception being handled (an unexpected error: a bug) to
+    leadscore-errors.log beside the database and return its path. The CLI calls it for any
+    command; the nightly's ingest for one file that must not stop the others."""
+    import traceback
+    from datetime import datetime
+
+    from leadscore import config
+
+    try:
+        path = config.data_dir() / "leadscore-errors.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as fh:
+            fh.write(f"--- {datetime.now():%Y-%m-%d %H:%M:%S} leadscore {command}\n{traceback.format_exc()}\n")
+        return str(path)
+    except OSError:
+        return "nowhere (the log could not be written)"

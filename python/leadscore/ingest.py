@@ -54,7 +54,7 @@ from leadscore.csv_input import (
     unnamed_column_name,
 )
 from leadscore.csv_input import discover_inputs as discover_inputs  # nightly: ingest.discover_inputs
-from leadscore.errors import LeadscoreError
+from leadscore.errors import LeadscoreError, save_traceback
 from leadscore.fileio import sha256_file
 from leadscore.input_format import ALL_LEAD_COLUMNS, FINAL_COLUMNS, ID_COLUMN, LABEL_COLUMN
 from leadscore.rejections import (
@@ -201,9 +201,7 @@ def _unexpected_failure(path: Path, exc: Exception) -> LoadResult:
     recorded in raw.loads: a refusal is kept until the file changes, but this file is not at
     fault, so it is tried again every run and loads once leadscore is fixed. Called inside the
     `except` block, where the traceback is."""
-    from leadscore.cli import _save_traceback  # the CLI's log of bugs; lazy: cli imports the steps
-
-    where = _save_traceback("nightly")
+    where = save_traceback("nightly")
     detail = " ".join(str(exc).split())[:300]
     return LoadResult(
         path, "refused",
