@@ -368,3 +368,23 @@ def test_nightly_goes_on_past_an_unexpected_error_and_tries_that_file_again(db_f
         assert _cells_databases(con) == []
     finally:
         con.close()
+
+
+def test_a_reexported_training_file_whose_outcomes_moved_on_says_so(db_file, tmp_path, capsys):
+    """Training rows carry no id: a row whose label changed since the earlier export cannot be
+    told from a new lead, so it loads as one, and the load says how many rows look like that."""
+    first = train_rows(5, start=400)
+    assert run(capsys, "ingest", "--train", str(write_csv(tmp_path / "march.csv", first)))[0] == 0
+    again = [dict(r) for r in first]
+    again[0]["is_converted"] = "False" if again[0]["is_converted"] == "True" else "True"  # outcome moved on
+    again.append({"customer_idx": "499", "is_converted": "False"})  # a new lead
+    code, out, err = run(capsys, "ingest", "--train", str(write_csv(tmp_path / "april.csv", again)))
+    assert code == 0, err
+    assert "1 row(s) repeat a lead of an earlier file in every column but is_converted" in out + err
+    assert rows_of(db_file, "select count(*) from raw.leads where customer_idx = 400") == [(2,)]
+    assert rows_of(db_file, "select count(*) from raw.leads") == [(7,)]  # 5, then the changed and the new
+    # rows sent again unchanged and a new lead: no such note
+    unchanged = [*first[1:3], {"customer_idx": "498", "is_converted": "True"}]
+    code, out, err = run(capsys, "ingest", "--train", str(write_csv(tmp_path / "may.csv", unchanged)))
+    assert code == 0 and "repeat a lead" not in out + err
+    assert rows_of(db_file, "select count(*) from raw.leads") == [(8,)]

@@ -63,6 +63,7 @@ from leadscore.rejections import (
     reject_known_rows,
     reject_repeated_ids,
     reject_rule_breaks,
+    relabelled_rows,
 )
 
 
@@ -365,6 +366,7 @@ def _load_cells(
         [load_id],
     )
     loaded, train_rows, score_rows = (int(x) for x in counts)
+    relabelled = relabelled_rows(con, load_id) if not has_id and loaded else 0
     profile = _profile_extra_columns(con, cells, extra)
     con.execute(
         "insert into raw.loads (load_id, file_name, file_path, sha256, declared_kind, rows_loaded, "
@@ -403,6 +405,12 @@ def _load_cells(
         notes.extend(_profile_notes(profile))
     if role == "train" and score_rows:
         notes.append(f"{score_rows} row(s) without a label will be scored, not trained on")
+    if relabelled:
+        notes.append(
+            f"{relabelled} row(s) repeat a lead of an earlier file in every column but is_converted (an "
+            "outcome that changed since that export?): a lead without an id is known by its content, so "
+            "they load as new leads and both versions stay in raw.leads"
+        )
     return LoadResult(
         path, "loaded", load_id, loaded, rejected, train_rows, score_rows, extra, "; ".join(notes),
         role, role_reason, set_aside, [c.name for c in f.final], profile,

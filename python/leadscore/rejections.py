@@ -124,9 +124,43 @@ _CONTENT_COLUMNS = [c.name for c in LEAD_COLUMNS] + ["is_converted"]
 _DATE_COLUMN = "lead_date"
 
 
-def _content_key(alias: str) -> str:
-    parts = ", ".join(f"coalesce({alias}.{db.quote_ident(c)}::varchar, chr(0))" for c in _CONTENT_COLUMNS)
+def _content_key(alias: str, columns: list[str] = _CONTENT_COLUMNS) -> str:
+    parts = ", ".join(f"coalesce({alias}.{db.quote_ident(c)}::varchar, chr(0))" for c in columns)
     return f"md5(concat_ws(chr(31), {parts}))"
+
+
+def relabelled_rows(con: duckdb.DuckDBPyConnection, load_id: int) -> int:
+    """How many id-less rows of this load repeat an earlier load's lead in every lead column (and
+    the date, where both have one) but not in is_converted: a re-exported training file whose
+    outcomes moved on. Without an id such a row cannot be told from a new lead with the same
+    columns, so it loads as one, and training then holds both outcomes; the load says so
+    (leadscore.ingest's notes) rather than doing it silently."""
+    columns = [c.name for c in LEAD_COLUMNS]
+    d = db.quote_ident(_DATE_COLUMN)
+    return int(db.scalar(
+        con,
+        f"""
+        with mine as (
+            select {_content_key('l', columns)} as key, l.{d} as d, l.is_converted as y
+            from raw.leads as l where l.load_id = ? and l.id is null
+        ),
+        earlier as (
+            select distinct {_content_key('l', columns)} as key, l.{d} as d, l.is_converted as y
+            from raw.leads as l where l.load_id < ? and l.id is null
+        )
+        select count(*) from mine as m
+        where exists (
+            select 1 from earlier as e
+            where e.key = m.key and (e.d = m.d or e.d is null or m.d is null)
+                and e.y is distinct from m.y
+        ) and not exists (
+            select 1 from earlier as e
+            where e.key = m.key and (e.d = m.d or e.d is null or m.d is null)
+                and e.y is not distinct from m.y
+        )
+        """,
+        [load_id, load_id],
+    ))
 
 
 def reject_known_rows(con: duckdb.DuckDBPyConnection, path: Path, load_id: int, cells: Cells) -> None:
