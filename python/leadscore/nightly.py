@@ -169,12 +169,19 @@ def _features_rebuilt_otherwise(con: duckdb.DuckDBPyConnection, current: str | N
     """The dbt vars (up to three) on which this build differs from the current model's features,
     or None. A nightly run with other `--vars` builds features the current model cannot score
     (features.check_settings would refuse them), so it trains a model on them instead."""
-    from leadscore import features
-    from leadscore.tuning import current_model_meta
+    import json
+
+    from leadscore import features, registry
 
     if current is None:
         return None
-    recorded = (current_model_meta(con) or {}).get("feature_settings")
+    # model.json alone, its checksums unverified: scoring verifies every file of the model next
+    row = registry.model_row(con, current)
+    try:
+        meta = json.loads((registry.artifact_folder(row, con) / registry.MODEL_FILE).read_text()) if row else {}
+    except (OSError, ValueError):
+        return None  # scoring names what is wrong with the model's files
+    recorded = meta.get("feature_settings")
     built = features.read_settings(con)
     if recorded is None or built is None:
         return None
