@@ -106,6 +106,9 @@ def run_dbt(args: list[str], quiet: bool = False) -> DbtResult:
     # 64,570 leads. The failures are in run_results.json and each node's SQL under
     # <target>/compiled and <target>/run; DBT_LOG_LEVEL_FILE=debug brings the statements back.
     env.setdefault("DBT_LOG_LEVEL_FILE", FILE_LOG_LEVEL)
+    # dbt writes into a pipe now (run_dbt keeps its tail): unbuffered, so `leadscore build` shows
+    # each node's line as it ends, as on a terminal
+    env.setdefault("PYTHONUNBUFFERED", "1")
     cmd = [dbt_executable(), *args]
     deadline = time.monotonic() + db.wait_seconds()
     while True:
