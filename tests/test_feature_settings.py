@@ -133,3 +133,21 @@ def test_a_night_with_other_vars_trains_a_model_on_its_features(pipeline: Path) 
     assert after != before
     assert _current_model_settings(data)["target_rate_smoothing"] == 30
     assert rows_of(db, f"select count(*) from ops.score_history where model_version = '{after}'")[0][0] > 0
+    reason = rows_of(db, f"select reason from ops.model_events where model_version = '{after}' "
+                         "and action = 'registered as current'")
+    assert reason and "nightly: the features were built with other dbt vars" in reason[-1][0]
+
+    # switching the current model by hand to one the features do not fit: said at once
+    promoted = leadscore_cli(data, "models", "promote", before)
+    assert promoted.returncode == 0, promoted.stderr
+    assert "target_rate_smoothing: model 20, features 30" in promoted.stderr
+    assert leadscore_cli(data, "models", "promote", after).returncode == 0
+
+    # the next night goes back to the defaults: the model trained on them is current again, and
+    # nothing is trained
+    models = rows_of(db, "select count(*) from ops.model_registry")
+    back = leadscore_cli(data, "nightly", "--input", str(pipeline / "incoming"), "--time-budget", "15")
+    assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-3000:]
+    assert f"model {before} was trained on these: it is current again, nothing to train" in back.stdout + back.stderr
+    assert rows_of(db, "select model_version from ops.model_registry where is_current")[0][0] == before
+    assert rows_of(db, "select count(*) from ops.model_registry") == models

@@ -91,7 +91,8 @@ def test_nightly_passes_training_options_and_dbt_vars(fake_steps, capsys):
                      "--vars", "{rare_min_count: 30}"])
     assert code == 0, capsys.readouterr().err
     assert fake_steps["train"] == [{"time_budget": 40.0, "trials": 7, "seed": 9, "folds": 3,
-                                    "ensemble": "stacking", "target_prevalence": 0.3, "promote": "auto"}]
+                                    "ensemble": "stacking", "target_prevalence": 0.3, "promote": "auto",
+                                    "promote_reason": None}]
     (dbt_args,) = fake_steps["dbt"]
     assert dbt_args[0] == "build" and dbt_args[-2:] == ["--vars", "{rare_min_count: 30}"]
 

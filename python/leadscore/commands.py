@@ -267,6 +267,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn_other_feature_vars(con, version: str | None) -> None:
+    """After a switch by hand: say so when the now current model was trained on features built
+    with other dbt vars than the table has, which `leadscore score` will refuse."""
+    from leadscore import features, registry
+
+    recorded = registry.recorded_settings(con, version) if version else None
+    built = features.read_settings(con)
+    differences = features.settings_differences(recorded, built) if recorded and built else []
+    if differences:
+        print(f"warning: {version} was trained on features built with other dbt vars ({'; '.join(differences[:3])}): "
+              "`leadscore score` refuses them until `leadscore build --vars ...` builds its own, and the "
+              "next nightly run switches to a model that fits these features or trains one", file=sys.stderr)
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from leadscore import db, promotion, registry
 
@@ -282,6 +296,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                 was, now = registry.rollback(con)
                 say(f"rolled back: {now} is the current model again (was {was}); main.scored_leads shows its "
                     "scores (`leadscore score` for leads it has not scored yet)")
+            _warn_other_feature_vars(con, registry.current_version(con))
         return 0
     with db.session(read_only=True) as con:
         if args.action == "list":

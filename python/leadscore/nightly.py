@@ -168,26 +168,36 @@ def _record_end(result: NightlyResult, status: str, error: str | None,
 def _features_rebuilt_otherwise(con: duckdb.DuckDBPyConnection, current: str | None) -> str | None:
     """The dbt vars (up to three) on which this build differs from the current model's features,
     or None. A nightly run with other `--vars` builds features the current model cannot score
-    (features.check_settings would refuse them), so it trains a model on them instead."""
-    import json
-
+    (features.check_settings would refuse them): another model must score them."""
     from leadscore import features, registry
 
     if current is None:
         return None
-    # model.json alone, its checksums unverified: scoring verifies every file of the model next
-    row = registry.model_row(con, current)
-    try:
-        meta = json.loads((registry.artifact_folder(row, con) / registry.MODEL_FILE).read_text()) if row else {}
-    except (OSError, ValueError):
-        return None  # scoring names what is wrong with the model's files
-    recorded = meta.get("feature_settings")
+    recorded = registry.recorded_settings(con, current)
     built = features.read_settings(con)
     if recorded is None or built is None:
         return None
     differences = features.settings_differences(recorded, built)
     return "; ".join(differences[:3]) + (f"; and {len(differences) - 3} more" if len(differences) > 3 else "") \
         if differences else None
+
+
+def _model_for_these_features(con: duckdb.DuckDBPyConnection, current: str) -> str | None:
+    """The newest registered model, other than `current`, trained on features built with this
+    build's dbt vars and the same columns: a night that goes back to vars an earlier model was
+    trained on (the defaults after one night with `--vars`) switches back to it instead of
+    training the same model again."""
+    from leadscore import features, registry
+
+    built = features.read_settings(con)
+    if built is None:
+        return None
+    columns = features.feature_hash(features.read_features(con))
+    for row in registry.list_models(con):  # newest first
+        version = row["model_version"]
+        if version != current and row.get("feature_hash") == columns and registry.recorded_settings(con, version) == built:
+            return version
+    return None
 
 
 @contextmanager
@@ -271,7 +281,14 @@ def run_nightly(
                 current = registry.current_version(con)
                 step = "train"
                 rebuilt = _features_rebuilt_otherwise(con, current)
-                if retrain or current is None or rebuilt:
+                fitting = _model_for_these_features(con, current) if rebuilt and not retrain else None
+                if fitting is not None:
+                    registry.promote(con, fitting, reason=f"nightly: the features were built with its dbt vars; "
+                                     f"{current} was trained on others ({rebuilt})")
+                    log(f"model {current} was trained on features built with other dbt vars ({rebuilt}); "
+                        f"model {fitting} was trained on these: it is current again, nothing to train")
+                    rebuilt = None
+                elif retrain or current is None or rebuilt:
                     if rebuilt:
                         why = (f"model {current} was trained on features built with other dbt vars ({rebuilt}) "
                                "and cannot score these: training one on them, to be current,")
@@ -287,6 +304,8 @@ def run_nightly(
                             con, time_budget=time_budget, trials=trials, seed=seed, folds=folds,
                             ensemble=ensemble, target_prevalence=target_prevalence,
                             promote="always" if rebuilt else "auto",
+                            promote_reason=(f"nightly: the features were built with other dbt vars than {current}'s "
+                                            f"({rebuilt}), which it cannot score") if rebuilt else None,
                         )
                     result.trained_model = trained.model_version
                     result.trained_became_current = trained.became_current

@@ -112,6 +112,21 @@ def artifact_folder(row: dict[str, Any], con: duckdb.DuckDBPyConnection | None =
     return folder if folder.is_dir() else root / row["model_version"]
 
 
+def recorded_settings(con: duckdb.DuckDBPyConnection, version: str) -> dict[str, Any] | None:
+    """The dbt vars a registered model's features were built with (model.json's
+    feature_settings), read from model.json alone, checksums unverified: this only tells which
+    model fits a feature table; scoring verifies every file of the model it loads. None for a
+    model from before models kept them, or whose files cannot be read (scoring says why)."""
+    row = model_row(con, version)
+    if row is None:
+        return None
+    try:
+        meta = json.loads((artifact_folder(row, con) / MODEL_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return meta.get("feature_settings") if isinstance(meta, dict) else None
+
+
 def new_version(now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     return f"v{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"

@@ -212,6 +212,7 @@ def train_model(
     models: tuple[str, ...] = MODEL_NAMES,
     baseline_only: bool = False,
     promote: str = "auto",
+    promote_reason: str | None = None,
 ) -> TrainResult:
     """Train the baseline and the candidates, select, register a new current model version.
 
@@ -241,7 +242,7 @@ def train_model(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with progress_bar("train", total=time_budget, unit="s budget", enabled=progress, elapsed=clock.elapsed) as bar:
         return _train(con_or_db_path, clock, bar, trials, seed, folds, ensemble, target_prevalence, resume,
-                      () if baseline_only else tuple(models), promote)
+                      () if baseline_only else tuple(models), promote, promote_reason)
 
 
 def training_data(train_df: pd.DataFrame, flist: list[feat.Feature], folds: int,
@@ -265,7 +266,7 @@ def _warn(message: str) -> None:
 
 
 def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble_kind, target_prevalence,
-           resume, families, promote) -> TrainResult:
+           resume, families, promote, promote_reason=None) -> TrainResult:
     con, owned = _open(con_or_db_path)
     try:
         bar.update(text="reading training rows")
@@ -495,7 +496,8 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
             verdict = promotion.judge(con, data_fp, float(selection["chosen_oof_log_loss"]),
                                       val.view(train_df["lead_id"].to_numpy()), y, oof)
         else:
-            verdict = promotion.Verdict(promote == "always", f"--promote {promote}")
+            # the reason ops.model_events keeps: the caller's (the nightly's), else the option's
+            verdict = promotion.Verdict(promote == "always", promote_reason or f"--promote {promote}")
         folder = registry.publish_model(con, version, write_files, final_row, verdict)
     finally:
         if owned:
