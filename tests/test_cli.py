@@ -118,6 +118,8 @@ def test_a_bad_command_line_exits_2(capsys):
     (["build", "--select", "stg_leads", "--vars=[1, 2]"], "argument --vars: expected a YAML mapping"),
     (["build", "--select", "stg_leads", "--vars"], "argument --vars: expected a YAML mapping after --vars, got nothing"),
     (["nightly", "--vars", "{bad"], "leadscore nightly: error: argument --vars: expected a YAML mapping"),
+    (["nightly", "--input", "/no/such/folder"], "argument --input: '/no/such/folder' is not a folder (it does not exist)"),
+    (["nightly", "--input", __file__], "is not a folder (it is a file)"),
 ])
 def test_a_command_line_the_command_cannot_use_exits_2_before_anything_runs(argv, fragment, db_file, monkeypatch,
                                                                            capsys):

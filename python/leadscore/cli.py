@@ -66,6 +66,16 @@ _seconds = _at_least(float, 0, strict=True, what="seconds")
 _folds = _at_least(int, 2, what="folds")  # one fold leaves nothing to validate on
 
 
+def _folder(value: str) -> Path:
+    """`nightly --input DIR`: an existing folder. A crontab line with a wrong path is a bad
+    command line (exit 2), not a failed night recorded in ops.nightly_runs."""
+    path = Path(value)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value!r} is not a folder" + (" (it is a file)" if path.exists() else
+                                                                          " (it does not exist)"))
+    return path
+
+
 def _sizes(value: str) -> list[int]:
     """`bench --sizes 64570,1000000`: comma-separated lead counts, each at least bench.MIN_SIZE."""
     from leadscore.bench import MIN_SIZE  # only when `bench` is parsed: bench imports psutil
@@ -242,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "the exit code is 3.",
                        epilog=EXIT_CODES_HELP)
     p.set_defaults(func=commands.cmd_nightly, writes=True)
-    p.add_argument("--input", type=Path, default=None, help="folder with new CSV files (default: data/raw)")
+    p.add_argument("--input", type=_folder, default=None, help="folder with new CSV files (default: data/raw)")
     p.add_argument("--retrain", action="store_true", help="train a new model even if one exists")
     p.add_argument("--vars", dest="dbt_vars", type=_dbt_vars, default=None, metavar="YAML",
                    help="dbt variables for this run's build, passed to `dbt build --vars` "
