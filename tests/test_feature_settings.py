@@ -114,6 +114,11 @@ def test_score_says_which_ingested_leads_are_not_built_yet(pipeline: Path) -> No
     assert "30 ingested lead(s) are not in fct_lead_features yet" in result.stdout
     assert "nothing was scored" in result.stdout
     assert "every unlabeled lead already has a score" not in result.stdout
+    # and a submission file written now says it lacks them
+    export = leadscore_cli(data, "export-submission", "--out", str(pipeline / "sub.csv"))
+    assert export.returncode == 0, export.stderr
+    assert "warning: 30 unlabeled lead(s) with an id are not in it" in export.stderr
+    assert len((pipeline / "sub.csv").read_text().splitlines()) == 1 + 400  # the header and the built leads
 
 
 def test_a_night_with_other_vars_trains_a_model_on_its_features(pipeline: Path) -> None:

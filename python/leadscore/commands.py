@@ -246,11 +246,16 @@ def cmd_nightly(args: argparse.Namespace) -> int:
 
 def cmd_export_submission(args: argparse.Namespace) -> int:
     from leadscore import db
-    from leadscore.serving import export_submission
+    from leadscore.serving import export_submission, unexported_ids
 
     with db.session(create=False) as con:
         n = export_submission(con, args.out)
+        missing = unexported_ids(con)
     say(f"wrote {args.out} ({n} leads)")
+    if missing:
+        print(f"warning: {missing} unlabeled lead(s) with an id are not in it: ingested since the last "
+              "`leadscore build`, or not scored by the current model yet (`leadscore build`, then "
+              "`leadscore score`, then export again)", file=sys.stderr)
     return 0
 
 

@@ -414,6 +414,19 @@ def publish_run_log(con: duckdb.DuckDBPyConnection) -> PublishResult | None:
     return PublishResult(live, folder / PARQUET_NAME, {"nightly_runs": n}, commented)
 
 
+def unexported_ids(con: duckdb.DuckDBPyConnection) -> int:
+    """Unlabeled leads with an id that main.scored_leads lacks: ingested since the last build, or
+    not yet scored by the current model. export-submission warns of them: a competition file
+    without them is incomplete."""
+    if not db.table_exists(con, "raw", "leads"):
+        return 0
+    return int(db.scalar(
+        con,
+        "select count(*) from raw.leads as l where l.id is not null and l.is_converted is null "
+        "and not exists (select 1 from main.scored_leads as s where s.id = l.id)",
+    ))
+
+
 def export_submission(con: duckdb.DuckDBPyConnection, out: Path) -> int:
     """Competition format: `id,is_converted` (0/1) for every scored lead that came with an id."""
     if not _relation_exists(con, "main.scored_leads"):
