@@ -180,9 +180,11 @@ def test_read_cells_keeps_every_cell_as_text_in_file_order(tmp_path):
     assert attached == [("memory",)]  # released: only the connection's own database is left
 
 
-def test_input_file_is_not_a_folder(db_file, tmp_path, capsys):
+def test_input_file_is_not_a_folder(tmp_path):
+    """discover_inputs for any caller; the CLI's `nightly --input` refuses both before it runs
+    (a usage error, test_cli)."""
     p = write_csv(tmp_path / "train.csv", train_rows(2))
-    code, _, err = run(capsys, "nightly", "--input", str(p))
-    assert code == 1 and "is a file, not a folder" in err
+    with pytest.raises(LeadscoreError, match="is a file, not a folder"):
+        csv_input.discover_inputs(p)
     with pytest.raises(LeadscoreError, match="no such folder"):
         csv_input.discover_inputs(tmp_path / "nowhere")
