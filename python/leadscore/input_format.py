@@ -44,10 +44,15 @@ class Column:
             pairs = [f"{t}/{f}" for t, f in zip(self.true_values, self.false_values)]
             parts.append("a yes/no flag: " + _or_list(pairs))
         if self.allowed is not None:
-            parts.append("one of " + ", ".join(f"{v:g}" for v in self.allowed))
+            parts.append("one of " + ", ".join(_number_words(v) for v in self.allowed))
         elif self.min_value is not None or self.max_value is not None:
-            parts.append(f"between {self.min_value:g} and {self.max_value:g}")
+            parts.append(f"between {_number_words(self.min_value)} and {_number_words(self.max_value)}")
         return "; ".join(parts)
+
+
+def _number_words(v: float) -> str:
+    """A bound as people write it: 0.25, 1, 1,000,000, 9,007,199,254,740,991 (never 1e+06)."""
+    return f"{int(v):,}" if float(v).is_integer() else f"{v:g}"
 
 
 def _format_words(fmt: str) -> str:
