@@ -120,6 +120,8 @@ def test_a_bad_command_line_exits_2(capsys):
     (["nightly", "--vars", "{bad"], "leadscore nightly: error: argument --vars: expected a YAML mapping"),
     (["nightly", "--input", "/no/such/folder"], "argument --input: '/no/such/folder' is not a folder (it does not exist)"),
     (["nightly", "--input", __file__], "is not a folder (it is a file)"),
+    (["generate", "--out", "x", "--score-prevalence", "1.5"], "--score-prevalence: expected a rate in (0, 1), got '1.5'"),
+    (["train", "--target-prevalence", "2"], "--target-prevalence: expected a rate in (0, 1) or 'auto', got '2'"),
 ])
 def test_a_command_line_the_command_cannot_use_exits_2_before_anything_runs(argv, fragment, db_file, monkeypatch,
                                                                            capsys):

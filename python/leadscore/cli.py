@@ -16,23 +16,25 @@ from leadscore import commands
 from leadscore.errors import EXIT_CODES_HELP, EXIT_FAILED, EXIT_INTERRUPTED, LeadscoreError, save_traceback
 
 
-def _prevalence(value: str) -> float | str:
-    if value == "auto":
-        return value
+def _prevalence_rate(value: str) -> float:
+    """A positive rate strictly between 0 and 1 (`generate --score-prevalence`)."""
     try:
         p = float(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a rate in (0, 1) or 'auto', got {value!r}") from exc
-    if not 0.0 < p < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a rate in (0, 1) or 'auto', got {value!r}")
+    except ValueError:
+        p = math.nan
+    if not 0.0 < p < 1.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"expected a rate in (0, 1), got {value!r}")
     return p
 
 
-def _prevalence_rate(value: str) -> float:
-    rate = _prevalence(value)
-    if rate == "auto":
-        raise argparse.ArgumentTypeError("expected a rate in (0, 1)")
-    return float(rate)
+def _prevalence(value: str) -> float | str:
+    """`--target-prevalence`: a rate as _prevalence_rate, or 'auto' to estimate it."""
+    if value == "auto":
+        return value
+    try:
+        return _prevalence_rate(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a rate in (0, 1) or 'auto', got {value!r}") from None
 
 
 def _at_least(kind: type[int] | type[float], minimum: float, *, strict: bool = False,
