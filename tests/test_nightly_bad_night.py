@@ -30,7 +30,7 @@ RULE_BREAKERS = [
     ("bant_submit", "2", "not one of 0, 0.25, 0.5, 0.75, 1"),
     ("com_reg_ver_win_rate", "1.5", "out of range: must be between 0 and 1"),
     ("ver_win_rate_x", "-0.1", "out of range: must be between 0 and 1"),
-    ("historical_existing_cnt", "1e300", "out of range: must be between 0 and 1e+06"),
+    ("historical_existing_cnt", "1e300", "out of range: must be between 0 and 1,000,000"),
 ]
 
 
