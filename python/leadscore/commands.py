@@ -277,11 +277,9 @@ def _warn_other_feature_vars(con, version: str | None) -> None:
     with other dbt vars than the table has, which `leadscore score` will refuse."""
     from leadscore import features, registry
 
-    recorded = registry.recorded_settings(con, version) if version else None
-    built = features.read_settings(con)
-    differences = features.settings_differences(recorded, built) if recorded and built else []
+    differences = registry.settings_mismatch(con, version) if version else []
     if differences:
-        print(f"warning: {version} was trained on features built with other dbt vars ({'; '.join(differences[:3])}): "
+        print(f"warning: {version} was trained on features built with other dbt vars ({features.first_of(differences, 3)}): "
               "`leadscore score` refuses them until `leadscore build --vars ...` builds its own, and the "
               "next nightly run switches to a model that fits these features or trains one", file=sys.stderr)
 

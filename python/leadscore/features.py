@@ -193,11 +193,14 @@ def check_features(model_features: Sequence[Feature], table_features: Sequence[F
             problems.append(f"{f.name} is {have[f.name]}, model expects {f.sql_type}")
     if problems:
         raise LeadscoreError(
-            "fct_lead_features no longer matches the model's features ("
-            + "; ".join(problems[:5])
-            + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-            + "): retrain with `leadscore train` or rebuild the features the model was trained on"
+            f"fct_lead_features no longer matches the model's features ({first_of(problems)}): "
+            "retrain with `leadscore train` or rebuild the features the model was trained on"
         )
+
+
+def first_of(items: Sequence[str], limit: int = 5) -> str:
+    """The first `limit` items joined for a one-line message, and how many more there are."""
+    return "; ".join(items[:limit]) + (f"; and {len(items) - limit} more" if len(items) > limit else "")
 
 
 SETTINGS_TABLE = "main.feature_settings"
@@ -248,11 +251,9 @@ def check_settings(model_version: str, model_settings: dict[str, Any] | None, bu
     problems = settings_differences(model_settings, built)
     if problems:
         raise LeadscoreError(
-            f"fct_lead_features was built with other dbt vars than model {model_version} was trained on ("
-            + "; ".join(problems[:5])
-            + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-            + "): rebuild with the model's settings (`leadscore build --vars ...`) or train a model on these "
-            "features (`leadscore train`)"
+            f"fct_lead_features was built with other dbt vars than model {model_version} was trained on "
+            f"({first_of(problems)}): rebuild with the model's settings (`leadscore build --vars ...`) or "
+            "train a model on these features (`leadscore train`)"
         )
 
 

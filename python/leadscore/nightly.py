@@ -171,15 +171,8 @@ def _features_rebuilt_otherwise(con: duckdb.DuckDBPyConnection, current: str | N
     (features.check_settings would refuse them): another model must score them."""
     from leadscore import features, registry
 
-    if current is None:
-        return None
-    recorded = registry.recorded_settings(con, current)
-    built = features.read_settings(con)
-    if recorded is None or built is None:
-        return None
-    differences = features.settings_differences(recorded, built)
-    return "; ".join(differences[:3]) + (f"; and {len(differences) - 3} more" if len(differences) > 3 else "") \
-        if differences else None
+    differences = registry.settings_mismatch(con, current) if current is not None else []
+    return features.first_of(differences, 3) if differences else None
 
 
 def _model_for_these_features(con: duckdb.DuckDBPyConnection, current: str) -> str | None:

@@ -127,6 +127,16 @@ def recorded_settings(con: duckdb.DuckDBPyConnection, version: str) -> dict[str,
     return meta.get("feature_settings") if isinstance(meta, dict) else None
 
 
+def settings_mismatch(con: duckdb.DuckDBPyConnection, version: str) -> list[str]:
+    """The dbt vars on which the feature table as built differs from what `version` was trained
+    on (features.settings_differences); empty when they agree or either side is not known."""
+    from leadscore import features
+
+    recorded = recorded_settings(con, version)
+    built = features.read_settings(con)
+    return features.settings_differences(recorded, built) if recorded is not None and built is not None else []
+
+
 def new_version(now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     return f"v{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"
