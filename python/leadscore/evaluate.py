@@ -3,7 +3,8 @@
 A CSV of `id,is_converted` (outcomes learned later; read by leadscore.labels_file) is joined on
 the input file's `id` to the scores a model wrote to `ops.score_history` (the latest score per
 lead from that model), and the figures of leadscore.metrics (definitions there) are computed.
-Each evaluation is stored as one row of `ops.evaluations` and written as
+Each evaluation is stored as one row of `ops.evaluations`, the outcomes of the loaded leads the
+file names in `ops.outcomes` (leadscore.outcomes: what a retrain is later judged on), and written as
 `evaluation-<stamp>.json` plus a precision-recall PNG under
 `config.data_dir() / "reports" / "evaluations"`. Never into the model's folder: that folder is
 checksummed at training time and verified on every load (model.verify_checksums).
@@ -21,7 +22,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from leadscore import config, db, tables
+from leadscore import config, db, outcomes, tables
 from leadscore.errors import LeadscoreError
 from leadscore.labels_file import Labels, read_labels
 from leadscore.metrics import (
@@ -173,7 +174,7 @@ def evaluate_labels(
         if write_report:
             write_precision_recall_png(ev.report_png, m["y"], m["p"], ev)
             ev.report_json.write_text(json.dumps(evaluation_json(ev), indent=2, sort_keys=True))
-        store_evaluation(con, ev)
+        store_evaluation(con, ev, labels)
     except BaseException:
         for path in (ev.report_json, ev.report_png):
             if path is not None:
@@ -227,7 +228,10 @@ def row_values(ev: Evaluation) -> dict[str, Any]:
     }
 
 
-def store_evaluation(con: duckdb.DuckDBPyConnection, ev: Evaluation) -> None:
+def store_evaluation(con: duckdb.DuckDBPyConnection, ev: Evaluation, labels: Labels | None = None) -> None:
+    """The ops.evaluations row and, in the same transaction, the labels' outcomes of every loaded
+    lead they name (leadscore.outcomes), whichever model scored it: the evidence a later retrain
+    is judged on against the current model (leadscore.promotion)."""
     values = row_values(ev)
     cols = list(values)
     with db.transaction(con):
@@ -237,6 +241,8 @@ def store_evaluation(con: duckdb.DuckDBPyConnection, ev: Evaluation) -> None:
             f"values ({', '.join('?' for _ in cols)})",
             [values[c] for c in cols],
         )
+        if labels is not None:
+            outcomes.record(con, labels.ids, labels.labels, "evaluate", ev.evaluation_id, ev.evaluated_at)
 
 
 def latest_evaluation(con: duckdb.DuckDBPyConnection, model_version: str | None = None) -> dict[str, Any] | None:

@@ -181,6 +181,27 @@ def load_split(
     return _to_pandas(con, sql, [split])
 
 
+def load_leads(
+    con: duckdb.DuckDBPyConnection,
+    lead_ids: Sequence[str],
+    features: Sequence[Feature],
+    table: str = FEATURE_TABLE,
+) -> pd.DataFrame:
+    """The score rows of the given leads, as `load_split` reads them (ordered by lead_id); a
+    lead that is not a score row of the table is left out. For scoring a few chosen leads with a
+    model held in memory (leadscore.promotion: a new model's scores of leads with known outcomes)."""
+    con.register("_chosen_leads", pa.table({"lead_id": pa.array([str(x) for x in lead_ids], pa.string())}))
+    try:
+        return _to_pandas(
+            con,
+            f"select f.lead_id, {_key_columns(con, table)}, f.{LABEL}, {_select_list(features)} "
+            f"from {table} as f semi join _chosen_leads as c on f.lead_id = c.lead_id "
+            "where f.split = 'score' order by f.lead_id",
+        )
+    finally:
+        con.unregister("_chosen_leads")
+
+
 def check_features(model_features: Sequence[Feature], table_features: Sequence[Feature]) -> None:
     """Raise naming every difference between what a model learned on and what the table has:
     if dbt changed a feature's name or type since training, scores would be silently wrong."""

@@ -6,10 +6,12 @@ the same evidence, in this order:
 
 1. same training rows (equal data fingerprints): the out-of-fold log-loss of the chosen model,
    the score every candidate is selected on;
-2. outcomes learned since the current model scored them: leads the current model scored as
-   unlabeled (ops.score_history) that are now labeled training rows. The current model's score
-   is out of sample for them, and so is the new model's out-of-fold score: log-loss on exactly
-   those leads (at least `MIN_SHARED_OUTCOMES`, with a positive among them);
+2. outcomes learned later (leadscore.outcomes: `leadscore evaluate` labels files and labels a
+   score file carried): leads the current model scored whose outcome is now known. Neither
+   model trained on them (a scored lead never becomes a training row), so both scores are out
+   of sample: the current model's latest score (on its training rate) against the new model's
+   score of the same leads' feature rows today, by log-loss on exactly those leads (at least
+   `MIN_SHARED_OUTCOMES`, with a positive and a negative among them);
 3. neither: no evidence against the new model, so it becomes current, and the reason says so.
 
 Otherwise it is registered as a challenger: `leadscore models compare` / `promote` decide.
@@ -18,6 +20,7 @@ Otherwise it is registered as a challenger: `leadscore models compare` / `promot
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -25,11 +28,14 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from leadscore import db, registry
+from leadscore import db, outcomes, registry
+from leadscore import features as feat
 from leadscore.metrics import evaluate_scores, f1_intervals
 from leadscore.operating_point import log_loss, shift_prior
+from leadscore.tables import LATEST_SCORES
 
 MIN_SHARED_OUTCOMES = 50
+OUTCOMES_BASIS = "outcomes learned later"
 
 
 @dataclass
@@ -46,12 +52,12 @@ def judge(
     con: duckdb.DuckDBPyConnection,
     data_fingerprint: str,
     oof_log_loss: float,
-    lead_ids: np.ndarray,
-    y: np.ndarray,
-    oof: np.ndarray,
+    predict_new: Callable[[pd.DataFrame], np.ndarray] | None = None,
+    features: Sequence[feat.Feature] = (),
 ) -> Verdict:
-    """The verdict on a new model whose chosen out-of-fold scores are `oof` for training leads
-    `lead_ids` with labels `y` (validated rows only)."""
+    """The verdict on a new model with chosen out-of-fold log-loss `oof_log_loss`.
+    `predict_new` maps feature rows (features.load_leads, the model's `features`) to its
+    probabilities on its training rate; without it the outcomes learned later are not read."""
     current = registry.current_version(con)
     if current is None:
         return Verdict(True, "the first model")
@@ -68,44 +74,41 @@ def judge(
         return Verdict(False, f"out-of-fold log-loss {oof_log_loss:.5f} > current {current}'s {cur_ll:.5f} "
                               "on the same training rows", ev)
 
-    shared = _current_scores_now_labeled(con, current, lead_ids)
+    shared = scored_outcomes(con, current) if predict_new is not None else pd.DataFrame()
     if len(shared) >= MIN_SHARED_OUTCOMES:
-        pos = pd.Series(np.arange(len(lead_ids)), index=pd.Index(lead_ids.astype(str)))
-        idx = pos.loc[shared["lead_id"].astype(str)].to_numpy()
-        yy = y[idx].astype(float)
-        if 0 < yy.sum() < len(yy):
-            p_cur = shared["p"].to_numpy()
-            if row.get("target_prevalence") is not None:  # its scores were shifted to a target rate
-                p_cur = shift_prior(p_cur, float(row["target_prevalence"]), float(row["train_positive_rate"]))
-            cur = log_loss(yy, p_cur)
-            new = log_loss(yy, oof[idx])
-            ev = {"basis": "outcomes learned since the current model scored them", "current": current,
-                  "leads": int(len(yy)), "positives": int(yy.sum()), "current_log_loss": cur, "new_log_loss": new}
-            if new <= cur:
-                return Verdict(True, f"log-loss {new:.5f} <= current {current}'s {cur:.5f} on {len(yy)} leads "
-                                     "it scored before their outcome was known", ev)
-            return Verdict(False, f"log-loss {new:.5f} > current {current}'s {cur:.5f} on {len(yy)} leads "
-                                  "it scored before their outcome was known", ev)
-    return Verdict(True, f"no shared evidence with current {current} (other training rows, no outcomes of its "
-                         "scores): the newer model becomes current", {"basis": "none", "current": current})
+        rows = feat.load_leads(con, shared["lead_id"].tolist(), features)
+        shared = shared.merge(rows[["lead_id"]].assign(_row=np.arange(len(rows))), on="lead_id")
+    if len(shared) >= MIN_SHARED_OUTCOMES and 0 < shared["is_converted"].sum() < len(shared):
+        yy = shared["is_converted"].to_numpy(dtype=float)
+        p_cur = shared["p"].to_numpy(dtype=float)
+        if row.get("target_prevalence") is not None:  # its scores were shifted to a target rate
+            p_cur = shift_prior(p_cur, float(row["target_prevalence"]), float(row["train_positive_rate"]))
+        p_new = np.asarray(predict_new(rows), dtype=float)[shared["_row"].to_numpy()]
+        cur, new = log_loss(yy, p_cur), log_loss(yy, p_new)
+        n = len(yy)
+        ev = {"basis": OUTCOMES_BASIS, "current": current, "leads": n, "positives": int(yy.sum()),
+              "current_log_loss": cur, "new_log_loss": new}
+        where = f"on {n} leads it scored whose outcome is now known"
+        if new <= cur:
+            return Verdict(True, f"log-loss {new:.5f} <= current {current}'s {cur:.5f} {where}", ev)
+        return Verdict(False, f"log-loss {new:.5f} > current {current}'s {cur:.5f} {where}", ev)
+    return Verdict(True, f"no shared evidence with current {current} (other training rows, fewer than "
+                         f"{MIN_SHARED_OUTCOMES} of its scored leads with a known outcome of each kind): "
+                         "the newer model becomes current", {"basis": "none", "current": current})
 
 
-def _current_scores_now_labeled(con: duckdb.DuckDBPyConnection, version: str, lead_ids: np.ndarray) -> pd.DataFrame:
-    """The current model's latest score of each lead that is now a training row."""
-    if not db.table_exists(con, "ops", "score_history"):
-        return pd.DataFrame({"lead_id": [], "p": []})
-    con.register("_training_leads", pd.DataFrame({"lead_id": lead_ids.astype(str)}))
-    try:
-        rows = db.fetch_all(
-            con,
-            "select h.lead_id, arg_max(h.conversion_probability, h.scored_at) as p from ops.score_history as h "
-            "join _training_leads as t on h.lead_id = t.lead_id where h.model_version = ? group by h.lead_id "
-            "order by h.lead_id",
-            [version],
-        )
-    finally:
-        con.unregister("_training_leads")
-    return pd.DataFrame(rows, columns=["lead_id", "p"])
+def scored_outcomes(con: duckdb.DuckDBPyConnection, version: str) -> pd.DataFrame:
+    """Leads `version` scored whose outcome is now known: lead_id, is_converted and its latest
+    score p, ordered by lead_id."""
+    if not db.table_exists(con, "ops", "latest_scores"):
+        return pd.DataFrame({"lead_id": [], "is_converted": [], "p": []})
+    rows = db.fetch_all(
+        con,
+        f"select o.lead_id, o.is_converted, s.conversion_probability from ({outcomes.known_outcomes_sql(con)}) as o "
+        f"inner join {LATEST_SCORES} as s on s.lead_id = o.lead_id and s.model_version = ? order by o.lead_id",
+        [version],
+    )
+    return pd.DataFrame(rows, columns=["lead_id", "is_converted", "p"])
 
 
 # ------------------------------------------------------------------------ `leadscore models`
@@ -165,19 +168,16 @@ def compare_lines(con: duckdb.DuckDBPyConnection, a: str, b: str) -> list[str]:
                      + ("   (same training rows: comparable)" if same_rows else "   (other training rows)"))
     shared = db.fetch_all(
         con,
-        """
-        with latest as (
-            select lead_id, model_version, arg_max(conversion_probability, scored_at) as p
-            from ops.score_history where model_version in (?, ?) group by all
-        )
-        select x.p, y.p, l.is_converted
-        from latest as x
-        join latest as y on x.lead_id = y.lead_id and y.model_version = ?
-        join raw.leads as l on l.lead_id = x.lead_id
-        where x.model_version = ? and l.is_converted is not null
+        f"""
+        select x.conversion_probability, y.conversion_probability, o.is_converted
+        from {LATEST_SCORES} as x
+        inner join {LATEST_SCORES} as y on x.lead_id = y.lead_id and y.model_version = ?
+        inner join ({outcomes.known_outcomes_sql(con)}) as o on o.lead_id = x.lead_id
+        where x.model_version = ?
+        order by x.lead_id
         """,
-        [a, b, b, a],
-    ) if db.table_exists(con, "ops", "score_history") else []
+        [b, a],
+    ) if db.table_exists(con, "ops", "latest_scores") else []
     if shared:
         y = np.array([r[2] for r in shared], dtype=float)
         pa, pb = np.array([r[0] for r in shared]), np.array([r[1] for r in shared])

@@ -159,6 +159,19 @@ OPS_DDL = [
         report_path varchar
     )
     """,
+    # outcomes of loaded leads learned after scoring (leadscore.outcomes): every labeled id of a
+    # `leadscore evaluate` labels file that names a loaded lead; with raw.set_aside_labels what
+    # the promotion rule judges a new model on when it was trained on other rows
+    """
+    create table if not exists ops.outcomes (
+        lead_id varchar not null,
+        id bigint not null,
+        is_converted boolean not null,
+        source varchar not null,
+        source_ref varchar not null,
+        recorded_at timestamp not null
+    )
+    """,
     # the F1 interval came later: added at the end, as a database from before it gets them
     *(f"alter table ops.evaluations add column if not exists f1_ci95_{end} double" for end in ("low", "high")),
     # one row per dbt invocation against this database, inserted by dbt's on-run-end hook

@@ -377,16 +377,23 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
     mode = "none"
     target: float | None = None
     prevalence: PrevalenceEstimate | None = None
-    if target_prevalence == "auto":
-        mode = "auto"
-        p_score = ensemble.predict(
+
+    def predict_chosen(df: pd.DataFrame) -> np.ndarray:
+        """The chosen model's P(converted) on the training rate for feature rows `df`, as the
+        saved model will score them (ensemble.predict): for the prevalence estimate on score
+        rows and for the promotion rule's leads with known outcomes."""
+        return ensemble.predict(
             spec,
             {n: on_its_columns(r.kind, partial(predict_base, r.kind, r.estimator, n_threads=data.n_threads),
                                encoding.tree_width) for n, r in results.items()},
             {n: r.effective_prior for n, r in results.items()},
             pi,
-            encoding.transform(score_df),
+            encoding.transform(df),
         )
+
+    if target_prevalence == "auto":
+        mode = "auto"
+        p_score = predict_chosen(score_df)
         cut_pi = f1_optimal_cutoff(y, oof)[0]
         prevalence = estimate_prevalence(y, oof, cut_pi, p_score, pi, seed=seed)
         target = prevalence.estimate
@@ -493,8 +500,7 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
     con, owned = _open(con_or_db_path)
     try:
         if promote == "auto":
-            verdict = promotion.judge(con, data_fp, float(selection["chosen_oof_log_loss"]),
-                                      val.view(train_df["lead_id"].to_numpy()), y, oof)
+            verdict = promotion.judge(con, data_fp, float(selection["chosen_oof_log_loss"]), predict_chosen, flist)
         else:
             # the reason ops.model_events keeps: the caller's (the nightly's), else the option's
             verdict = promotion.Verdict(promote == "always", promote_reason or f"--promote {promote}")
