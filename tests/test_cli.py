@@ -118,6 +118,16 @@ def test_a_bad_command_line_exits_2(capsys):
     (["build", "--select", "stg_leads", "--vars=[1, 2]"], "argument --vars: expected a YAML mapping"),
     (["build", "--select", "stg_leads", "--vars"], "argument --vars: expected a YAML mapping after --vars, got nothing"),
     (["nightly", "--vars", "{bad"], "leadscore nightly: error: argument --vars: expected a YAML mapping"),
+    (["build", "--vars", "{rare_min_cnt: 30}"], "argument --vars: unknown var 'rare_min_cnt' (did you mean 'rare_min_count'?)"),
+    (["nightly", "--vars", "{rare_min_count: abc}"],
+     "argument --vars: rare_min_count must be a whole number like its default 10, got 'abc'"),
+    (["build", "--vars={use_feature_crosses: 1, target_rate_tier_low: yes}"],
+     "use_feature_crosses must be true or false like its default True, got 1; "
+     "target_rate_tier_low must be a number like its default 0.8, got True"),
+    (["build", "--vars", "{target_rate_columns: customer_idx, no_such_var_at_all: 1}"],
+     "target_rate_columns must be a list like its default ['customer_idx', 'lead_owner', 'product_modelname', "
+     "'product_category', 'country', 'response_corporate', ...], got 'customer_idx'; "
+     "unknown var 'no_such_var_at_all' (dbt_project.yml declares no such var)"),
     (["nightly", "--input", "/no/such/folder"], "argument --input: '/no/such/folder' is not a folder (it does not exist)"),
     (["nightly", "--input", __file__], "is not a folder (it is a file)"),
     (["generate", "--out", "x", "--score-prevalence", "1.5"], "--score-prevalence: expected a rate in (0, 1), got '1.5'"),
@@ -146,6 +156,9 @@ def test_a_command_line_the_command_cannot_use_exits_2_before_anything_runs(argv
     (["bench", "--sizes", "1000, 64570"], "sizes", [1000, 64570]),
     (["build", "--vars", "{drift_psi_warn: 0.4}", "--select", "x"], "dbt_args",
      ["--vars", "{drift_psi_warn: 0.4}", "--select", "x"]),
+    # a whole number where the default is a number, a list of the var's kind: dbt's own values
+    (["nightly", "--vars", "{drift_psi_warn: 1, feature_crosses: [[business_unit, lead_owner]]}"], "dbt_vars",
+     "{drift_psi_warn: 1, feature_crosses: [[business_unit, lead_owner]]}"),
 ])
 def test_the_smallest_values_a_command_can_use_are_accepted(argv, option, value, db_file, monkeypatch):
     seen = {}

@@ -16,6 +16,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from leadscore import config, faults
 from leadscore.errors import Busy, LeadscoreError
@@ -44,6 +45,62 @@ NIGHTLY_BUILD_ARGS = ["build", "--exclude-resource-type", "unit_test"]
 
 
 FILE_LOG_LEVEL = "info"  # dbt's logs/dbt.log under the target folder (run_dbt)
+
+
+def project_vars() -> dict[str, Any]:
+    """The vars dbt_project.yml declares, with their defaults."""
+    import yaml
+
+    path = config.project_root() / "dbt_project.yml"
+    project = yaml.safe_load(path.read_text()) or {}
+    return dict(project.get("vars") or {})
+
+
+def _kind(value: Any) -> str:
+    """A var value's kind in words, as the check of --vars names it."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int):
+        return "a whole number"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if value is None:
+        return "empty"
+    return "a text"
+
+
+def _fits(default: Any, value: Any) -> bool:
+    """Whether `value` has the kind of the var's `default` (a whole number will do for a number)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float)
+    return isinstance(value, type(default))
+
+
+def vars_problems(given: dict[Any, Any], declared: dict[str, Any] | None = None) -> list[str]:
+    """What is wrong with a `--vars` mapping: a name dbt_project.yml does not declare (dbt would
+    ignore it: a typo would build the defaults without a word), or a value of another kind than
+    the var's default (dbt would paste it into the SQL and fail partway through the build,
+    leaving the models it had built). Empty when every var is known and of its kind."""
+    import difflib
+    import reprlib
+
+    declared = project_vars() if declared is None else declared
+    problems = []
+    for name, value in given.items():
+        if name not in declared:
+            close = difflib.get_close_matches(str(name), list(declared), n=1)
+            problems.append(f"unknown var {name!r}" + (f" (did you mean {close[0]!r}?)" if close else
+                                                       " (dbt_project.yml declares no such var)"))
+        elif not _fits(declared[name], value):
+            problems.append(f"{name} must be {_kind(declared[name])} like its default "
+                            f"{reprlib.repr(declared[name])}, got {reprlib.repr(value)}")
+    return problems
 
 
 def dbt_executable() -> str:

@@ -90,9 +90,11 @@ def _sizes(value: str) -> list[int]:
 
 
 def _dbt_vars(value: str) -> str:
-    """`--vars '{rare_min_count: 30}'`: checked to be a YAML mapping here (dbt would fail later
-    with a longer story), passed to `dbt build --vars` as given. `nightly --vars` uses it as its
-    `type=`, `build` on the --vars among the dbt arguments it passes on (_build_vars)."""
+    """`--vars '{rare_min_count: 30}'`: checked to be a YAML mapping of vars dbt_project.yml
+    declares, each of its default's kind (build.vars_problems: dbt would ignore an unknown name
+    and fail partway through the build on a wrong kind), passed to `dbt build --vars` as given.
+    `nightly --vars` uses it as its `type=`, `build` on the --vars among the dbt arguments it
+    passes on (_build_vars)."""
     import yaml
 
     try:
@@ -102,6 +104,11 @@ def _dbt_vars(value: str) -> str:
                                          f"got {value!r} ({' '.join(str(exc).split())[:120]})") from exc
     if not isinstance(parsed, dict):
         raise argparse.ArgumentTypeError(f"expected a YAML mapping such as '{{rare_min_count: 30}}', got {value!r}")
+    from leadscore.build import vars_problems
+
+    problems = vars_problems(parsed)
+    if problems:
+        raise argparse.ArgumentTypeError("; ".join(problems))
     return value
 
 
