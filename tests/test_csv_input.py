@@ -64,6 +64,24 @@ def test_ragged_row_names_the_line(seeded, tmp_path, capsys):
     assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(p)], "ragged.csv", "line 4", "expected 29 fields like the header, found 30")
 
 
+def test_a_trailing_comma_on_the_header_alone_is_named_as_the_cause(seeded, tmp_path, capsys):
+    """An editor left a comma after the header's last name and none on the rows: every row is one
+    field short, and the refusal says where the extra field is."""
+    p = write_csv(tmp_path / "header-comma.csv", train_rows(5, start=600))
+    lines = _lines(p)
+    lines[0] += ","
+    p.write_text("\n".join(lines) + "\n")
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(p)], "header-comma.csv", "line 2",
+                           "expected 30 fields like the header, found 29 (the header ends with an empty column "
+                           "name, a trailing comma on the header line that the rows do not have: remove it)")
+
+
+def test_a_row_short_of_a_named_column_gets_no_comma_hint():
+    assert csv_input._ragged_hint(["a", "b", ""], 1) == ""  # two short: not the blank name alone
+    assert csv_input._ragged_hint(["a", "b", "c"], 2) == ""
+    assert "2 empty column names" in csv_input._ragged_hint(["a", "", " "], 1)
+
+
 def test_ragged_row_past_the_sniffer_keeps_duckdbs_line_and_reason(seeded, tmp_path, capsys):
     p = write_csv(tmp_path / "long.csv", train_rows(25_002, start=10_000))
     lines = _lines(p)

@@ -23,6 +23,24 @@ def test_an_id_is_loaded_once_across_files_and_loads(db_file, tmp_path, capsys):
         ("id 1029 already loaded (load 2, data row 5); a lead is loaded once",)]
 
 
+def test_an_id_that_breaks_the_id_rule_gets_that_reason_alone(db_file, tmp_path, capsys):
+    """Read as numbers, 9007199254740992 and 9007199254740993 are one double, and 12.5 rounds to
+    13: each such id has its own reason (out of range, not a whole number), never also 'duplicate
+    id', and the whole id 13 loads."""
+    rows = score_rows(4)
+    for row, value in zip(rows, ["9007199254740992", "9007199254740993", "12.5", "13"], strict=True):
+        row["id"] = value
+    path = write_csv(tmp_path / "ids.csv", rows, with_id=True)
+    code, _, _ = run(capsys, "ingest", "--score", str(path))
+    assert code == 0
+    assert rows_of(db_file, "select raw_value, reason from raw.rejected_rows order by source_row") == [
+        ("9007199254740992", "out of range: must be between 0 and 9,007,199,254,740,991"),
+        ("9007199254740993", "out of range: must be between 0 and 9,007,199,254,740,991"),
+        ("12.5", "not a whole number"),
+    ]
+    assert rows_of(db_file, "select id from raw.leads") == [(13,)]
+
+
 def test_a_reexported_file_without_ids_loads_only_its_new_rows(db_file, tmp_path, capsys):
     rows = train_rows(4, start=300)
     rows.append(dict(rows[0]))  # a true duplicate within one file is kept

@@ -131,6 +131,7 @@ def _diagnose_csv(path: Path, gz: bool) -> str | None:
     with open_text(path, gz) as fh:
         reader = csv.reader(fh, strict=True)
         width = None
+        header: list[str] = []
         start = 1
         try:
             for row in reader:
@@ -141,13 +142,28 @@ def _diagnose_csv(path: Path, gz: bool) -> str | None:
                         f"{_MAX_LINE_BYTES:,} (a field this long is almost always a broken quote or a pasted blob)"
                     )
                 if width is None:
-                    width = len(row)
+                    width, header = len(row), row
                 elif len(row) != width and row:
-                    return f"line {start}: expected {width} fields like the header, found {len(row)}"
+                    return f"line {start}: expected {width} fields like the header, found {len(row)}" + _ragged_hint(
+                        header, len(row))
                 start = reader.line_num + 1
         except csv.Error as exc:
             return f"line {start}: {exc} (a quote opened there is never closed?)"
     return None
+
+
+def _ragged_hint(header: list[str], found: int) -> str:
+    """Why a row may be shorter than the header: blank header cells at its end (a trailing comma
+    a spreadsheet or an editor left on the header line alone)."""
+    blank_tail = 0
+    for cell in reversed(header):
+        if cell.strip():
+            break
+        blank_tail += 1
+    if blank_tail and found == len(header) - blank_tail:
+        names = "an empty column name" if blank_tail == 1 else f"{blank_tail} empty column names"
+        return f" (the header ends with {names}, a trailing comma on the header line that the rows do not have: remove it)"
+    return ""
 
 
 def _csv_error(path: Path, exc: duckdb.Error, gz: bool) -> FileRefused:

@@ -28,9 +28,9 @@ from pathlib import Path
 import duckdb
 
 from leadscore import db
-from leadscore.column_rules import cell, cell_checks, int_expr, loaded_row_checks
+from leadscore.column_rules import cell, cell_checks, int_expr, loaded_row_checks, rule_passes
 from leadscore.csv_input import Cells
-from leadscore.input_format import ID_COLUMN, LEAD_COLUMNS, Column
+from leadscore.input_format import ID_COLUMN, ID_RULE, LEAD_COLUMNS, Column
 
 
 def reject_rule_breaks(
@@ -72,6 +72,8 @@ def reject_rule_breaks(
 
 def reject_repeated_ids(con: duckdb.DuckDBPyConnection, path: Path, load_id: int, cells: Cells) -> None:
     """Every occurrence after the first of an id in the file is rejected, naming the row that kept it.
+    Only ids that pass the id rule count: one out of range or not whole already has that reason,
+    and read as a number it could equal another (two ids above 2^53 - 1 can share a double).
 
     The ids that repeat are found by a grouping (no window over the whole file), and only their
     rows are joined back for the record."""
@@ -85,7 +87,7 @@ def reject_repeated_ids(con: duckdb.DuckDBPyConnection, path: Path, load_id: int
         inner join (
             select {int_expr(ID_COLUMN)} as id, min({cells.row}) as first_row
             from {cells.table} as s
-            where {int_expr(ID_COLUMN)} is not null
+            where {int_expr(ID_COLUMN)} is not null and {rule_passes(ID_RULE)}
             group by 1
             having count(*) > 1
         ) as d on d.id = {int_expr(ID_COLUMN)}
