@@ -622,7 +622,10 @@ def fmt_estimate(run: dict[str, Any], truth_rate: float) -> str:
     if lo is not None and hi is not None:
         text += f" [{lo:.3f}, {hi:.3f}]"
     if est.get("method"):
-        text += f" ({est['method']})"
+        check = _num(est.get("fit_p_value"))
+        text += f" ({est['method']}" + ("" if check is None else
+                                        f"; label-shift check p {check:.2g}"
+                                        + ("" if est.get("label_shift_holds", True) else ", fails")) + ")"
     return text + f", truth {truth_rate:.3f}"
 
 

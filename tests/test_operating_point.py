@@ -28,7 +28,7 @@ def test_em_prevalence_estimate_recovers_a_shifted_rate() -> None:
 
 
 @pytest.mark.parametrize("target", [0.08, 0.33, 0.5])
-def test_bbse_recovers_the_rate_with_an_honest_interval(target: float) -> None:
+def test_the_estimate_recovers_the_rate_with_an_honest_interval_and_passes_its_check(target: float) -> None:
     rng = np.random.default_rng(1)
     pi = 0.08
     y_tr, s_tr = _population(rng, 30000, pi)
@@ -37,20 +37,51 @@ def test_bbse_recovers_the_rate_with_an_honest_interval(target: float) -> None:
     assert abs(est.estimate - target) < 0.03
     assert 0 < est.stderr < 0.02
     assert est.ci_low <= target <= est.ci_high
+    assert est.label_shift_holds and est.warning() is None
+    assert est.bins == op.PREVALENCE_BINS and est.fit_df == op.PREVALENCE_BINS - 2
+    assert abs(est.bbse_estimate - target) < 0.03  # BBSE beside it, on the same rows
 
 
-def test_bbse_does_not_need_calibrated_scores() -> None:
-    """BBSE reads only which side of the cutoff a lead falls: a monotone distortion of the
-    probabilities (an uncalibrated model) leaves its estimate where it was."""
+def test_the_estimate_does_not_need_calibrated_scores() -> None:
+    """Bins at quantiles of the out-of-fold scores: a monotone distortion of every score (an
+    uncalibrated model) moves no row across a bin, so the estimate stays where it was."""
     rng = np.random.default_rng(2)
     pi = 0.08
     y_tr, s_tr = _population(rng, 30000, pi)
     _, s_sc = _population(rng, 6000, 0.33)
-    p_tr = _posterior(s_tr, pi)
+    p_tr, p_sc = _posterior(s_tr, pi), _posterior(s_sc, pi)
     squash = lambda p: op.sigmoid(2.0 * op.logit(p) + 2.5)  # noqa: E731 - a monotone distortion
-    est = op.estimate_prevalence(y_tr, squash(p_tr), float(squash(np.array([0.5]))[0]), squash(_posterior(s_sc, pi)),
-                                 pi, n_boot=50)
-    assert abs(est.estimate - 0.33) < 0.03
+    plain = op.estimate_prevalence(y_tr, p_tr, 0.5, p_sc, pi, n_boot=20)
+    squashed = op.estimate_prevalence(y_tr, squash(p_tr), float(squash(np.array([0.5]))[0]), squash(p_sc), pi, n_boot=20)
+    assert abs(squashed.estimate - 0.33) < 0.03
+    assert squashed.estimate == pytest.approx(plain.estimate, abs=1e-9)
+
+
+def test_with_two_bins_the_estimate_is_bbse_at_the_bins_edge() -> None:
+    """BBSE is the binned estimate with two bins, either side of one cutoff."""
+    rng = np.random.default_rng(3)
+    pi = 0.08
+    y_tr, s_tr = _population(rng, 30000, pi)
+    _, s_sc = _population(rng, 6000, 0.25)
+    p_tr, p_sc = _posterior(s_tr, pi), _posterior(s_sc, pi)
+    edge = float(op.score_bin_edges(p_tr, 2)[0])  # the median out-of-fold score
+    est = op.estimate_prevalence(y_tr, p_tr, edge, p_sc, pi, n_boot=2, bins=2)
+    assert est.bins == 2
+    assert est.estimate == pytest.approx(est.bbse_estimate, abs=2e-3)  # but for the half-row pseudo-counts
+
+
+def test_the_check_says_when_more_than_the_class_balance_changed() -> None:
+    """Score rows whose scores moved within each class (drifted features) are no mixture of the
+    training classes: the check fails, and the warning says the interval does not cover it."""
+    rng = np.random.default_rng(4)
+    pi = 0.08
+    y_tr, s_tr = _population(rng, 30000, pi)
+    _, s_sc = _population(rng, 6000, 0.33)
+    drifted = s_sc - 0.6 * (s_sc > 0)  # the converters' scores fall: a feature the model leans on went missing
+    est = op.estimate_prevalence(y_tr, _posterior(s_tr, pi), 0.5, _posterior(drifted, pi), pi, n_boot=20)
+    assert not est.label_shift_holds and est.fit_p_value < op.LABEL_SHIFT_P_VALUE
+    assert est.to_dict()["label_shift_holds"] is False
+    assert "more than the class balance changed" in est.warning() and "--target-prevalence" in est.warning()
 
 
 def test_f1_optimal_cutoff_matches_brute_force() -> None:

@@ -164,8 +164,14 @@ class TrainResult:
                          f"({self.target_prevalence_mode}); F1 is the expected F1 at that prevalence")
         if self.prevalence_estimate:
             pe = self.prevalence_estimate
+            beside = "".join(f"; {name} {pe[key]:.4f}" for name, key in (("BBSE", "bbse_estimate"), ("EM", "em_estimate"))
+                             if pe.get(key) is not None)
             lines.append(f"  prevalence estimate {pe['estimate']:.4f} +/- {pe['stderr']:.4f} "
-                         f"(95% {pe['ci_low']:.4f}..{pe['ci_high']:.4f}, {pe['method']}; EM {pe['em_estimate']:.4f})")
+                         f"(95% {pe['ci_low']:.4f}..{pe['ci_high']:.4f}, {pe['method']}{beside})")
+            if pe.get("fit_p_value") is not None:
+                lines.append(f"  label-shift check: chi-square {pe['fit_chi2']:.1f} on {pe['fit_df']} degrees of freedom, "
+                             f"p = {pe['fit_p_value']:.2g}" + ("" if pe.get("label_shift_holds", True) else
+                                                                " (WARNING: more than the class balance changed)"))
         for name, m in self.per_model.items():
             w = self.weights.get(name)
             extra = f"imbalance {m['imbalance']:<12} trials {m['trials_this_run']} (study {m['trials_total']})" \
@@ -397,6 +403,8 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
         cut_pi = f1_optimal_cutoff(y, oof)[0]
         prevalence = estimate_prevalence(y, oof, cut_pi, p_score, pi, seed=seed)
         target = prevalence.estimate
+        if prevalence.warning():
+            _warn(f"WARNING: {prevalence.warning()}")
     elif target_prevalence is not None:
         mode, target = "given", float(target_prevalence)
 
