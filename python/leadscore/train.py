@@ -20,8 +20,9 @@ What one call does (`train_model`):
    won, the gain and the noise.
 5. **Operating point** (operating_point.py). The cutoff maximises out-of-fold F1 of the chosen
    model. With `target_prevalence` P the probabilities are prior-shifted and the cutoff
-   maximises the expected F1 at P; with `"auto"` P is estimated from the score rows by
-   black-box shift estimation (BBSE) with a bootstrap standard error.
+   maximises the expected F1 at P; with `"auto"` P is estimated from the score rows as the
+   maximum-likelihood mix of the two classes' out-of-fold score distributions (binned, with a
+   bootstrap standard error and a chi-square check that only the class balance moved).
 
 Operating point / `target_prevalence` (which to use when):
 
@@ -31,7 +32,8 @@ Operating point / `target_prevalence` (which to use when):
   was rebalanced to ~1:2, P ~ 0.33).
 * `"auto"`: P is estimated from the unlabeled leads (split = 'score'); use it when the scoring
   batch is believed to differ in its positive rate but the rate is unknown. The estimate, its
-  standard error and the EM estimate beside it are stored in model.json and the registry.
+  standard error, the label-shift check and the BBSE and EM estimates beside it are stored in
+  model.json and the registry; a failed check is printed as a WARNING.
 
 Time budget: `time_budget` seconds is the budget of the WHOLE call. The baseline is always
 trained, but its cross-validation stops after the fold that leaves just enough time for its
