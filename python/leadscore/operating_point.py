@@ -16,11 +16,11 @@ Everything here takes arrays and returns numbers or arrays; nothing reads the da
   estimate with two bins, either side of the cutoff; it was the estimate until the binned one
   proved closer on the foreign data's shifted files (BBSE under-estimated a rate of 0.33-0.5 by
   0.01-0.02) and far less wrong when the score rows' features drift too, for 0.01 more error on
-  the demo's 1:2 file (bench/QUALITY.md, "The prevalence estimate"). Both need only that p(score | y) is the same in training and scoring rows, not calibrated
-  probabilities on the scoring rows; the EM of Saerens et al. on the probabilities themselves is
-  computed beside them for comparison (it needs calibration on the scoring rows, which
-  target-rate features do not guarantee: their evidence scale differs between out-of-fold
-  training rows and score rows).
+  the demo's 1:2 file (bench/QUALITY.md, "The prevalence estimate"). Both need only that
+  p(score | y) is the same in training and scoring rows, not calibrated probabilities on the
+  scoring rows; the EM of Saerens et al. on the probabilities themselves is computed beside
+  them for comparison (it needs calibration on the scoring rows, which target-rate features do
+  not guarantee: their evidence scale differs between out-of-fold training rows and score rows).
 """
 
 from __future__ import annotations
@@ -189,13 +189,16 @@ def score_bin_edges(oof: np.ndarray, bins: int = PREVALENCE_BINS) -> np.ndarray:
     return np.unique(np.quantile(np.asarray(oof, dtype=np.float64), np.linspace(0, 1, bins + 1)))[1:-1]
 
 
+def bin_shares(bin_of_row: np.ndarray, k: int) -> np.ndarray:
+    """The share of rows in each of `k` bins, each bin with half a row added, so that a bin a
+    class never reaches is unlikely for it rather than impossible."""
+    return (np.bincount(bin_of_row, minlength=k) + 0.5) / (len(bin_of_row) + 0.5 * k)
+
+
 def class_histograms(bin_of_train: np.ndarray, y: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """P(bin | converted) and P(bin | not converted) over the training rows, each bin with half a
-    row added, so that a bin one class never reaches is unlikely for it rather than impossible."""
+    """P(bin | converted) and P(bin | not converted) over the training rows (`bin_shares`)."""
     y = np.asarray(y).astype(bool)
-    h1 = (np.bincount(bin_of_train[y], minlength=k) + 0.5) / (y.sum() + 0.5 * k)
-    h0 = (np.bincount(bin_of_train[~y], minlength=k) + 0.5) / ((~y).sum() + 0.5 * k)
-    return h1, h0
+    return bin_shares(bin_of_train[y], k), bin_shares(bin_of_train[~y], k)
 
 
 def mixture_rate(h1: np.ndarray, h0: np.ndarray, counts: np.ndarray, start: float, tol: float = 1e-9,
@@ -278,10 +281,8 @@ def estimate_prevalence(y_train: np.ndarray, oof: np.ndarray, cutoff: float, p_s
     pos, neg = b_tr[y], b_tr[~y]
     boots = np.empty(n_boot)
     for i in range(n_boot):
-        bp = pos[rng.integers(0, len(pos), len(pos))]
-        bn = neg[rng.integers(0, len(neg), len(neg))]
-        g1 = (np.bincount(bp, minlength=k) + 0.5) / (len(bp) + 0.5 * k)
-        g0 = (np.bincount(bn, minlength=k) + 0.5) / (len(bn) + 0.5 * k)
+        g1 = bin_shares(pos[rng.integers(0, len(pos), len(pos))], k)
+        g0 = bin_shares(neg[rng.integers(0, len(neg), len(neg))], k)
         c = np.bincount(b_sc[rng.integers(0, len(b_sc), len(b_sc))], minlength=k).astype(np.float64)
         boots[i] = mixture_rate(g1, g0, c, est)
     stderr = float(boots.std(ddof=1)) if n_boot > 1 else float("nan")
