@@ -152,6 +152,19 @@ def test_outcomes_learned_later_decide_between_models_on_other_rows(db_file, cha
                              f"'{worse.model_version}'")[0][0]
     assert json.loads(event)["basis"] == promotion.OUTCOMES_BASIS and json.loads(event)["leads"] == 120
 
+    # the challenger never scored those leads: compare says so and what puts them side by side
+    code, out, err = run(capsys, "models", "compare", champion, worse.model_version)
+    assert code == 0, err
+    assert (f"120 leads with a known outcome were scored by {champion} but not by {worse.model_version}: "
+            f"`leadscore score --model {worse.model_version}` scores them") in out
+    assert "leads both scored" not in out
+    code, _, err = run(capsys, "score", "--model", worse.model_version)
+    assert code == 0, err
+    code, out, err = run(capsys, "models", "compare", champion, worse.model_version)
+    assert code == 0, err
+    assert "log-loss on 120 leads both scored" in out and "were scored by" not in out
+    assert rows_of(db_file, f"select model_version from {registry.REGISTRY_TABLE} where is_current") == [(champion,)]
+
     # made uninformative (0.5 for every lead): the retrain's own scores of those leads beat them
     _set_current_scores(db_file, champion, "0.5")
     better = train.train_model(db_file, time_budget=60, seed=2, folds=3, progress=False, baseline_only=True)

@@ -97,6 +97,29 @@ def judge(
                          "the newer model becomes current", {"basis": "none", "current": current})
 
 
+def _unshared_outcome_lines(con: duckdb.DuckDBPyConnection, a: str, b: str, shared: int) -> list[str]:
+    """Where one model scored leads with a known outcome that the other never scored (a
+    challenger is not scored by the nightly run), what would put them side by side: scoring them
+    with the other model writes its own history and leaves `scored_leads` (the current model's)
+    as it is."""
+    if not db.table_exists(con, "ops", "latest_scores"):
+        return []
+    counts = dict(db.fetch_all(
+        con,
+        f"select s.model_version, count(*) from {LATEST_SCORES} as s "
+        f"inner join ({outcomes.known_outcomes_sql(con)}) as o on o.lead_id = s.lead_id "
+        "where s.model_version in (?, ?) group by s.model_version",
+        [a, b],
+    ))
+    lines = []
+    for scored, other in ((a, b), (b, a)):
+        only = int(counts.get(scored, 0)) - shared
+        if only > 0:
+            lines.append(f"{only} leads with a known outcome were scored by {scored} but not by {other}: "
+                         f"`leadscore score --model {other}` scores them, then compare again")
+    return lines
+
+
 def scored_outcomes(con: duckdb.DuckDBPyConnection, version: str) -> pd.DataFrame:
     """Leads `version` scored whose outcome is now known: lead_id, is_converted and its latest
     score p, ordered by lead_id."""
@@ -192,6 +215,7 @@ def compare_lines(con: duckdb.DuckDBPyConnection, a: str, b: str) -> list[str]:
         verdict = ("the first is better" if low > 0 else "the second is better" if high < 0
                    else "within the sample's noise")
         lines.append(f"{'F1, first minus second, 95%':<34}{f'{low:+.4f} to {high:+.4f}':>30}  {verdict:>30}")
+    lines += _unshared_outcome_lines(con, a, b, len(shared))
     if db.table_exists(con, "ops", "evaluations"):
         ev = db.fetch_all(
             con,
