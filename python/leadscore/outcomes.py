@@ -40,8 +40,7 @@ def record(
     con.register("_outcome_labels", pa.table({"id": np.asarray(ids, dtype=np.int64),
                                               "is_converted": np.asarray(labels, dtype=bool)}))
     try:
-        before = int(db.scalar(con, f"select count(*) from {TABLE}"))
-        con.execute(
+        inserted = con.execute(
             f"""
             insert into {TABLE} (lead_id, id, is_converted, source, source_ref, recorded_at)
             select l.lead_id, t.id, t.is_converted, ?, ?, ?
@@ -52,8 +51,8 @@ def record(
             )
             """,
             [source, source_ref, at.replace(tzinfo=None)],
-        )
-        return int(db.scalar(con, f"select count(*) from {TABLE}")) - before
+        ).fetchone()
+        return int(inserted[0]) if inserted else 0
     finally:
         con.unregister("_outcome_labels")
 

@@ -97,29 +97,6 @@ def judge(
                          "the newer model becomes current", {"basis": "none", "current": current})
 
 
-def _unshared_outcome_lines(con: duckdb.DuckDBPyConnection, a: str, b: str, shared: int) -> list[str]:
-    """Where one model scored leads with a known outcome that the other never scored (a
-    challenger is not scored by the nightly run), what would put them side by side: scoring them
-    with the other model writes its own history and leaves `scored_leads` (the current model's)
-    as it is."""
-    if not db.table_exists(con, "ops", "latest_scores"):
-        return []
-    counts = dict(db.fetch_all(
-        con,
-        f"select s.model_version, count(*) from {LATEST_SCORES} as s "
-        f"inner join ({outcomes.known_outcomes_sql(con)}) as o on o.lead_id = s.lead_id "
-        "where s.model_version in (?, ?) group by s.model_version",
-        [a, b],
-    ))
-    lines = []
-    for scored, other in ((a, b), (b, a)):
-        only = int(counts.get(scored, 0)) - shared
-        if only > 0:
-            lines.append(f"{only} leads with a known outcome were scored by {scored} but not by {other}: "
-                         f"`leadscore score --model {other}` scores them, then compare again")
-    return lines
-
-
 def scored_outcomes(con: duckdb.DuckDBPyConnection, version: str) -> pd.DataFrame:
     """Leads `version` scored whose outcome is now known: lead_id, is_converted and its latest
     score p, ordered by lead_id."""
@@ -189,21 +166,11 @@ def compare_lines(con: duckdb.DuckDBPyConnection, a: str, b: str) -> list[str]:
     if la is not None and lb is not None:
         lines.append(f"{'out-of-fold log-loss':<34}{la:>30.5f}  {lb:>30.5f}"
                      + ("   (same training rows: comparable)" if same_rows else "   (other training rows)"))
-    shared = db.fetch_all(
-        con,
-        f"""
-        select x.conversion_probability, y.conversion_probability, o.is_converted
-        from {LATEST_SCORES} as x
-        inner join {LATEST_SCORES} as y on x.lead_id = y.lead_id and y.model_version = ?
-        inner join ({outcomes.known_outcomes_sql(con)}) as o on o.lead_id = x.lead_id
-        where x.model_version = ?
-        order by x.lead_id
-        """,
-        [b, a],
-    ) if db.table_exists(con, "ops", "latest_scores") else []
-    if shared:
-        y = np.array([r[2] for r in shared], dtype=float)
-        pa, pb = np.array([r[0] for r in shared]), np.array([r[1] for r in shared])
+    known_a, known_b = scored_outcomes(con, a), scored_outcomes(con, b)
+    shared = known_a.merge(known_b[["lead_id", "p"]], on="lead_id", suffixes=("_a", "_b"))
+    if len(shared):
+        y = shared["is_converted"].to_numpy(dtype=float)
+        pa, pb = shared["p_a"].to_numpy(dtype=float), shared["p_b"].to_numpy(dtype=float)
         lines.append(f"{f'log-loss on {len(y)} leads both scored':<34}{log_loss(y, pa):>30.5f}  {log_loss(y, pb):>30.5f}"
                      "   (outcomes learned later)")
         # each model flags at its own cutoff; the two F1 share the leads, so their difference is
@@ -215,7 +182,12 @@ def compare_lines(con: duckdb.DuckDBPyConnection, a: str, b: str) -> list[str]:
         verdict = ("the first is better" if low > 0 else "the second is better" if high < 0
                    else "within the sample's noise")
         lines.append(f"{'F1, first minus second, 95%':<34}{f'{low:+.4f} to {high:+.4f}':>30}  {verdict:>30}")
-    lines += _unshared_outcome_lines(con, a, b, len(shared))
+    # a challenger is not scored by the nightly run: say what would put the two side by side
+    # (scoring writes the model's own history; scored_leads stays the current model's)
+    for scored, other, only in ((a, b, len(known_a) - len(shared)), (b, a, len(known_b) - len(shared))):
+        if only > 0:
+            lines.append(f"{only} leads with a known outcome were scored by {scored} but not by {other}: "
+                         f"`leadscore score --model {other}` scores them, then compare again")
     if db.table_exists(con, "ops", "evaluations"):
         ev = db.fetch_all(
             con,

@@ -407,8 +407,8 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
         cut_pi = f1_optimal_cutoff(y, oof)[0]
         prevalence = estimate_prevalence(y, oof, cut_pi, p_score, pi, seed=seed)
         target = prevalence.estimate
-        if prevalence.warning():
-            _warn(f"WARNING: {prevalence.warning()}")
+        if (warning := prevalence.warning()) is not None:
+            _warn(f"WARNING: {warning}")
     elif target_prevalence is not None:
         mode, target = "given", float(target_prevalence)
 
