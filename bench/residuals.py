@@ -22,7 +22,13 @@ categorical columns with at most --max-levels levels and the numeric deciles. A 
 the rest (several hundred groupings are tested, so a few reach 2 or 3 by chance) names a
 column pair worth a cross.
 
-    .venv/bin/python bench/residuals.py [--db PATH] [--top 25] [--max-levels 40] [--seed 1]
+With --raw the columns as ingested (the staging model `stg_leads`, before any cleaning) are
+groupings too, named `raw.<column>`: each text value with at least 30 training rows as a level
+(rarer ones pooled), and each text's length, the numbers and the dates as deciles. Why: a cleaning step that
+merges spellings, strips a suffix or caps a number with different conversion rates on either
+side leaves no trace in the feature columns, only in the raw ones.
+
+    .venv/bin/python bench/residuals.py [--db PATH] [--raw] [--top 25] [--max-levels 40] [--seed 1]
 
 The database defaults to LEADSCORE_DB or data/leadscore.duckdb, opened read-only.
 """
@@ -45,6 +51,9 @@ sys.path.insert(0, str(REPO / "python"))
 DECILES = 10
 MIN_LEVEL_VARIANCE = 0.5
 FOLDS = 5  # as `leadscore train`'s default
+RAW_MIN_ROWS = 30  # a raw text value with fewer training rows is pooled: too few to test alone
+# staging columns that are keys, labels or bookkeeping, not something a lead says
+RAW_SKIP = ("lead_id", "id", "load_id", "source_row", "split", "is_converted", "extra_columns")
 
 
 def grouped_excess(residual: np.ndarray, variance: np.ndarray, keys: pd.DataFrame) -> tuple[float, int, float]:
@@ -75,6 +84,56 @@ def grouping_columns(df: pd.DataFrame, categorical: list[str], numeric: list[str
             ranks = values.rank(method="first")
             out[name] = pd.qcut(ranks, DECILES, labels=False).astype("float").fillna(-1.0)
     return out
+
+
+def raw_grouping_columns(raw: pd.DataFrame, min_rows: int = RAW_MIN_ROWS) -> pd.DataFrame:
+    """Groupings from the ingested columns, named `raw.<column>`: text values with fewer than
+    `min_rows` rows pooled as `<rare>` (missing its own level); `raw.<column>.length`, the text's
+    length; numbers, dates and lengths as `grouping_columns` makes them (deciles, missing apart)."""
+    out = pd.DataFrame(index=raw.index)
+    numbers = pd.DataFrame(index=raw.index)
+    for name in raw.columns:
+        if name in RAW_SKIP:
+            continue
+        column = raw[name]
+        if pd.api.types.is_datetime64_any_dtype(column):
+            numbers[name] = column.astype("int64").where(column.notna())
+        elif pd.api.types.is_numeric_dtype(column):
+            numbers[name] = column
+        else:
+            text = column.astype("string")
+            counts = text.value_counts()
+            common = text.isin(counts.index[counts >= min_rows]) | text.isna()
+            out[f"raw.{name}"] = text.where(common, "<rare>").fillna("<missing>")
+            numbers[f"{name}.length"] = text.str.len().astype("float")
+    binned = grouping_columns(numbers, [], [n for n in numbers.columns if numbers[n].notna().any()])
+    return pd.concat([out, binned.add_prefix("raw.")], axis=1)
+
+
+def new_partitions(groups: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
+    """`raw` without the groupings that split the rows exactly as the feature column of the same
+    name does (a number the SQL left alone): they would only repeat its rows in the table."""
+    def same(a: pd.Series, b: pd.Series) -> bool:
+        return bool((pd.factorize(a)[0] == pd.factorize(b)[0]).all())
+    repeated = [name for name in raw.columns
+                if name.removeprefix("raw.") in groups.columns and same(raw[name], groups[name.removeprefix("raw.")])]
+    return raw.drop(columns=repeated)
+
+
+def read_raw(db_path: str, lead_ids: pd.Series) -> pd.DataFrame:
+    """The staging rows of `lead_ids`, in their order."""
+    import duckdb
+
+    con = duckdb.connect(db_path, read_only=True)
+    try:
+        raw = con.sql("select * from stg_leads where split = 'train'").df()
+    finally:
+        con.close()
+    rows = pd.DataFrame({"lead_id": lead_ids.to_numpy()}).merge(raw, on="lead_id", how="left", validate="1:1")
+    if rows["split"].isna().any():
+        raise SystemExit(f"{db_path}: {int(rows['split'].isna().sum())} training rows have no row in stg_leads; "
+                         "run `leadscore build` again")
+    return rows
 
 
 def residual_table(y: np.ndarray, p: np.ndarray, groups: pd.DataFrame, max_levels: int) -> pd.DataFrame:
@@ -128,6 +187,8 @@ def out_of_fold_blend(db_path: str, seed: int) -> tuple[pd.DataFrame, list, np.n
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", default=os.environ.get("LEADSCORE_DB", str(REPO / "data" / "leadscore.duckdb")))
+    parser.add_argument("--raw", action="store_true",
+                        help="also group by the columns as ingested (stg_leads), before any cleaning")
     parser.add_argument("--top", type=int, default=25, help="groupings to print (default 25)")
     parser.add_argument("--max-levels", type=int, default=40,
                         help="columns with at most this many levels are paired (default 40)")
@@ -143,7 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     categorical = [f.name for f in flist if f.kind == "categorical" and not f.name.endswith(label_derived)]
     numeric = [f.name for f in flist if f.kind == "numeric" and not f.name.endswith(label_derived)
                and train[f.name].notna().any()]
-    table = residual_table(y, p, grouping_columns(train, categorical, numeric), args.max_levels)
+    groups = grouping_columns(train, categorical, numeric)
+    if args.raw:
+        raw = raw_grouping_columns(read_raw(args.db, train["lead_id"]))
+        groups = pd.concat([groups, new_partitions(groups, raw)], axis=1)
+    table = residual_table(y, p, groups, args.max_levels)
     print(f"{len(table)} groupings of {len(y)} training rows, out of fold; z ~ 0 +- 1 when the model "
           f"leaves nothing there")
     print(table.head(args.top).to_string(index=False, float_format=lambda v: f"{v:.1f}"))
