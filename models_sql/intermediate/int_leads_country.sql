@@ -6,6 +6,14 @@
 -- ('Corporate /  /' has no country field but 'Corporate', '' or '/ /' has none at all) is
 -- 'unknown'. customer_country_1 is a duplicate and only stands in when customer_country is
 -- missing. Region comes from the seed country_regions ('other' for a country not listed).
+-- How much of the address was given, from the '/' fields of the text as it came:
+--   has_street_address: two separators or more (ADDRESS / CITY / COUNTRY) and the first field
+--     holds text ('1234 Main St / Austin / TX', 'Corporate /  /')
+--   has_city: the field before the country holds text: the second of two separators or more
+--     ('/Delhi/India/', '/ Chicago / IL / United States'), the first of exactly one
+--     ('Chennai / India'); no separator ('India') gives no city
+-- A missing text gives false for both. Why: on data with street addresses, leads that give one
+-- convert apart from those of the same country that do not, which the country alone cannot hold.
 with leads as (
 
     select
@@ -44,7 +52,10 @@ parsed as (
 
     select
         country_text,
-        {{ normalise_key(last_nonempty_field('country_text', "'/'")) }} as country_key
+        {{ normalise_key(last_nonempty_field('country_text', "'/'")) }} as country_key,
+        length(country_text) - length(replace(country_text, '/', '')) as separators,
+        trim(split_part(country_text, '/', 1)) <> '' as first_field_given,
+        trim(split_part(country_text, '/', 2)) <> '' as second_field_given
     from distinct_strings
 
 ),
@@ -53,7 +64,13 @@ country_map as (
 
     select
         parsed.country_text,
-        coalesce(aliases.country, parsed.country_key, 'unknown') as country
+        coalesce(aliases.country, parsed.country_key, 'unknown') as country,
+        coalesce(parsed.separators >= 2 and parsed.first_field_given, false) as has_street_address,
+        coalesce(
+            (parsed.separators >= 2 and parsed.second_field_given)
+            or (parsed.separators = 1 and parsed.first_field_given),
+            false
+        ) as has_city
     from parsed
     left join aliases on parsed.country_key = aliases.raw_key
 
@@ -64,6 +81,8 @@ located as (
     select
         leads.*,
         country_map.country,
+        country_map.has_street_address,
+        country_map.has_city,
         coalesce(regions.region, 'other') as region
     from leads
     left join country_map

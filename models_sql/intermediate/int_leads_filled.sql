@@ -82,6 +82,8 @@ final as (
         leads.is_converted,
         leads.customer_idx,
         leads.lead_owner,
+        leads.has_street_address,
+        leads.has_city,
         coalesce(leads.bant_submit, 0) as bant_submit,
         coalesce(leads.lead_desc_length, 0) as lead_desc_length,
         coalesce(leads.ver_cus, 0) as ver_cus,

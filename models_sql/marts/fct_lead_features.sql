@@ -117,6 +117,8 @@ final as (
         case when {{ undated }} then derived.customer_share_of_owner end as customer_share_of_owner,
         derived.product_count,
         derived.country_matches_subsidiary,
+        bucketed.has_street_address,
+        bucketed.has_city,
         derived.strategic_flag_count,
         derived.missing_field_count,
         {% for column in var('history_as_of_columns') %}
