@@ -98,6 +98,8 @@ def raw_grouping_columns(raw: pd.DataFrame, min_rows: int = RAW_MIN_ROWS) -> pd.
         column = raw[name]
         if pd.api.types.is_datetime64_any_dtype(column):
             numbers[name] = column.astype("int64").where(column.notna())
+        elif pd.api.types.is_bool_dtype(column):  # nullable flags: missing stays its own level
+            numbers[name] = column.astype("Float64").astype("float64")
         elif pd.api.types.is_numeric_dtype(column):
             numbers[name] = column
         else:

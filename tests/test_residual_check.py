@@ -71,10 +71,12 @@ def test_raw_columns_pool_rare_text_and_add_each_texts_length_and_skip_keys():
         "customer_job": ["engineering"] * 60 + ["Engineering "] * 35 + ["cfo"] * 3 + [None] * 2,
         "lead_desc_length": np.arange(100, dtype=float),
         "lead_date": pd.to_datetime("2026-01-01") + pd.to_timedelta(np.arange(100), "D"),
+        "customer_history": pd.array([True, False] * 49 + [None, None], dtype="boolean"),  # as duckdb reads it
     })
     groups = residuals.raw_grouping_columns(raw, min_rows=30)
     assert set(groups.columns) == {"raw.customer_job", "raw.customer_job.length", "raw.lead_desc_length",
-                                   "raw.lead_date"}
+                                   "raw.lead_date", "raw.customer_history"}
+    assert groups["raw.customer_history"].value_counts().to_dict() == {1.0: 49, 0.0: 49, -1.0: 2}
     assert groups["raw.customer_job"].value_counts().to_dict() == {
         "engineering": 60, "Engineering ": 35, "<rare>": 3, "<missing>": 2}
     lengths = groups["raw.customer_job.length"]  # 11, 12 and 3 letters: few values, kept as they are
