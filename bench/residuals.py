@@ -24,9 +24,11 @@ column pair worth a cross.
 
 With --raw the columns as ingested (the staging model `stg_leads`, before any cleaning) are
 groupings too, named `raw.<column>`: each text value with at least 30 training rows as a level
-(rarer ones pooled), and each text's length, the numbers and the dates as deciles. Why: a cleaning step that
-merges spellings, strips a suffix or caps a number with different conversion rates on either
-side leaves no trace in the feature columns, only in the raw ones.
+(rarer ones pooled), and each text's length, the numbers, the dates and the flags as
+`grouping_columns` bins them; a raw grouping that splits the rows as its feature column does is
+left out. Why: a cleaning step that merges spellings, strips a field or fills a number with
+different conversion rates on either side leaves no trace in the feature columns, only in the
+raw ones.
 
     .venv/bin/python bench/residuals.py [--db PATH] [--raw] [--top 25] [--max-levels 40] [--seed 1]
 
