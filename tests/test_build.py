@@ -303,3 +303,25 @@ def test_every_built_model_lists_exactly_its_columns_in_yaml(pipeline_template):
                                         "listed, not built": sorted(listed - built[model["name"]])}
     assert {"int_leads_crossed", "fct_lead_features", "scored_leads", "call_list"} <= set(checked)
     assert wrong == {}
+
+
+def test_plain_dbt_on_a_database_without_the_jobs_view_says_what_to_do(pipeline):
+    """call_list reads ops.known_outcomes, a view the Python job creates (tables.py): on a database
+    no writing leadscore command has opened since the view existed, a plain `dbt build` stops with
+    what to do instead of DuckDB's catalog error; `leadscore build` creates it and builds."""
+    import duckdb
+
+    from helpers import leadscore_cli
+
+    db_file = pipeline / "data" / "leadscore.duckdb"
+    con = duckdb.connect(str(db_file))
+    con.execute("drop view ops.known_outcomes")
+    con.close()
+    env = dict(os.environ, LEADSCORE_DB=str(db_file), DBT_PROFILES_DIR=str(REPO))
+    plain = subprocess.run([str(Path(sys.executable).parent / "dbt"), "run", "-s", "call_list", "--no-use-colors",
+                            "--target-path", str(pipeline / "dbt-target")],
+                           env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert plain.returncode != 0
+    assert "ops.known_outcomes is missing" in plain.stdout and "run `leadscore build` once" in plain.stdout
+    result = leadscore_cli(pipeline / "data", "build", "-s", "call_list")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr

@@ -224,3 +224,20 @@ def test_evaluate_missing_file_and_unknown_model(scored, tmp_path):
     assert run.returncode == 1 and "nope.csv: no such file" in run.stderr
     run = leadscore(scored / "data", "evaluate", "--labels", str(scored / "raw" / "truth.csv"), "--model", "v0-none")
     assert run.returncode == 1 and "model version v0-none is not in ops.model_registry" in run.stderr
+
+
+def test_leads_whose_outcome_evaluate_recorded_leave_the_call_list_at_once(pipeline_template, tmp_path):
+    """call_list is the open leads: once `leadscore evaluate` has recorded a lead's outcome
+    (ops.known_outcomes) it is no longer one to call, without another dbt run. The other leads
+    keep their rank."""
+    root = copy_pipeline(pipeline_template, tmp_path)
+    data, db_file = root / "data", root / "data" / "leadscore.duckdb"
+    before = query(db_file, "select id, rank from main.call_list order by rank")
+    assert len(before) == SCORE_ROWS
+    truth = (pipeline_template / "truth.csv").read_text().splitlines()
+    labels = write(tmp_path / "first_100.csv", "\n".join(truth[:101]) + "\n")
+    known = {int(line.split(",")[0]) for line in truth[1:101]}
+    ok(leadscore(data, "evaluate", "--labels", str(labels)))
+    after = query(db_file, "select id, rank from main.call_list order by rank")
+    assert after == [(i, r) for i, r in before if i not in known] and len(after) == SCORE_ROWS - 100
+    assert query(db_file, "select count(*) from ops.known_outcomes")[0][0] == 100

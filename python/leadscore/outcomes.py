@@ -6,8 +6,8 @@ carry no id), so the outcomes that do arrive for scored leads come two ways:
   `ops.outcomes` (source 'evaluate', the evaluation's id), whichever model scored it;
 - a score file that carried labels: ingest keeps them in `raw.set_aside_labels`.
 
-`known_outcomes_sql` is the one rule that joins the two: per lead the latest outcome recorded,
-training rows left out. No model ever trains on these leads, so every model's score of them is
+The one rule that joins the two (per lead the latest outcome recorded, training rows left out)
+is the view `ops.known_outcomes` (tables.KNOWN_OUTCOMES_DDL), which dbt's call_list reads too. No model ever trains on these leads, so every model's score of them is
 out of sample, and the current model and a new one can be judged on the same leads
 (leadscore.promotion).
 """
@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from leadscore import db, tables
+from leadscore.errors import LeadscoreError
 
 TABLE = "ops.outcomes"
 
@@ -59,19 +60,8 @@ def record(
 
 def known_outcomes_sql(con: duckdb.DuckDBPyConnection) -> str:
     """A query of (lead_id, is_converted): the latest outcome recorded per lead that is not a
-    training row, from `ops.outcomes` and `raw.set_aside_labels` (either may not exist yet)."""
-    parts = []
-    if db.table_exists(con, "ops", "outcomes"):
-        parts.append(f"select lead_id, is_converted, recorded_at from {TABLE}")
-    if db.table_exists(con, "raw", "set_aside_labels"):
-        parts.append("select lead_id, is_converted, set_aside_at as recorded_at from raw.set_aside_labels "
-                     "where is_converted is not null")
-    if not parts:
-        return "select cast(null as varchar) as lead_id, cast(null as boolean) as is_converted where false"
-    return f"""
-        select o.lead_id, arg_max(o.is_converted, o.recorded_at) as is_converted
-        from ({' union all '.join(parts)}) as o
-        inner join raw.leads as l on l.lead_id = o.lead_id
-        where l.is_converted is null
-        group by o.lead_id
-    """
+    training row (the view tables.KNOWN_OUTCOMES, which every writing command creates)."""
+    if not db.table_exists(con, "ops", "known_outcomes"):
+        raise LeadscoreError(f"{tables.KNOWN_OUTCOMES} is missing: this database has not been opened by a "
+                             "writing leadscore command since it existed; run `leadscore build` once")
+    return f"select lead_id, is_converted from {tables.KNOWN_OUTCOMES}"

@@ -118,7 +118,7 @@ def _source_tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
         for r in db.fetch_all(
             con,
             "select table_schema, table_name from information_schema.tables "
-            f"where table_schema in ({placeholders}) and table_type = 'BASE TABLE' order by 1, 2",
+            f"where table_schema in ({placeholders}) and table_type in ('BASE TABLE', 'VIEW') order by 1, 2",
             list(SOURCE_SCHEMAS),
         )
     ]
@@ -142,7 +142,9 @@ def _export_select(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> s
 
 def export_sources(con: duckdb.DuckDBPyConnection, folder: Path | None = None) -> dict[str, int]:
     """Write every table of the raw and ops schemas as Parquet, <folder>/<schema>/<table>/, each
-    folder replaced whole (written beside, then renamed). Returns rows per `schema.table`."""
+    folder replaced whole (written beside, then renamed), and each view as its rows are now
+    (ops.known_outcomes: Spark reads the rule's result, not a second copy of the rule). Returns
+    rows per `schema.table`."""
     folder = folder or sources_dir()
     tables.ensure_schemas(con)
     written: dict[str, int] = {}

@@ -252,8 +252,30 @@ LATEST_SCORES_DDL = f"""
 _LATEST_FIRST = "scored_at desc, run_id desc"
 
 
+# The one rule for "this lead's outcome is known": per lead that is not a training row, the latest
+# outcome recorded, from `leadscore evaluate` (ops.outcomes) or from labels a score file carried
+# (raw.set_aside_labels, a label that parsed). A view beside the tables it reads, so the Python
+# job (leadscore.outcomes, the promotion rule) and dbt (source ops.known_outcomes: call_list
+# leaves these leads out) read the same rule; `create or replace`, so a newer rule replaces an
+# older database's.
+KNOWN_OUTCOMES = "ops.known_outcomes"
+KNOWN_OUTCOMES_DDL = f"""
+    create or replace view {KNOWN_OUTCOMES} as
+    select o.lead_id, arg_max(o.is_converted, o.recorded_at) as is_converted, max(o.recorded_at) as recorded_at
+    from (
+        select lead_id, is_converted, recorded_at from ops.outcomes
+        union all
+        select lead_id, is_converted, set_aside_at as recorded_at from raw.set_aside_labels
+        where is_converted is not null
+    ) as o
+    inner join raw.leads as l on o.lead_id = l.lead_id
+    where l.is_converted is null
+    group by o.lead_id
+"""
+
+
 def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
-    for ddl in (*RAW_DDL, *OPS_DDL):
+    for ddl in (*RAW_DDL, *OPS_DDL, KNOWN_OUTCOMES_DDL):
         con.execute(ddl)
     drop_bulk_indexes(con)
     ensure_latest_scores(con)
