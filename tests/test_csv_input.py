@@ -141,9 +141,10 @@ def test_blank_header_cells_are_extra_columns_named_by_position(tmp_path):
     assert f.extra == ["unnamed_1", "note", "unnamed_32"] and f.unnamed == (1, 32)
     assert f.header[:2] == ["unnamed_1", "bant_submit"] and f.header[-1] == "unnamed_32"
     con = duckdb.connect()
-    try:  # the cells table goes by the same names (DuckDB's reader would make up its own)
+    try:  # the cells table goes by the same names (DuckDB's reader would make up its own), then the row number
         cells = csv_input.read_cells(con, f)
-        assert [d[0] for d in con.execute(f"select * from {cells.table} limit 0").description] == f.header
+        assert [d[0] for d in con.execute(f"select * from {cells.table} limit 0").description] == [
+            *f.header, cells.row_column]
         csv_input.release_cells(con, cells)
     finally:
         con.close()
@@ -188,7 +189,7 @@ def test_read_cells_keeps_every_cell_as_text_in_file_order(tmp_path):
     try:
         cells = csv_input.read_cells(con, f)
         got = con.execute(
-            f"select {cells.row}, customer_idx, bant_submit from {cells.table} as s order by rowid"
+            f"select {cells.row}, customer_idx, bant_submit from {cells.table} as s order by 1"
         ).fetchall()
         csv_input.release_cells(con, cells)
         attached = con.execute("select database_name from duckdb_databases() where not internal").fetchall()
@@ -206,3 +207,112 @@ def test_input_file_is_not_a_folder(tmp_path):
         csv_input.discover_inputs(p)
     with pytest.raises(LeadscoreError, match="no such folder"):
         csv_input.discover_inputs(tmp_path / "nowhere")
+
+
+# -- cells as written: a '#', a column of any name, a broken gzip stream --------------------------
+
+def test_a_cell_starting_with_hash_is_data_not_a_comment(db_file, tmp_path, capsys):
+    """DuckDB's sniffer took '#' for a comment marker: a row starting with Excel's '#N/A' (or an
+    id '#REF!') vanished, the rows after it were numbered one too low, and a cell was cut at its
+    '#'. Every row is read and every cell kept; a '#N/A' is then a bad value like any other."""
+    rows = train_rows(4, start=610)
+    rows[0]["note"] = "ticket #6 callback"
+    rows[1]["bant_submit"] = "#N/A"  # bant_submit is the first column: the line starts with '#'
+    train = write_csv(tmp_path / "hash.csv", rows, extra=("note",))
+    code, out, err = run(capsys, "ingest", "--train", str(train))
+    assert code == 0 and "loaded 3 rows" in out, err
+    assert rows_of(db_file, "select source_row, customer_idx, extra_columns->>'note' from raw.leads order by 1") == [
+        (1, 610, "ticket #6 callback"), (3, 612, None), (4, 613, None)]
+    scores = score_rows(3, start=5001)
+    scores[1]["id"] = "#REF!"  # the id is the first column
+    score = write_csv(tmp_path / "hash_id.csv", scores, with_id=True)
+    code, out, err = run(capsys, "ingest", "--score", str(score))
+    assert code == 0 and "loaded 2 rows" in out, err
+    assert rows_of(db_file, "select load_id, source_row, column_name, raw_value, reason from raw.rejected_rows "
+                            "order by 1, 2") == [(1, 2, "bant_submit", "#N/A", "not a number"),
+                                                 (2, 2, "id", "#REF!", "not a number")]
+    assert rows_of(db_file, "select source_row, id from raw.leads where load_id = 2 order by 1") == [(1, 5001), (3, 5015)]
+
+
+def test_a_column_named_rowid_is_an_extra_column_like_any_other(db_file, tmp_path, capsys):
+    """`rowid` (any case) hid DuckDB's row id, which numbered the rows: the load failed as a bug.
+    A column named like the cells' own row number is kept too (the row number takes another name)."""
+    rows = train_rows(3, start=620)
+    for i, row in enumerate(rows):
+        row.update({"ROWID": "x" if i == 1 else str(100 - i), "_data_row": "7"})
+    rows[2]["lead_owner"] = "seven"  # a rejected row: its record and row number too
+    p = write_csv(tmp_path / "rowid.csv", rows, extra=("ROWID", "_data_row"))
+    code, out, err = run(capsys, "ingest", "--train", str(p))
+    assert code == 0 and "loaded 2 rows" in out, err
+    assert rows_of(db_file, "select source_row, customer_idx, extra_columns->>'ROWID', extra_columns->>'_data_row' "
+                            "from raw.leads order by 1") == [(1, 620, "100", "7"), (2, 621, "x", "7")]
+    assert rows_of(db_file, "select source_row, column_name, raw_record->>'ROWID', raw_record->>'customer_idx' "
+                            "from raw.rejected_rows") == [(3, "lead_owner", "98", "622")]
+    scores = score_rows(2, start=6001)
+    scores[0]["rowid"] = "1"
+    score = write_csv(tmp_path / "rowid_score.csv", scores, with_id=True, extra=("rowid",))
+    code, out, err = run(capsys, "ingest", "--score", str(score))
+    assert code == 0 and "loaded 2 rows" in out, err
+
+
+def _broken_gzips(tmp_path: Path) -> tuple[Path, Path]:
+    """A gzip file cut in half (a copy that broke off) and one with 64 bytes in the middle flipped."""
+    packed = gzip.compress(write_csv(tmp_path / "whole.csv", train_rows(400, start=3000)).read_bytes())
+    truncated = tmp_path / "truncated.csv.gz"
+    truncated.write_bytes(packed[: len(packed) // 2])
+    flipped = bytearray(packed)
+    middle = len(flipped) // 2
+    flipped[middle:middle + 64] = bytes(b ^ 0xFF for b in flipped[middle:middle + 64])
+    corrupt = tmp_path / "corrupt.csv.gz"
+    corrupt.write_bytes(bytes(flipped))
+    return truncated, corrupt
+
+
+def test_a_broken_gzip_file_is_refused_naming_the_file(seeded, tmp_path, capsys):
+    """Python's gzip reader, reading the file again to name the line, raised EOFError /
+    BadGzipFile / zlib.error: reported as a bug, and the nightly job retried it every run."""
+    truncated, corrupt = _broken_gzips(tmp_path)
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(truncated)],
+                           "truncated.csv.gz: not a valid gzip file: it is truncated")
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(corrupt)],
+                           "corrupt.csv.gz: not a valid gzip file: it is corrupt")
+    # the header itself in the broken part: refused the same way
+    head_cut = tmp_path / "head_cut.csv.gz"
+    head_cut.write_bytes(truncated.read_bytes()[:30])
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(head_cut)],
+                           "head_cut.csv.gz: not a valid gzip file: it is truncated")
+
+
+def test_nightly_quarantines_a_broken_gzip_file(db_file, tmp_path):
+    truncated, corrupt = _broken_gzips(tmp_path)
+    good = write_csv(tmp_path / "good.csv", train_rows(2, start=3900))
+    con = duckdb.connect(str(db_file))
+    try:
+        results = ingest.ingest_files(con, [(truncated, "auto"), (corrupt, "auto"), (good, "auto")], quarantine=True)
+        assert [r.status for r in results] == ["refused", "refused", "loaded"]
+        assert con.execute("select file_name, status, reason from raw.loads order by load_id").fetchall() == [
+            ("truncated.csv.gz", "refused", results[0].message),
+            ("corrupt.csv.gz", "refused", results[1].message),
+            ("good.csv", "loaded", "role train: no 'id' column, like the competition's training file"),
+        ]
+        assert "not a valid gzip file: it is truncated" in results[0].message
+        assert "not a valid gzip file: it is corrupt" in results[1].message
+        again = ingest.ingest_files(con, [(truncated, "auto")], quarantine=True)
+        assert "not retried until the file changes" in again[0].message
+    finally:
+        con.close()
+
+
+def test_the_encoding_is_looked_into_only_on_an_encoding_error(tmp_path, monkeypatch):
+    """Every DuckDB sniffer error prints 'Encoding: utf-8' among the reader's options; taken for an
+    encoding error, it made the whole file be read once more (and a broken gzip one raise)."""
+    p = write_csv(tmp_path / "fine.csv", train_rows(2))
+    calls: list[Path] = []
+    real = csv_input.invalid_utf8
+    monkeypatch.setattr(csv_input, "invalid_utf8", lambda path, gz=None: calls.append(path) or real(path, gz))
+    sniffed = duckdb.InvalidInputException(
+        'Invalid Input Error: Error when sniffing file "fine.csv".\nIt was not possible to automatically detect '
+        "the CSV parsing dialect\nDelimiter Candidates: ','\nEncoding: utf-8\n")
+    refused = csv_input._csv_error(p, sniffed, False)
+    assert "fine.csv: cannot be read as CSV" in str(refused)
+    assert calls == [p]  # once, by the structural diagnosis (which looks at the encoding first)

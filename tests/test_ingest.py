@@ -124,7 +124,7 @@ def test_unparseable_values_are_rejected_with_reason(seeded, tmp_path, capsys):
 
 
 def test_strict_mode_fails_on_rejected_rows(seeded, tmp_path, capsys):
-    rows = train_rows(3)
+    rows = train_rows(3, start=200)  # other leads than the seeded ones (identical rows are rejected too)
     rows[2]["com_reg_ver_win_rate"] = "n/a"
     p = write_csv(tmp_path / "strict.csv", rows)
     assert_fails_unchanged(
@@ -388,3 +388,31 @@ def test_a_reexported_training_file_whose_outcomes_moved_on_says_so(db_file, tmp
     code, out, err = run(capsys, "ingest", "--train", str(write_csv(tmp_path / "may.csv", unchanged)))
     assert code == 0 and "repeat a lead" not in out + err
     assert rows_of(db_file, "select count(*) from raw.leads") == [(8,)]
+
+
+def test_strict_refuses_rows_without_ids_already_loaded(seeded, tmp_path, capsys):
+    """--strict was checked before the rows without an id were matched against the leads already
+    loaded: a re-sent training file whose every row was rejected loaded 0 rows and exited 0."""
+    again = write_csv(tmp_path / "again.csv", train_rows(3))  # the seeded leads
+    again.write_bytes(again.read_bytes().replace(b"\n", b"\r\n"))  # other bytes (no sha256 skip), same rows
+    assert_fails_unchanged(
+        seeded, capsys, ["ingest", "--strict", "--train", str(again)],
+        "again.csv: 3 row(s) rejected (--strict); first: data row 1, column row: identical row already loaded (load 1)",
+    )
+
+
+def test_a_repeated_id_is_kept_by_its_first_copy_that_passes_the_other_rules(db_file, tmp_path, capsys):
+    """The first copy of id 1008 has an unreadable customer_idx: the second copy loads (it was
+    rejected as a duplicate of a row that never loaded, and the lead was lost); the third is a
+    duplicate of the second."""
+    rows = score_rows(5)
+    rows[1]["customer_idx"] = "abc"
+    rows[3]["id"] = rows[4]["id"] = rows[1]["id"]
+    p = write_csv(tmp_path / "dups.csv", rows, with_id=True)
+    code, out, err = run(capsys, "ingest", "--score", str(p))
+    assert code == 0 and "loaded 3 rows" in out, err
+    assert rows_of(db_file, "select source_row, column_name, reason from raw.rejected_rows order by 1") == [
+        (2, "customer_idx", "not a number"),
+        (5, "id", "duplicate id 1008 (kept on data row 4, its first copy that passed the other rules)"),
+    ]
+    assert rows_of(db_file, "select source_row, id from raw.leads order by 1") == [(1, 1001), (3, 1015), (4, 1008)]

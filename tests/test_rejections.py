@@ -6,6 +6,7 @@ from __future__ import annotations
 import duckdb
 
 from helpers import rows_of, run, score_rows, train_rows, write_csv
+from leadscore.input_format import LEAD_COLUMN_NAMES
 
 
 def test_an_id_is_loaded_once_across_files_and_loads(db_file, tmp_path, capsys):
@@ -60,3 +61,55 @@ def test_rows_let_in_by_an_earlier_version_are_moved_out(db_file, tmp_path, caps
     assert rows_of(db_file, "select count(*) from raw.leads where customer_idx = 651") == [(0,)]
     assert rows_of(db_file, "select column_name, reason from raw.rejected_rows") == [
         ("bant_submit", "not one of 0, 0.25, 0.5, 0.75, 1 (loaded before this rule was enforced; moved out of raw.leads)")]
+
+
+def test_a_row_with_a_blank_id_is_known_by_its_content(db_file, tmp_path, capsys):
+    """A file with an id column whose cell is blank on a row: the row is known by its content, as
+    in a file without ids, so a re-sent file does not load it again (it loaded from every file)."""
+    rows = score_rows(4)
+    rows[1]["id"] = rows[2]["id"] = ""
+    rows[2]["customer_idx"] = "4321"
+    assert run(capsys, "ingest", "--score", str(write_csv(tmp_path / "a.csv", rows, with_id=True)))[0] == 0
+    new_lead = {**score_rows(1)[0], "id": "", "customer_idx": "9876"}
+    code, out, err = run(capsys, "ingest", "--score", str(write_csv(tmp_path / "b.csv", rows + [new_lead], with_id=True)))
+    assert code == 0 and "b.csv: loaded 1 rows" in out, err
+    known = ("identical row already loaded (load 1); a lead without an id is known by its content, "
+             "so a re-sent row is not loaded twice")
+    assert rows_of(db_file, "select source_row, column_name, reason from raw.rejected_rows order by 1") == [
+        (1, "id", "id 1001 already loaded (load 1, data row 1); a lead is loaded once"),
+        (2, "row", known),
+        (3, "row", known),
+        (4, "id", "id 1022 already loaded (load 1, data row 4); a lead is loaded once"),
+    ]
+    assert rows_of(db_file, "select load_id, source_row, customer_idx from raw.leads where id is null order by 1, 2") == [
+        (1, 2, 1234), (1, 3, 4321), (2, 5, 9876)]
+
+
+def test_a_rejected_rows_record_is_the_whole_row_whatever_its_columns_are_called(db_file, tmp_path, capsys):
+    """`to_json(s)` took a column named `s` for the cells' alias and kept that one cell as the
+    record. Every way a row is rejected keeps the whole row, under the header's names."""
+    extra = ("s", "rowid", "l", "t", "r")
+
+    def named(rows: list[dict]) -> list[dict]:
+        return [{**row, "s": f"s{n}", "rowid": "x", "l": "l", "t": "t", "r": "r"} for n, row in enumerate(rows, 1)]
+
+    train = named(train_rows(2, start=830))
+    assert run(capsys, "ingest", "--train", str(write_csv(tmp_path / "t1.csv", train, extra=extra)))[0] == 0
+    bad = named(train_rows(3, start=830))
+    bad[2]["bant_submit"] = "abc"  # rows 1 and 2: already loaded (by content); row 3: a rule broken
+    assert run(capsys, "ingest", "--train", str(write_csv(tmp_path / "t2.csv", bad, extra=extra)))[0] == 0
+    assert run(capsys, "ingest", "--score", str(write_csv(tmp_path / "s1.csv", named(score_rows(1)), with_id=True,
+                                                          extra=extra)))[0] == 0
+    scores = named(score_rows(2))
+    scores.append({**scores[1], "s": "s3"})  # row 1: id already loaded; row 3: a duplicate id of row 2
+    assert run(capsys, "ingest", "--score", str(write_csv(tmp_path / "s2.csv", scores, with_id=True, extra=extra)))[0] == 0
+    got = rows_of(db_file, "select load_id, source_row, column_name, raw_record->>'s', raw_record->>'customer_idx', "
+                           "json_keys(raw_record) from raw.rejected_rows order by 1, 2")
+    train_header = [*LEAD_COLUMN_NAMES, "is_converted", *extra]
+    assert got == [
+        (2, 1, "row", "s1", "830", train_header),
+        (2, 2, "row", "s2", "831", train_header),
+        (2, 3, "bant_submit", "s3", "832", train_header),
+        (4, 1, "id", "s1", "1234", ["id", *train_header]),
+        (4, 3, "id", "s3", "1234", ["id", *train_header]),
+    ]

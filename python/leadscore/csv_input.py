@@ -38,6 +38,7 @@ import io
 import itertools
 import sys
 import uuid
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +57,13 @@ from leadscore.input_format import (
     Column,
 )
 
-_CSV_OPTIONS = "header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"'"
+# The dialect is given, not left to DuckDB's sniffer to guess; the comment marker too (none):
+# left unset, the sniffer took '#' for one in a file that has a cell starting with '#' (Excel's
+# '#N/A', an id '#REF!'), and then dropped that row, cut every other cell at its '#' ('ticket #6'
+# read as 'ticket ') and numbered the rows after a dropped one one too low, all silently.
+_CSV_OPTIONS = (
+    "header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"', comment = ''"
+)
 _GZIP_MAGIC = b"\x1f\x8b"
 # DuckDB's CSV reader refuses lines longer than this (its max_line_size default).
 _MAX_LINE_BYTES = 2_000_000
@@ -104,26 +111,54 @@ def invalid_utf8(path: Path, gz: bool | None = None) -> str | None:
 
 def _first_invalid_utf8(path: Path, gz: bool = False) -> tuple[int, int] | None:
     """(line, byte offset) of the first invalid UTF-8 sequence, or None. Only called after
-    DuckDB has refused the file, to name the exact line."""
+    DuckDB has refused the file, to name the exact line. A gzip stream that breaks off
+    (truncated, corrupt) ends the search there: that is `gzip_problem`'s to name, not a bug."""
     import codecs
 
     decoder = codecs.getincrementaldecoder("utf-8")()
     line, offset = 1, 0
     with (gzip.open(path, "rb") if gz else path.open("rb")) as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                return line + chunk[: exc.start].count(b"\n"), offset + exc.start
-            line += chunk.count(b"\n")
-            offset += len(chunk)
+        try:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    return line + chunk[: exc.start].count(b"\n"), offset + exc.start
+                line += chunk.count(b"\n")
+                offset += len(chunk)
+        except _GZIP_ERRORS:
+            return None
+    return None
+
+
+# What Python's gzip reader raises on a broken stream: EOFError when it is cut short,
+# gzip.BadGzipFile (an OSError) on a bad header or CRC, zlib.error on corrupt compressed data.
+_GZIP_ERRORS = (EOFError, OSError, zlib.error)
+
+
+def gzip_problem(path: Path) -> str | None:
+    """Why a gzip file cannot be decompressed to its end ('not a valid gzip file: ...'), or None
+    when it can. Only run on a gzip file DuckDB refused: DuckDB's own error for a broken stream is
+    a sniffer failure or a ragged line somewhere in the middle, which would send the user looking
+    for a CSV problem in a file that was cut off in transfer."""
+    try:
+        with gzip.open(path, "rb") as fh:
+            while fh.read(1 << 20):
+                pass
+    except EOFError:
+        return ("not a valid gzip file: it is truncated (the compressed data ends before its "
+                "end-of-stream marker); copy the whole file again")
+    except _GZIP_ERRORS as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        return f"not a valid gzip file: it is corrupt ({detail}); copy the file again"
     return None
 
 
 def _diagnose_csv(path: Path, gz: bool) -> str | None:
     """The first structural problem, found by Python's CSV reader, for when DuckDB's sniffer
     gives up without saying why: 'line N: expected X fields, found Y', an unterminated quote,
-    a line over DuckDB's size limit. Only runs on a file DuckDB refused."""
+    a line over DuckDB's size limit. Only runs on a file DuckDB refused, a gzip file's stream
+    found whole first (_csv_error)."""
     problem = invalid_utf8(path, gz)
     if problem:
         return problem
@@ -167,9 +202,16 @@ def _ragged_hint(header: list[str], found: int) -> str:
 
 
 def _csv_error(path: Path, exc: duckdb.Error, gz: bool) -> FileRefused:
-    """One line: the file, the line and DuckDB's reason (or ours, when DuckDB gives none)."""
+    """One line: the file, the line and DuckDB's reason (or ours, when DuckDB gives none).
+
+    A broken gzip stream is named first: DuckDB reports it as some CSV problem. The encoding is
+    looked into only when DuckDB says 'Invalid unicode': its other errors all print the reader's
+    options, 'Encoding: utf-8' among them, and a sniffer failure is diagnosed (encoding first) by
+    `_diagnose_csv` anyway."""
+    if gz and (problem := gzip_problem(path)):
+        return FileRefused(f"{path}: {problem}")
     text = str(exc)
-    if "unicode" in text.lower() or "utf-8" in text.lower():
+    if "unicode" in text.lower():
         problem = invalid_utf8(path, gz)
         if problem:
             return FileRefused(f"{path}: {problem}")
@@ -294,8 +336,9 @@ def _read_header(path: Path, gz: bool) -> list[str]:
     except UnicodeDecodeError:
         problem = invalid_utf8(path, gz) or "not valid UTF-8 at line 1; save the file as UTF-8 and load it again"
         raise FileRefused(f"{path}: {problem}") from None
-    except (OSError, EOFError) as exc:
-        raise FileRefused(f"{path}: cannot be read: {exc}") from None
+    except _GZIP_ERRORS as exc:
+        problem = gzip_problem(path) if gz else None
+        raise FileRefused(f"{path}: {problem or f'cannot be read: {exc}'}") from None
     except csv.Error as exc:
         raise FileRefused(f"{path}: line 1: the header cannot be parsed: {exc}") from None
 
@@ -358,60 +401,97 @@ def open_lead_file(path: Path, kind: str) -> LeadFile:
 
 @dataclass(frozen=True)
 class Cells:
-    """A file's text cells, one table row per data row in file order, in an in-memory database
-    of their own (read_cells); `table` is its qualified name for SQL, `row` the SQL for a data
-    row's number when the table is aliased `s`."""
+    """A file's text cells, one row per data row in file order, in an in-memory database of their
+    own (read_cells). `table` is the qualified name of a view for SQL, read aliased `s`: a column
+    per header name (`s."name"`, column_rules.cell), plus the data row's number under a name of
+    no header's (`row`); `record` is the SQL for a row's whole record as JSON.
+
+    The view, not the table the CSV reader fills, because a CSV column may take any name: one
+    called `rowid` hid DuckDB's row id from `s.rowid`, one called `s` turned `to_json(s)` into
+    that one cell. The stored table's columns are named by position (c1, c2, ...), so its row id
+    is always reachable; the view names them as the header does."""
 
     database: str
-    first_rowid: int
+    columns: tuple[str, ...]  # the header's names (LeadFile.header), in file order
+    row_column: str  # the view's column for the data row's number: a name no header cell takes
 
     @property
     def table(self) -> str:
         return f"{db.quote_ident(self.database)}.main.cells"
 
     @property
+    def stored(self) -> str:
+        """The table the CSV reader writes, columns named by position."""
+        return f"{db.quote_ident(self.database)}.main.cells_by_position"
+
+    @property
     def row(self) -> str:
-        return f"(s.rowid - {int(self.first_rowid)} + 1)"
+        """The data row's number (1 for the first row after the header)."""
+        return f"s.{db.quote_ident(self.row_column)}"
+
+    @property
+    def record(self) -> str:
+        """The row's cells as a JSON object keyed by the header's names, in file order (the row
+        number left out): what raw.rejected_rows keeps as raw_record, whatever the columns are
+        called."""
+        fields = ", ".join(f"{db.quote_literal(c)}: s.{db.quote_ident(c)}" for c in self.columns)
+        return f"to_json({{{fields}}})"
+
+
+def _row_column_name(header: list[str]) -> str:
+    """A name for the row number that no header name takes, as DuckDB compares names."""
+    taken = {_ascii_fold(h) for h in header}
+    name = "_data_row"
+    while _ascii_fold(name) in taken:
+        name += "_"
+    return name
 
 
 def read_cells(con: duckdb.DuckDBPyConnection, f: LeadFile) -> Cells:
     """Every data row of the file, every cell as text, into a table that the load's transaction
-    on `con` reads (release_cells drops it).
+    on `con` reads through the view `Cells.table` (release_cells drops both).
 
     The table is written by a second connection (a cursor of `con`) into an in-memory database
     attached for this file alone, and committed there, before `con` first reads it. A temp table
     made inside the load's transaction held the cells in transaction-local storage, which DuckDB
     scans on one thread: the typed insert of 1M leads took 6.0 s from it, 3.6 s from committed
     cells. The cells are no part of what the load commits or rolls back, so nothing is lost.
-    A fresh name per file: a transaction keeps seeing the first table it read under one name."""
+    A fresh name per file: a transaction keeps seeing the first table it read under one name, so
+    the view is made by the second connection too, before `con` reads anything there."""
     path = f.path
     options = _CSV_OPTIONS + (", compression = 'gzip'" if f.gz else "")
-    cells = Cells(f"_ingest_cells_{uuid.uuid4().hex[:12]}", 0)
+    cells = Cells(f"_ingest_cells_{uuid.uuid4().hex[:12]}", tuple(f.header), _row_column_name(f.header))
+    positions = [f"c{n}" for n in range(1, len(f.header) + 1)]
     writer = con.cursor()
     try:
         writer.execute(f"attach ':memory:' as {db.quote_ident(cells.database)}")
         try:
             # CTAS keeps file order (preserve_insertion_order), so rowids are in file order.
-            # The names are given (`names`): DuckDB's own would rename a blank or repeated one and
-            # trim spaces, and the SQL built from f.header would then miss or mistake a column.
+            # The names are given (`names`), by position: DuckDB's own would rename a blank or
+            # repeated one and trim spaces, and the header's own could hide the row id (`rowid`).
             writer.execute(
-                f"create table {cells.table} as select * from read_csv(?, {options}, names = ?)",
-                [str(path), f.header],
+                f"create table {cells.stored} as select * from read_csv(?, {options}, names = ?)",
+                [str(path), positions],
             )
         except duckdb.Error as exc:
             release_cells(con, cells)
             raise _csv_error(path, exc, f.gz) from exc
+        total, first_rowid = db.fetch_one(writer, f"select count(*), min(rowid) from {cells.stored}")
+        if total == 0:
+            release_cells(con, cells)
+            raise FileRefused(f"{path}: header only, no data rows")
+        named = ", ".join(f"{p} as {db.quote_ident(h)}" for p, h in zip(positions, f.header, strict=True))
+        writer.execute(
+            f"create view {cells.table} as select {named}, "
+            f"rowid - {int(first_rowid)} + 1 as {db.quote_ident(cells.row_column)} from {cells.stored}"
+        )
     finally:
         writer.close()
-    total, first_rowid = db.fetch_one(con, f"select count(*), min(rowid) from {cells.table}")
-    if total == 0:
-        release_cells(con, cells)
-        raise FileRefused(f"{path}: header only, no data rows")
-    return Cells(cells.database, int(first_rowid))
+    return cells
 
 
 def release_cells(con: duckdb.DuckDBPyConnection, cells: Cells) -> None:
-    """Drop a file's cells (detach their database); safe to call twice. From a second connection,
+    """Drop a file's cells, table and view (detach their database); safe to call twice. From a second connection,
     like the write: `con`'s open transaction has read them, and DuckDB refuses that one the detach."""
     with con.cursor() as other:
         other.execute(f"detach database if exists {db.quote_ident(cells.database)}")

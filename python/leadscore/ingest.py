@@ -280,20 +280,6 @@ def _load_cells(
     if has_id:
         reject_repeated_ids(con, path, load_id, cells)
         reject_known_ids(con, path, load_id, cells)
-    rejected = int(
-        db.scalar(con, "select count(distinct source_row) from raw.rejected_rows where load_id = ?", [load_id])
-    )
-    if rejected and strict:
-        first = db.fetch_one(
-            con,
-            "select source_row, column_name, raw_value, reason from raw.rejected_rows "
-            "where load_id = ? order by source_row limit 1",
-            [load_id],
-        )
-        raise FileRefused(
-            f"{path}: {rejected} row(s) rejected (--strict); first: data row {first[0]}, "
-            f"column {first[1]}: {first[3]} (value {first[2]!r})"
-        )
 
     # the 28 and the final round's columns, typed; a final-round column the file lacks is null
     select_cols = ",\n".join(f"    {cast_expr(c, present=c.name in f.header)}" for c in ALL_LEAD_COLUMNS)
@@ -317,7 +303,7 @@ def _load_cells(
         from {cells.table} as s
         """
     # A view, not a table: the typed rows are read once by the insert below (and by
-    # reject_known_rows for a file without ids), never stored beside the cells. It leaves out
+    # reject_known_rows for the rows without an id), never stored beside the cells. It leaves out
     # the rows rejected for this load at the time it is read.
     con.execute("drop view if exists _ingest_typed")
     con.execute(
@@ -328,10 +314,23 @@ def _load_cells(
             on r.source_row = {row}
         """
     )
-    if not has_id:
-        reject_known_rows(con, path, load_id, cells)
-        rejected = int(
-            db.scalar(con, "select count(distinct source_row) from raw.rejected_rows where load_id = ?", [load_id])
+    # a row without an id (the file has no id column, or the row's cell is blank) is known by its content
+    reject_known_rows(con, path, load_id, cells, has_id)
+    # --strict: any row rejected for any reason (a rule, a repeated id, a lead already loaded)
+    # refuses the file; only now, with every rejection of this load written
+    rejected = int(
+        db.scalar(con, "select count(distinct source_row) from raw.rejected_rows where load_id = ?", [load_id])
+    )
+    if rejected and strict:
+        first = db.fetch_one(
+            con,
+            "select source_row, column_name, raw_value, reason from raw.rejected_rows "
+            "where load_id = ? order by source_row, column_name limit 1",
+            [load_id],
+        )
+        raise FileRefused(
+            f"{path}: {rejected} row(s) rejected (--strict); first: data row {first[0]}, "
+            f"column {first[1]}: {first[3]}" + (f" (value {first[2]!r})" if first[2] is not None else "")
         )
     columns = ", ".join(
         ["lead_id", "load_id", "source_row", "id", *(db.quote_ident(c.name) for c in ALL_LEAD_COLUMNS),
@@ -361,12 +360,12 @@ def _load_cells(
         set_aside = int(db.scalar(con, "select count(*) from raw.set_aside_labels where load_id = ?", [load_id]))
     counts = db.fetch_one(
         con,
-        "select count(*), count(is_converted), count(*) - count(is_converted) "
+        "select count(*), count(is_converted), count(*) - count(is_converted), count(*) - count(id) "
         "from raw.leads where load_id = ?",
         [load_id],
     )
-    loaded, train_rows, score_rows = (int(x) for x in counts)
-    relabelled = relabelled_rows(con, load_id) if not has_id and loaded else 0
+    loaded, train_rows, score_rows, without_id = (int(x) for x in counts)
+    relabelled = relabelled_rows(con, load_id) if without_id else 0
     profile = _profile_extra_columns(con, cells, extra)
     con.execute(
         "insert into raw.loads (load_id, file_name, file_path, sha256, declared_kind, rows_loaded, "

@@ -5,20 +5,21 @@ number, column, raw value, reason and its whole record, and the command warns (`
 leadscore.ingest turns any rejected row into a refused file). A row is rejected when:
 - a cell breaks its column's rule (leadscore.column_rules, from input_format.LEAD_COLUMNS and
   the final-round columns the file has, input_format.FINAL_COLUMNS);
-- its `id` repeats an earlier row's in the same file;
+- its `id` repeats in the same file: the first copy that passes the other rules keeps it;
 - it is a lead already loaded. A lead's identity is its `id` when it has one: a row with an id
   already in `raw.leads` is rejected ("already loaded"), so a lead is loaded, scored and
-  exported once. A row without an id is known by its content: an identical row already loaded
-  by an earlier file (a re-exported file) is rejected the same way; identical rows within one
-  file are all kept. Content is the 28 lead columns and the label, and the lead's date where
-  both rows have one (`reject_known_rows`): a qualifier-format row sent again in a final-round
-  file is the same lead, two leads that differ only in their dates are not.
+  exported once. A row without an id (the file has no id column, or the row's id cell is
+  blank) is known by its content: an identical row already loaded by an earlier file (a
+  re-exported file) is rejected the same way; identical rows within one file are all kept.
+  Content is the 28 lead columns and the label, and the lead's date where both rows have one
+  (`reject_known_rows`): a qualifier-format row sent again in a final-round file is the same
+  lead, two leads that differ only in their dates are not.
 Rows an earlier version let into raw.leads that break a rule of today are moved here as well
 (`quarantine_loaded_rows`), so that they cannot fail the dbt tests of every later night.
 
 The functions read the file being loaded: its text cells (`cells`, leadscore.csv_input.Cells,
-whose `row` is the SQL for a data row's number) and the temp view `_ingest_typed` (the typed
-rows, leadscore.ingest).
+whose `row` is the SQL for a data row's number and `record` for its whole record) and the temp
+view `_ingest_typed` (the typed rows, leadscore.ingest).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def reject_rule_breaks(
         from (
             select source_row, raw_record, unnest(problems) as p
             from (
-                select {cells.row} as source_row, to_json(s) as raw_record,
+                select {cells.row} as source_row, {cells.record} as raw_record,
                     list_filter([{items}], lambda x: x['reason'] is not null) as problems
                 from {cells.table} as s
                 where not (
@@ -71,29 +72,47 @@ def reject_rule_breaks(
 
 
 def reject_repeated_ids(con: duckdb.DuckDBPyConnection, path: Path, load_id: int, cells: Cells) -> None:
-    """Every occurrence after the first of an id in the file is rejected, naming the row that kept it.
-    Only ids that pass the id rule count: one out of range or not whole already has that reason,
-    and read as a number it could equal another (two ids above 2^53 - 1 can share a double).
+    """An id that repeats in the file is kept by its first copy that passed the other rules
+    (reject_rule_breaks runs first: its rows for this load are the copies that did not); every
+    copy after that one is rejected, naming the row that kept it. Keeping the first copy
+    outright lost the lead when that copy was rejected for another cell (an unreadable
+    customer_idx) and a later copy was fine. Copies before the kept one are rejected already,
+    with their own reasons; when no copy passed, every copy after the first is rejected as a
+    duplicate too, as it always was. Only ids that pass the id rule count: one out of range or
+    not whole already has that reason, and read as a number it could equal another (two ids
+    above 2^53 - 1 can share a double).
 
     The ids that repeat are found by a grouping (no window over the whole file), and only their
-    rows are joined back for the record."""
+    rows are joined back, to the rows already rejected and for the record."""
     con.execute(
         f"""
         insert into raw.rejected_rows
-        select ?, ?, {cells.row}, 'id', {cell(ID_COLUMN)},
-            'duplicate id ' || {cell(ID_COLUMN)} || ' (first on data row ' || d.first_row || ')',
-            to_json(s), now()::timestamp
-        from {cells.table} as s
-        inner join (
+        with repeated as (
             select {int_expr(ID_COLUMN)} as id, min({cells.row}) as first_row
             from {cells.table} as s
             where {int_expr(ID_COLUMN)} is not null and {rule_passes(ID_RULE)}
             group by 1
             having count(*) > 1
-        ) as d on d.id = {int_expr(ID_COLUMN)}
-        where {cells.row} > d.first_row
+        ),
+        kept as (
+            select d.id, d.first_row,
+                coalesce(min({cells.row}) filter (where r.source_row is null), d.first_row) as kept_row
+            from {cells.table} as s
+            inner join repeated as d on d.id = {int_expr(ID_COLUMN)}
+            left join (select distinct source_row from raw.rejected_rows where load_id = ?) as r
+                on r.source_row = {cells.row}
+            group by 1, 2
+        )
+        select ?, ?, {cells.row}, 'id', {cell(ID_COLUMN)},
+            'duplicate id ' || {cell(ID_COLUMN)} || case when k.kept_row = k.first_row
+                then ' (first on data row ' || k.kept_row || ')'
+                else ' (kept on data row ' || k.kept_row || ', its first copy that passed the other rules)' end,
+            {cells.record}, now()::timestamp
+        from {cells.table} as s
+        inner join kept as k on k.id = {int_expr(ID_COLUMN)}
+        where {cells.row} > k.kept_row
         """,
-        [load_id, str(path.resolve())],
+        [load_id, load_id, str(path.resolve())],
     )
 
 
@@ -107,7 +126,7 @@ def reject_known_ids(con: duckdb.DuckDBPyConnection, path: Path, load_id: int, c
         select ?, ?, {cells.row}, 'id', {cell(ID_COLUMN)},
             'id ' || l.id || ' already loaded (load ' || l.load_id || ', data row ' || l.source_row
                 || '); a lead is loaded once',
-            to_json(s), now()::timestamp
+            {cells.record}, now()::timestamp
         from {cells.table} as s
         inner join raw.leads as l on l.id = {int_expr(ID_COLUMN)}
         anti join (select source_row from raw.rejected_rows where load_id = ?) as r on r.source_row = {cells.row}
@@ -165,16 +184,23 @@ def relabelled_rows(con: duckdb.DuckDBPyConnection, load_id: int) -> int:
     ))
 
 
-def reject_known_rows(con: duckdb.DuckDBPyConnection, path: Path, load_id: int, cells: Cells) -> None:
+def reject_known_rows(
+    con: duckdb.DuckDBPyConnection, path: Path, load_id: int, cells: Cells, has_id: bool
+) -> None:
     """Rows without an id are known by their content (`_CONTENT_COLUMNS`): the k-th copy of a row
     in this file is rejected when earlier loads already hold at least k copies (a re-exported
-    file loads only its new rows; identical rows within one file all stay).
+    file loads only its new rows; identical rows within one file all stay). A row without an id
+    is one in a file without an id column or one whose id cell is blank (`has_id`: the file has
+    the column): a blank id escaped both the id and the content match, and loaded again from
+    every later file.
 
     lead_date counts where both sides have one. Copies are matched in two passes: first on the
     content and the same date (both without one included), then what is left crosses formats:
     a dated row of this file against undated earlier copies (a qualifier-format file sent again
     as a final-round file), an undated row against dated earlier copies (the other way round).
     Two dated copies with different dates never match: they are two leads."""
+    if has_id and not db.scalar(con, f"select count(*) from {cells.table} as s where {int_expr(ID_COLUMN)} is null"):
+        return  # the usual score file: every row has its id
     if not db.scalar(con, "select count(*) from raw.leads where id is null"):
         return
     d = db.quote_ident(_DATE_COLUMN)
@@ -183,6 +209,7 @@ def reject_known_rows(con: duckdb.DuckDBPyConnection, path: Path, load_id: int, 
         insert into raw.rejected_rows
         with t as (
             select source_row, {_content_key('t')} as key, t.{d} as d from _ingest_typed as t
+            where t.id is null
         ),
         earlier as (
             select {_content_key('l')} as key, l.{d} as d, count(*) as copies, min(l.load_id) as first_load
@@ -224,9 +251,9 @@ def reject_known_rows(con: duckdb.DuckDBPyConnection, path: Path, load_id: int, 
         select ?, ?, k.source_row, 'row', null,
             'identical row already loaded (load ' || k.first_load || '); a lead without an id is '
                 || 'known by its content, so a re-sent row is not loaded twice',
-            to_json(s), now()::timestamp
+            {cells.record}, now()::timestamp
         from known as k
-        inner join {cells.table} as s on s.rowid = k.source_row + {cells.first_rowid} - 1
+        inner join {cells.table} as s on {cells.row} = k.source_row
         """,
         [load_id, str(path.resolve())],
     )
