@@ -1,5 +1,6 @@
 """validation.py: forward-in-time folds never judge a lead by a model that saw a later lead;
-without dates nothing changes (stratified K-fold, every row validated)."""
+without dates, K random folds over every row, each a union of whole rate folds when the rows
+have them (stratified K-fold when they do not)."""
 
 from __future__ import annotations
 
@@ -81,6 +82,36 @@ def test_without_dates_it_is_stratified_k_fold_over_every_row():
         v = validation.choose(dates, y, 5, seed=1)
         assert v.scheme == validation.RANDOM and np.array_equal(v.validated, np.arange(len(y)))
         assert sorted(np.concatenate([va for _, va in v.folds]).tolist()) == list(range(len(y)))
+
+
+def test_random_folds_keep_each_rate_fold_whole_and_follow_the_seed():
+    """A lead's out-of-fold rate is shared to the last digit with the other leads of its value in
+    its rate fold: a validation fold that split that group would let its model learn the validated
+    leads from their fold mates' labels. So each validation fold is a union of whole rate folds."""
+    rng = np.random.default_rng(3)
+    y = (rng.random(2000) < 0.2).astype(np.int8)
+    rate_folds = pd.Series(rng.integers(0, 20, len(y)))
+    v = validation.choose(None, y, 5, seed=1, rate_folds=rate_folds)
+    assert v.scheme == validation.RANDOM and np.array_equal(v.validated, np.arange(len(y)))
+    assert sorted(np.concatenate([va for _, va in v.folds]).tolist()) == list(range(len(y)))
+    held = [set(rate_folds[val]) for _, val in v.folds]
+    assert all(len(h) == 4 for h in held) and set().union(*held) == set(range(20))
+    for (fit, val), h in zip(v.folds, held, strict=True):
+        assert not set(rate_folds[fit]) & h and len(fit) + len(val) == len(y)
+    again = validation.choose(None, y, 5, seed=1, rate_folds=rate_folds)
+    other = validation.choose(None, y, 5, seed=2, rate_folds=rate_folds)
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(v.folds, again.folds, strict=True))
+    assert [set(rate_folds[val]) for _, val in other.folds] != held
+    # a row without a rate fold (a table from before the column): stratified K-fold as before
+    partial = rate_folds.astype("Int64").where(rate_folds.index > 0)
+    plain = validation.choose(None, y, 5, seed=1, rate_folds=partial)
+    assert any(len(set(rate_folds[val])) > 4 for _, val in plain.folds)
+
+
+def test_more_validation_folds_than_rate_folds_is_a_clear_error():
+    y = np.array([0, 1] * 50, dtype=np.int8)
+    with pytest.raises(LeadscoreError, match="5 validation folds need at least 5 rate folds, the feature table has 3"):
+        validation.choose(None, y, 5, seed=1, rate_folds=pd.Series(np.arange(100) % 3))
 
 
 def test_with_dates_choose_goes_forward():

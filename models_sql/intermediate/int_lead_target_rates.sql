@@ -8,6 +8,12 @@
 --     (value total minus the row's own fold), and so does its prior. A training row's own label
 --     never reaches its own rate.
 --   * score rows: all training rows. A value never seen in training gets the prior.
+--   * rate_fold: a training row's fold, which the training job's validation keeps whole. Leads
+--     of one value in one fold share their rate to the last digit, so a tree can single such a
+--     group out; were the group split between a validation fold and the rows its model fits on,
+--     the model would learn the validated leads' group from their fold mates' labels, which a
+--     score row (whose rate matches no training row's) never offers: an optimistic out-of-fold
+--     score.
 -- Plus a tier by rate / prior: very_low, low, medium, high, very_high (thresholds are vars),
 -- and 'unknown' when the value has too few rows behind it.
 -- Evidence counts (var evidence_count_columns, switched by var use_evidence_counts): the rows
@@ -165,6 +171,7 @@ evidence as (
     select
         leads.lead_id,
         leads.split,
+        leads.fold_id,
         {% for column in columns %}
             coalesce(stats_{{ column }}.rows_out_of_fold, 0) as {{ column }}_rows,
             coalesce(stats_{{ column }}.positives_out_of_fold, 0) as {{ column }}_positives,
@@ -227,7 +234,10 @@ final as (
                 cast(0 as double) as {{ column }}_evidence_conversions,
             {% endif %}
         {% endfor %}
-        prior_rate as target_rate_prior
+        prior_rate as target_rate_prior,
+        -- the fold a training row's rates leave out (null for score rows): validation keeps
+        -- each fold whole (python/leadscore/validation.py)
+        case when fold_id >= 0 then fold_id end as rate_fold
     from rated
 
 )

@@ -1,8 +1,9 @@
 -- One row per lead (training and scoring) with every feature the training job uses.
 -- Contract enforced: the Python job treats every column but the keys lead_id, id, split,
--- is_converted and lead_date as a feature (numeric types numeric, VARCHAR categorical), so only
--- features belong here. lead_date (null for a qualifier-format file) orders the leads in time
--- for validation and is never a feature. The final round's features (int_leads_final_round) and
+-- is_converted, lead_date and rate_fold as a feature (numeric types numeric, VARCHAR
+-- categorical), so only features belong here. lead_date (null for a qualifier-format file)
+-- orders the leads in time for validation and is never a feature; rate_fold (the fold a
+-- training row's out-of-fold rates leave out) is what random validation folds are made of. The final round's features (int_leads_final_round) and
 -- the point-in-time history (int_lead_history_as_of) come last; they are null or 'missing' for
 -- rows from a qualifier-format file. The group keys (<column>_group_key, var group_key_columns)
 -- are the one exception to "only features": raw identifiers that the training job hands to its
@@ -54,6 +55,7 @@ final as (
         bucketed.split,
         bucketed.is_converted,
         final_round.lead_date,
+        target_rates.rate_fold,
         bucketed.business_unit,
         bucketed.enterprise,
         bucketed.customer_type,

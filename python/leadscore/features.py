@@ -42,7 +42,9 @@ from leadscore.errors import LeadscoreError
 from leadscore.tables import LATEST_SCORES
 
 FEATURE_TABLE = "main.fct_lead_features"
-KEY_COLUMNS = ("lead_id", "id", "split", "is_converted", "lead_date")  # lead_date: final-round files only
+# lead_date: final-round files only; rate_fold: the fold a training row's out-of-fold rates leave
+# out (validation keeps it whole)
+KEY_COLUMNS = ("lead_id", "id", "split", "is_converted", "lead_date", "rate_fold")
 LABEL = "is_converted"
 # A VARCHAR column named <column>_group_key is a raw identifier (customer, owner), not a tree
 # feature: only the mixed-effects (linear) member reads it, as one shrunk intercept per value.
@@ -148,20 +150,22 @@ def _to_pandas(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | Non
 
 
 def _key_columns(con: duckdb.DuckDBPyConnection, table: str) -> str:
-    """`id` and `lead_date` as the table has them, typed nulls where it lacks them (a table
-    built from qualifier-format data has no lead_date; a test table may have no id)."""
+    """`id`, `lead_date` and `rate_fold` as the table has them, typed nulls where it lacks them (a
+    table built from qualifier-format data has no lead_date; a test table may have no id or
+    rate_fold)."""
     schema, name = _split_table(table)
     have = {
         r[0]
         for r in db.fetch_all(
             con,
             "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
-            "and column_name in ('id', 'lead_date')",
+            "and column_name in ('id', 'lead_date', 'rate_fold')",
             [schema, name],
         )
     }
     return ", ".join(
-        f"f.{col}" if col in have else f"cast(null as {typ}) as {col}" for col, typ in (("id", "bigint"), ("lead_date", "date"))
+        f"f.{col}" if col in have else f"cast(null as {typ}) as {col}"
+        for col, typ in (("id", "bigint"), ("lead_date", "date"), ("rate_fold", "integer"))
     )
 
 
@@ -171,8 +175,9 @@ def load_split(
     features: Sequence[Feature] | None = None,
     table: str = FEATURE_TABLE,
 ) -> pd.DataFrame:
-    """All rows of one split ('train' or 'score') with lead_id, id, lead_date, is_converted and
-    the features, ordered by lead_id (a deterministic order, so same data -> same folds)."""
+    """All rows of one split ('train' or 'score') with lead_id, id, lead_date, rate_fold,
+    is_converted and the features, ordered by lead_id (a deterministic order, so same data ->
+    same folds)."""
     features = list(features) if features is not None else read_features(con, table)
     sql = (
         f"select f.lead_id, {_key_columns(con, table)}, f.{LABEL}, {_select_list(features)} "
@@ -298,7 +303,7 @@ def _pending(model_version: str | None, rescore: bool) -> tuple[str, list[Any]]:
 class ScoreStream:
     """What one scoring run reads, streamed: the model's features (checked against the table),
     how many leads wait and their lead_date range, and the Arrow record batches that hold them
-    (`lead_id`, `id`, `lead_date` and the feature columns), in no particular order."""
+    (`lead_id`, `id`, `lead_date`, `rate_fold` and the feature columns), in no particular order."""
 
     features: list[Feature]
     total: int

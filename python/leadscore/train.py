@@ -262,7 +262,7 @@ def training_data(train_df: pd.DataFrame, flist: list[feat.Feature], folds: int,
     members (bench/residuals.py) sees exactly what training sees."""
     y = train_df[feat.LABEL].to_numpy(dtype=bool).astype(np.int8)
     encoding = feat.Encoding.fit(train_df, flist)
-    val = validation.choose(train_df.get("lead_date"), y, folds, seed)
+    val = validation.choose(train_df.get("lead_date"), y, folds, seed, train_df.get("rate_fold"))
     groups, leave_out = encoding.mixed_effects_columns()
     data = Data(X=encoding.transform(train_df), y=y, pi=float(y.mean()), folds=val.folds,
                 cat_idx=encoding.categorical_indices, code_idx=encoding.category_code_indices, seed=seed,

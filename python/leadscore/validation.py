@@ -9,7 +9,14 @@ only by a model fitted on earlier leads: the rows are cut by date into K + 1 con
 training-only, so it has no out-of-fold score: `validated` says which rows do, and everything
 read off out-of-fold scores (selection, ensemble weights, cutoff) uses `view`.
 
-Without dates (the qualifier files) nothing changes: stratified K-fold, every row validated.
+Without dates (the qualifier files): K random folds, every row validated. Each is a union of
+whole rate folds when the feature table has them (`rate_fold`, the fold a training row's
+out-of-fold target rates leave out; int_lead_target_rates). Why: the leads of one customer in one
+rate fold share their rate to the last digit, so a tree can single that group out. A validation
+fold that split such a group would let its model learn the validated leads from their fold mates'
+labels, which no score row can offer (its rate, from every training row, matches none): the
+out-of-fold scores, and all that is read off them, would be optimistic. Without rate folds (a
+table that has none): stratified K-fold.
 """
 
 from __future__ import annotations
@@ -62,8 +69,26 @@ class Validation:
         return out
 
 
-def random_kfold(y: np.ndarray, k: int, seed: int) -> Validation:
-    folds = list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+def random_kfold(y: np.ndarray, k: int, seed: int, rate_folds: np.ndarray | None = None) -> Validation:
+    """K random folds: stratified, or, given each row's rate fold, the rate folds dealt at random
+    (by `seed`) to K validation folds, each kept whole."""
+    if rate_folds is None:
+        folds = list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+        return Validation(RANDOM, folds, np.arange(len(y)))
+    rate_folds = np.asarray(rate_folds)
+    groups = np.unique(rate_folds)
+    if len(groups) < k:
+        raise LeadscoreError(
+            f"{k} validation folds need at least {k} rate folds, the feature table has {len(groups)}: "
+            "a validation fold must hold whole rate folds (dbt var target_rate_folds, or train --folds)")
+    dealt = np.random.default_rng(seed).permutation(groups)
+    folds = []
+    for i in range(k):
+        val = np.flatnonzero(np.isin(rate_folds, dealt[i::k]))
+        fit = np.flatnonzero(~np.isin(rate_folds, dealt[i::k]))
+        if y[val].min() == y[val].max() or y[fit].min() == y[fit].max():
+            raise LeadscoreError(f"validation fold {i + 1} of {k} has only one class: too few training rows")
+        folds.append((fit, val))
     return Validation(RANDOM, folds, np.arange(len(y)))
 
 
@@ -93,12 +118,16 @@ def forward(dates: pd.Series, y: np.ndarray, k: int) -> Validation:
     return Validation(FORWARD, folds, np.sort(np.concatenate(blocks[1:])))
 
 
-def choose(dates: pd.Series | None, y: np.ndarray, k: int, seed: int) -> Validation:
-    """Forward in time when the training rows carry dates, random stratified K-fold otherwise."""
+def choose(dates: pd.Series | None, y: np.ndarray, k: int, seed: int,
+           rate_folds: pd.Series | None = None) -> Validation:
+    """Forward in time when the training rows carry dates; otherwise random K-fold, over whole
+    rate folds when every training row has one."""
     if dates is not None and len(dates) and dates.notna().mean() >= MIN_DATED_SHARE:
         filled = dates.fillna(dates.min())
         if filled.nunique() > k:
             return forward(filled, y, k)
+    if rate_folds is not None and len(rate_folds) and rate_folds.notna().all():
+        return random_kfold(y, k, seed, rate_folds.to_numpy(dtype=np.int64))
     return random_kfold(y, k, seed)
 
 
