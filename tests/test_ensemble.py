@@ -73,13 +73,32 @@ def test_voting_build_returns_its_spec_and_the_calibrated_oof_blend():
     spec, oof = ensemble.build_ensemble("voting", members, y, folds)
     w = np.array([spec["weights"][n] for n in members])
     assert spec["kind"] == "voting" and sum(spec["weights"].values()) == pytest.approx(1.0)
-    assert np.array_equal(oof, ensemble.combine(members, spec))
     raw = np.clip(np.column_stack(list(members.values())) @ w, 0, 1)
+    fitted = ensemble.combine(members, spec)  # the spec on the rows it was fitted on
     cal = spec["calibration"]
-    assert np.allclose(oof, sigmoid(cal["slope"] * logit(raw) + cal["intercept"]))
+    assert np.allclose(fitted, sigmoid(cal["slope"] * logit(raw) + cal["intercept"]))
     assert cal["slope"] > 0  # Platt scaling is monotone: the ranking of the blend is kept
-    assert np.array_equal(np.argsort(oof, kind="stable"), np.argsort(raw, kind="stable"))
-    assert log_loss(y, oof) <= log_loss(y, raw) + 1e-6
+    assert np.array_equal(np.argsort(fitted, kind="stable"), np.argsort(raw, kind="stable"))
+    assert log_loss(y, fitted) <= log_loss(y, raw) + 1e-6
+    # the out-of-fold blend: each fold by the weights and calibration fitted on the other folds
+    for tr, va in folds:
+        w_tr = ensemble.fit_voting_weights(np.column_stack(list(members.values()))[tr], y[tr])
+        blend = np.clip(np.column_stack(list(members.values())) @ w_tr, 0, 1)
+        c = ensemble.platt(blend[tr], y[tr])
+        assert np.allclose(oof[va], sigmoid(c["slope"] * logit(blend[va]) + c["intercept"]))
+    # so a combiner never scores the rows it was fitted on: the in-sample blend looks better
+    assert log_loss(y, oof) > log_loss(y, fitted)
+
+
+def test_voting_oof_scores_never_see_their_own_labels():
+    y, members, folds = _toy()
+    _, oof = ensemble.build_ensemble("voting", members, y, folds)
+    tr0, va0 = folds[0]
+    flipped = y.copy()
+    flipped[va0] = 1 - flipped[va0]
+    _, oof2 = ensemble.build_ensemble("voting", members, flipped, folds)
+    assert np.array_equal(oof2[va0], oof[va0])
+    assert not np.allclose(oof2[tr0], oof[tr0])
 
 
 def test_stacking_oof_scores_never_see_their_own_labels():

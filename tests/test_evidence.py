@@ -116,7 +116,11 @@ def test_the_voting_spec_keeps_the_table_and_predict_reads_the_evidence_from_the
     table = Evidence(EVIDENCE_KEY, 1, np.arange(40))  # code c has c rows
     spec, oof = ensemble.build_ensemble("voting", members, y, folds, table, evidence)
     assert "evidence" in spec["calibration"] and spec["evidence"] == table.to_json()
-    assert np.array_equal(oof, ensemble.combine(members, spec, evidence))
+    # out of fold: each fold's rows through the combiner fitted on the other fold, with their evidence
+    for tr, va in folds:
+        fold_spec, _ = ensemble.build_ensemble("voting", {n: m[tr] for n, m in members.items()}, y[tr],
+                                               [(np.arange(len(tr)), np.arange(len(tr)))], table, evidence[tr])
+        assert np.allclose(oof[va], ensemble.combine({n: m[va] for n, m in members.items()}, fold_spec, evidence[va]))
     X = np.column_stack([np.arange(len(y)), np.clip(evidence, 0, 39)]).astype(np.float32)  # code = rows
 
     def member(name):

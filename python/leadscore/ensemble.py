@@ -101,18 +101,32 @@ def build_ensemble(kind: str, oof: dict[str, np.ndarray], y: np.ndarray,
                    oof_evidence: np.ndarray | None = None) -> tuple[dict[str, Any], np.ndarray]:
     """(ensemble spec for model.json, out-of-fold ensemble probabilities). With `evidence` (its
     table, for scoring) and `oof_evidence` (each out-of-fold row's customer rows in its fold's
-    fit), voting's calibration reads the customer's evidence."""
+    fit), voting's calibration reads the customer's evidence.
+
+    The spec is fitted on every out-of-fold row; the probabilities it returns are out of fold
+    themselves, each fold's from a combiner (voting weights and calibration, or the stacking
+    meta-model) fitted on the other folds' rows. Why: they are what the ensemble is judged on
+    against the baseline and what the cutoff is read off, and a combiner scoring the rows it was
+    fitted on looks a little better than it will on score rows."""
     if (evidence is None) != (oof_evidence is None):
         raise LeadscoreError("build_ensemble needs both the evidence table and the out-of-fold rows' evidence, or neither")
     names = list(oof)
     P = np.column_stack([oof[n] for n in names])
     if kind == "voting":
-        w = fit_voting_weights(P, y)
-        spec: dict[str, Any] = {"kind": "voting", "weights": {n: float(x) for n, x in zip(names, w, strict=True)}}
-        spec["calibration"] = platt(np.clip(P @ w, 0, 1), y, oof_evidence)
+        def fit(rows: np.ndarray | slice) -> dict[str, Any]:
+            w = fit_voting_weights(P[rows], y[rows])
+            return {"kind": "voting", "weights": {n: float(x) for n, x in zip(names, w, strict=True)},
+                    "calibration": platt(np.clip(P[rows] @ w, 0, 1), y[rows],
+                                         None if oof_evidence is None else oof_evidence[rows])}
+
+        spec = fit(slice(None))
         if evidence is not None and "evidence" in spec["calibration"]:
             spec["evidence"] = evidence.to_json()
-        return spec, combine(oof, spec, oof_evidence)
+        out = np.zeros(len(y))
+        for tr, va in folds:
+            out[va] = combine({n: P[va, i] for i, n in enumerate(names)}, fit(tr),
+                              None if oof_evidence is None else oof_evidence[va])
+        return spec, out
     if kind == "stacking":
         from sklearn.linear_model import LogisticRegression
 

@@ -46,6 +46,7 @@ from leadscore.estimators import (
     MODEL_NAMES,
     SEARCH_SPACE_VERSION,
     build_pipeline,
+    imbalance_plan,
     model_params,
     predict_base,
     reads_group_keys,
@@ -141,8 +142,10 @@ class Data:
 def cross_validate(name: str, params: dict[str, Any], data: Data, trial=None,
                    fold_deadline: Callable[[float, int], bool] | None = None,
                    keep_partial: bool = False) -> tuple[np.ndarray, list[float], float, float]:
-    """OOF probabilities (corrected to the training prior), per-fold log-loss, mean fold seconds
-    and the effective prior. Reports the running mean fold log-loss to `trial` after every fold
+    """OOF probabilities (each fold's corrected to its fit rows' prior, as the final model's are to
+    all training rows': a forward fold's fit rows may convert at another rate than the whole, and
+    the validated block's rate is what the fold must not know), per-fold log-loss, mean fold
+    seconds and the effective prior at the training rows' prior. Reports the running mean fold log-loss to `trial` after every fold
     (pruning); `fold_deadline(seconds per fold so far, folds left)` True stops with OutOfTime, or,
     with `keep_partial` and at least one fold done, returns what the finished folds give: one
     loss per finished fold, and OOF scores only for their rows (the others stay 0).
@@ -155,7 +158,7 @@ def cross_validate(name: str, params: dict[str, Any], data: Data, trial=None,
     losses: list[float] = []
     kind = KINDS[name]
     secs: list[float] = []
-    effective = data.pi
+    effective = imbalance_plan(model_params(params), data.pi)[3]
     for k, (tr, va) in enumerate(data.folds):
         first_kept = keep_partial and not losses  # with keep_partial, one fold always runs
         if fold_deadline is not None and not first_kept and fold_deadline(max(secs) if secs else 0.0,
@@ -164,16 +167,17 @@ def cross_validate(name: str, params: dict[str, Any], data: Data, trial=None,
                 break
             raise OutOfTime
         t = time.monotonic()
-        pipe, fit_kwargs, effective = build_pipeline(kind, model_params(params), data.pi, data.cat_idx,
-                                                     data.code_idx, data.seed, data.n_threads,
-                                                     group_idx=data.group_idx, exclude_idx=data.exclude_idx)
+        fit_pi = float(data.y[tr].mean())
+        pipe, fit_kwargs, fit_effective = build_pipeline(kind, model_params(params), fit_pi, data.cat_idx,
+                                                         data.code_idx, data.seed, data.n_threads,
+                                                         group_idx=data.group_idx, exclude_idx=data.exclude_idx)
         X = data.matrix(kind)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pipe.fit(X[tr], data.y[tr], **fit_kwargs)
             # samplers do nothing at prediction time: predict with the model itself
             raw = predict_base(kind, pipe.named_steps["model"], X[va], data.n_threads)
-        oof[va] = shift_prior(raw, effective, data.pi)
+        oof[va] = shift_prior(raw, fit_effective, fit_pi)
         secs.append(time.monotonic() - t)
         losses.append(log_loss(data.y[va], oof[va]))
         if trial is not None:
