@@ -3,9 +3,10 @@
 -- is_converted, lead_date and rate_fold as a feature (numeric types numeric, VARCHAR
 -- categorical), so only features belong here. lead_date (null for a qualifier-format file)
 -- orders the leads in time for validation and is never a feature; rate_fold (the fold a
--- training row's out-of-fold rates leave out) is what random validation folds are made of. The final round's features (int_leads_final_round) and
--- the point-in-time history (int_lead_history_as_of) come last; they are null or 'missing' for
--- rows from a qualifier-format file. The group keys (<column>_group_key, var group_key_columns)
+-- training row's out-of-fold rates leave out) is what random validation folds are made of.
+-- The final round's features (int_leads_final_round) and the point-in-time history
+-- (int_lead_history_as_of) come last; they are null or 'missing' for rows from a
+-- qualifier-format file. The group keys (<column>_group_key, var group_key_columns)
 -- are the one exception to "only features": raw identifiers that the training job hands to its
 -- mixed-effects member only (the trees read the same identifiers' rates and counts). The
 -- contract orders the table's columns as _models.yml lists them, whatever the order of this
