@@ -29,8 +29,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# "holds no CSV" is the nightly's own rule (csv_input.discover_inputs: *.csv, *.CSV, *.csv.gz), so
+# demo files are never generated beside files the nightly would load
 run: $(STAMP)
-	@if ! ls $(RAW_DIR)/*.csv >/dev/null 2>&1; then \
+	@if ! $(BIN)/python -c 'import sys; from pathlib import Path; from leadscore.csv_input import discover_inputs; \
+	  d = Path(sys.argv[1]); sys.exit(0 if d.is_dir() and discover_inputs(d) else 1)' $(RAW_DIR); then \
 	  echo "data/raw holds no CSV: generating demo data"; \
 	  $(BIN)/leadscore generate --out $(RAW_DIR); \
 	fi

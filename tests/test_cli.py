@@ -78,10 +78,36 @@ def test_an_unexpected_error_is_one_line_without_traceback(db_file, monkeypatch,
 def test_exit_codes_are_in_help_and_readme():
     out = subprocess.run([sys.executable, "-m", "leadscore.cli", "--help"], capture_output=True, text=True).stdout
     flat = " ".join(out.split())
-    for fragment in ("0 done", "1 failed", "3 done, with input files refused", "75 busy"):
+    for fragment in ("0 done", "1 failed", "3 done, with input files refused", "75 busy", "130 interrupted"):
         assert fragment in flat
     readme = (REPO / "README.md").read_text()
-    assert "## Exit codes" in readme and "| 3 |" in readme and "| 75 |" in readme
+    assert "## Exit codes" in readme and all(f"| {code} |" in readme for code in (0, 1, 2, 3, 75, 130))
+
+
+def _commands(parser) -> dict[str, object]:
+    """Every command and `models` action by its name ('models promote'), with its parser."""
+    import argparse
+
+    found = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                full = f"{parser.prog.removeprefix('leadscore').strip()} {name}".strip()
+                found[full] = sub
+                found.update(_commands(sub))
+    return found
+
+
+def test_every_commands_help_explains_it_and_lists_the_exit_codes():
+    """The contract: every command's --help explains it (a description, not only its usage line)
+    and, like `leadscore --help`, says what its exit codes mean."""
+    found = _commands(cli.build_parser())
+    assert {"ingest", "nightly", "publish", "export-submission", "bench", "models", "models promote",
+            "models rollback"} <= set(found)
+    for name, sub in found.items():
+        text = " ".join(sub.format_help().split())
+        assert sub.description and len(sub.description) > 30, name
+        assert "130 interrupted" in text and "75 busy" in text, name
 
 
 @pytest.mark.parametrize("error, code", [(LeadscoreError, EXIT_FAILED), (Busy, EXIT_BUSY)])

@@ -224,10 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train the baseline and the candidates that must beat it, register a model",
                        description="Cross-validate a fixed-parameter LightGBM baseline on split = 'train' rows of "
-                       "fct_lead_features, then tune LightGBM, XGBoost, ExtraTrees and RandomForest (Optuna) "
-                       "and a soft-voting ensemble; a candidate replaces the baseline only when it beats it on "
-                       "out-of-fold log-loss by more than the fold noise. The F1-optimal cutoff is chosen out "
-                       "of fold and the model is registered as the current one.")
+                       "fct_lead_features, then tune the linear member, LightGBM, XGBoost, ExtraTrees and "
+                       "RandomForest (Optuna) and a soft-voting ensemble; a candidate replaces the baseline only "
+                       "when it beats it on out-of-fold log-loss by more than the fold noise. The F1-optimal "
+                       "cutoff is chosen out of fold and the model is registered: current when it is at least as "
+                       "good as the current model on the same evidence (--promote), else a challenger.")
     p.set_defaults(func=commands.cmd_train, writes=True)
     add_training_arguments(p, time_budget=300.0)
     p.add_argument("--no-resume", action="store_true", help="start the Optuna studies afresh")
@@ -272,10 +273,18 @@ def build_parser() -> argparse.ArgumentParser:
     training = p.add_argument_group("training (when the run trains: no current model, or --retrain)")
     add_training_arguments(training, time_budget=120.0)
 
-    p = sub.add_parser("publish", help="refresh the read-only serving snapshot under data/serving/")
+    p = sub.add_parser("publish", help="refresh the read-only serving snapshot under data/serving/",
+                       description="Write the read-only copy analysts query while the nightly job holds the "
+                       "main database: data/serving/leadscore.duckdb (scored_leads, call_list, the registry, "
+                       "drift, ... with their dbt descriptions as comments) and scored_leads.parquet, swapped "
+                       "in by an atomic rename; each new scoring run's history is written once as Parquet. "
+                       "The nightly job runs it after scoring.")
     p.set_defaults(func=commands.cmd_publish, writes=True)
 
-    p = sub.add_parser("export-submission", help="write id,is_converted for scored leads with an id")
+    p = sub.add_parser("export-submission", help="write id,is_converted for scored leads with an id",
+                       description="Write the competition's submission format: one row per scored lead "
+                       "that has an input id, is_converted 1 when the current model's probability is at "
+                       "least its cutoff, else 0.")
     p.set_defaults(func=commands.cmd_export_submission, writes=False)
     p.add_argument("--out", type=Path, required=True, help="output CSV path")
 
@@ -292,25 +301,35 @@ def build_parser() -> argparse.ArgumentParser:
                        description="The model registry as champion (the current model) and challengers.")
     p.set_defaults(func=commands.cmd_models, writes=False)
     models = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    models.add_parser("list", help="every registered model, newest first, the current one marked")
-    m = models.add_parser("show", help="one model's figures, selection and history")
+    def action(name: str, text: str) -> argparse.ArgumentParser:
+        return models.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".",
+                                 epilog=EXIT_CODES_HELP)
+
+    action("list", "every registered model, newest first, the current one marked")
+    m = action("show", "one model's figures, selection and history")
     m.add_argument("version", nargs="?", help="model version (default: the current one)")
-    m = models.add_parser("compare", help="two models side by side on the same evidence")
-    m.add_argument("a")
-    m.add_argument("b")
-    m = models.add_parser("promote", help="make VERSION the current model (scoring follows at once)")
+    m = action("compare", "two models side by side on the same evidence: out-of-fold log-loss on the same "
+                          "training rows, or their scores of leads whose outcome is now known")
+    m.add_argument("a", help="model version")
+    m.add_argument("b", help="model version")
+    m = action("promote", "make VERSION the current model (scoring and the views follow at once)")
     m.add_argument("version")
     m.set_defaults(writes=True)
-    m = models.add_parser("rollback", help="make the model that was current before the latest change current again")
+    m = action("rollback", "make the model that was current before the latest change current again")
     m.set_defaults(writes=True)
 
-    p = sub.add_parser("bench", help="time every stage at several sizes (see make bench)")
+    p = sub.add_parser("bench", help="time every stage at several sizes (see make bench)",
+                       description="Run every stage as the nightly's own CLI command on generated data of "
+                       "each size, in a temporary folder: wall time, throughput and peak memory beside DuckDB's "
+                       "floor on the same data; the median of --repeats runs goes to a Markdown report in --out.")
     p.set_defaults(func=commands.cmd_bench, writes=False)
     p.add_argument("--sizes", type=_sizes, default="64570,1000000",
                    help="comma-separated lead counts, each at least 1,000 "
                    "(default: 64570,1000000; 64570 = the real 59,299 + 5,271)")
     p.add_argument("--repeats", type=_positive_int, default=3, help="runs per stage; the median is reported")
     p.add_argument("--out", type=Path, default=Path("bench/results"), help="results folder")
+    for command in sub.choices.values():  # every command's --help ends with the exit codes
+        command.epilog = command.epilog or EXIT_CODES_HELP
     return parser
 
 

@@ -10,12 +10,13 @@ EXIT_FAILED = 1  # failed; nothing half-written (the reason is the one line on s
 EXIT_USAGE = 2  # bad command line (argparse)
 EXIT_FILES_REFUSED = 3  # done, but some input files were refused (quarantined; see raw.loads)
 EXIT_BUSY = 75  # another leadscore command holds the database; nothing done, try again later
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # interrupted (Ctrl-C); what was not committed is rolled back
 
 EXIT_CODES_HELP = (
     "exit codes: 0 done; 1 failed (one-line reason on stderr, nothing half-written); "
     "2 bad command line; 3 done, with input files refused (nightly: quarantined, see raw.loads); "
-    "75 busy (another leadscore command holds the database; nothing done, try again later)"
+    "75 busy (another leadscore command holds the database; nothing done, try again later); "
+    "130 interrupted (Ctrl-C; nothing half-written)"
 )
 
 
