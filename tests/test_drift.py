@@ -192,3 +192,15 @@ def test_the_report_counts_checked_and_flagged_batches():
     assert report.summary() == "2 batch(es) checked, 1 flagged (load 4; see main.batch_drift)"
     assert report.as_dict()["batches_flagged"] == 1 and len(report.as_dict()["warnings"]) == 1
     assert DriftReport().summary() == "0 batch(es) checked, 0 flagged"
+
+
+def test_drift_skips_exactly_the_key_columns_the_training_job_skips():
+    """A key column is never a feature (features.KEY_COLUMNS); compared as one, rate_fold (null on
+    every score row) would flag every batch. The drift macro keeps its own list: the two agree."""
+    import re
+
+    from leadscore.features import KEY_COLUMNS
+
+    macro = (REPO / "dbt_project" / "macros" / "drift.sql").read_text()
+    listed = re.search(r"set keys = \[([^\]]*)\]", macro).group(1)
+    assert tuple(re.findall(r"'(\w+)'", listed)) == KEY_COLUMNS

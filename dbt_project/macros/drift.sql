@@ -1,6 +1,6 @@
 {% macro drift_feature_columns() -%}
     {#- The features the drift models compare, as [{'name': ..., 'kind': 'numeric' | 'categorical'}]
-        in contract order: every column of fct_lead_features' contract but the keys (the same five
+        in contract order: every column of fct_lead_features' contract but the keys (the same six
         python/leadscore/features.py KEY_COLUMNS skips) and the columns whose training values are
         not comparable with a score row's by construction: the out-of-fold target rates and
         evidence counts (a training row sees (K-1)/K of its value's evidence without its own
@@ -9,7 +9,7 @@
         database, so it needs no query and a new feature is covered once its contract entry exists.
         Numeric types (integers, floats, decimals) are binned; VARCHAR and BOOLEAN are categories.
         Empty while dbt parses (the graph is filled at execution). -#}
-    {%- set keys = ['lead_id', 'id', 'split', 'is_converted', 'lead_date'] -%}
+    {%- set keys = ['lead_id', 'id', 'split', 'is_converted', 'lead_date', 'rate_fold'] -%}
     {%- set skip = [] -%}
     {%- for column in var('target_rate_columns') -%}
         {%- do skip.append(column ~ '_target_rate') -%}
