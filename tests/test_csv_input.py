@@ -283,6 +283,23 @@ def test_a_broken_gzip_file_is_refused_naming_the_file(seeded, tmp_path, capsys)
                            "head_cut.csv.gz: not a valid gzip file: it is truncated")
 
 
+def test_a_gzip_file_cut_where_its_writer_flushed_is_refused_not_loaded_short(seeded, tmp_path, capsys):
+    """DuckDB reads a gzip stream that stops at a flush point, before its end-of-stream marker,
+    without an error, and loads the rows before the cut: the file's tail would be lost without a
+    word. Every gzip file is decompressed to its end before it is read."""
+    import zlib
+
+    full = (tmp_path / "full.csv")
+    write_csv(full, train_rows(40, start=5000))
+    lines = full.read_bytes().splitlines(keepends=True)
+    packer = zlib.compressobj(wbits=31)  # gzip framing
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(packer.compress(b"".join(lines[:21])) + packer.flush(zlib.Z_FULL_FLUSH))
+    assert duckdb.sql(f"select count(*) from read_csv('{cut}', header = true, all_varchar = true)").fetchone() == (20,)
+    assert_fails_unchanged(seeded, capsys, ["ingest", "--train", str(cut)],
+                           "cut.csv.gz: not a valid gzip file: it is truncated")
+
+
 def test_nightly_quarantines_a_broken_gzip_file(db_file, tmp_path):
     truncated, corrupt = _broken_gzips(tmp_path)
     good = write_csv(tmp_path / "good.csv", train_rows(2, start=3900))

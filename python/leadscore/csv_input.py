@@ -138,9 +138,11 @@ _GZIP_ERRORS = (EOFError, OSError, zlib.error)
 
 def gzip_problem(path: Path) -> str | None:
     """Why a gzip file cannot be decompressed to its end ('not a valid gzip file: ...'), or None
-    when it can. Only run on a gzip file DuckDB refused: DuckDB's own error for a broken stream is
-    a sniffer failure or a ragged line somewhere in the middle, which would send the user looking
-    for a CSV problem in a file that was cut off in transfer."""
+    when it can. Run on every gzip file before it is read (open_lead_file): DuckDB reads a stream
+    that stops before its end-of-stream marker without a word when the cut falls where the writer
+    had flushed, and loads the rows before it, so a file cut off in transfer would lose its tail
+    silently; where the cut falls mid-row, DuckDB's own error is a sniffer failure or a ragged
+    line, which would send the user looking for a CSV problem. One extra decompression pass."""
     try:
         with gzip.open(path, "rb") as fh:
             while fh.read(1 << 20):
@@ -379,6 +381,8 @@ class LeadFile:
 def open_lead_file(path: Path, kind: str) -> LeadFile:
     """Read and check the header, and decide the role (`kind`: train, score or auto)."""
     gz = is_gzip(path)
+    if gz and (broken := gzip_problem(path)):
+        raise FileRefused(f"{path}: {broken}")
     raw_header = _read_header(path, gz)
     problem = _header_problem(path, raw_header)
     if problem:
