@@ -160,7 +160,7 @@ def _diagnose_csv(path: Path, gz: bool) -> str | None:
     """The first structural problem, found by Python's CSV reader, for when DuckDB's sniffer
     gives up without saying why: 'line N: expected X fields, found Y', an unterminated quote,
     a line over DuckDB's size limit. Only runs on a file DuckDB refused, a gzip file's stream
-    found whole first (_csv_error)."""
+    found whole first (open_lead_file)."""
     problem = invalid_utf8(path, gz)
     if problem:
         return problem
@@ -206,12 +206,10 @@ def _ragged_hint(header: list[str], found: int) -> str:
 def _csv_error(path: Path, exc: duckdb.Error, gz: bool) -> FileRefused:
     """One line: the file, the line and DuckDB's reason (or ours, when DuckDB gives none).
 
-    A broken gzip stream is named first: DuckDB reports it as some CSV problem. The encoding is
+    A gzip file's stream was found whole before it was read (open_lead_file). The encoding is
     looked into only when DuckDB says 'Invalid unicode': its other errors all print the reader's
     options, 'Encoding: utf-8' among them, and a sniffer failure is diagnosed (encoding first) by
     `_diagnose_csv` anyway."""
-    if gz and (problem := gzip_problem(path)):
-        return FileRefused(f"{path}: {problem}")
     text = str(exc)
     if "unicode" in text.lower():
         problem = invalid_utf8(path, gz)
@@ -338,9 +336,8 @@ def _read_header(path: Path, gz: bool) -> list[str]:
     except UnicodeDecodeError:
         problem = invalid_utf8(path, gz) or "not valid UTF-8 at line 1; save the file as UTF-8 and load it again"
         raise FileRefused(f"{path}: {problem}") from None
-    except _GZIP_ERRORS as exc:
-        problem = gzip_problem(path) if gz else None
-        raise FileRefused(f"{path}: {problem or f'cannot be read: {exc}'}") from None
+    except _GZIP_ERRORS as exc:  # a gzip stream was found whole first (open_lead_file)
+        raise FileRefused(f"{path}: cannot be read: {exc}") from None
     except csv.Error as exc:
         raise FileRefused(f"{path}: line 1: the header cannot be parsed: {exc}") from None
 

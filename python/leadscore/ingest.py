@@ -315,7 +315,7 @@ def _load_cells(
         """
     )
     # a row without an id (the file has no id column, or the row's cell is blank) is known by its content
-    reject_known_rows(con, path, load_id, cells, has_id)
+    reject_known_rows(con, path, load_id, cells)
     # --strict: any row rejected for any reason (a rule, a repeated id, a lead already loaded)
     # refuses the file; only now, with every rejection of this load written
     rejected = int(

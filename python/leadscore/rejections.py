@@ -184,14 +184,12 @@ def relabelled_rows(con: duckdb.DuckDBPyConnection, load_id: int) -> int:
     ))
 
 
-def reject_known_rows(
-    con: duckdb.DuckDBPyConnection, path: Path, load_id: int, cells: Cells, has_id: bool
-) -> None:
+def reject_known_rows(con: duckdb.DuckDBPyConnection, path: Path, load_id: int, cells: Cells) -> None:
     """Rows without an id are known by their content (`_CONTENT_COLUMNS`): the k-th copy of a row
     in this file is rejected when earlier loads already hold at least k copies (a re-exported
     file loads only its new rows; identical rows within one file all stay). A row without an id
-    is one in a file without an id column or one whose id cell is blank (`has_id`: the file has
-    the column): a blank id escaped both the id and the content match, and loaded again from
+    is one in a file without an id column or one whose id cell is blank (`_ingest_typed.id` null
+    either way): a blank id escaped both the id and the content match, and loaded again from
     every later file.
 
     lead_date counts where both sides have one. Copies are matched in two passes: first on the
@@ -199,10 +197,10 @@ def reject_known_rows(
     a dated row of this file against undated earlier copies (a qualifier-format file sent again
     as a final-round file), an undated row against dated earlier copies (the other way round).
     Two dated copies with different dates never match: they are two leads."""
-    if has_id and not db.scalar(con, f"select count(*) from {cells.table} as s where {int_expr(ID_COLUMN)} is null"):
-        return  # the usual score file: every row has its id
     if not db.scalar(con, "select count(*) from raw.leads where id is null"):
         return
+    if not db.scalar(con, "select count(*) from _ingest_typed where id is null"):
+        return  # the usual score file: every row has its id
     d = db.quote_ident(_DATE_COLUMN)
     con.execute(
         f"""
