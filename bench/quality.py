@@ -640,7 +640,7 @@ def to_markdown(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
          "fold (the chosen model at the registry cutoff, as `leadscore score` flags). Best F1: at the best "
          "cutoff on the score rows (not reachable without the truth). Flagged: share of score rows flagged / "
          "actual positive share. OOF F1: out of fold on the training rows, at the model's operating "
-         "prevalence. Train s: the registry's train_seconds of the run (one value per run)."),
+         "prevalence, reweighted to the score rows' customer mix where training did (see Worlds). Train s: the registry's train_seconds of the run (one value per run)."),
         "",
         ("| world | run | model | F1 own cutoff | best F1 | AUC | flagged / actual | OOF F1 | train s "
          "| prevalence estimate ± se (truth) | F1, true prevalence given |"),
@@ -723,6 +723,12 @@ def to_markdown(results: list[dict[str, Any]], info: dict[str, Any]) -> str:
                              f"{fmt(sel.get('baseline_oof_log_loss'), 4)}, chosen {fmt(sel.get('chosen_oof_log_loss'), 4)}, "
                              f"gain {fmt(sel.get('gain'), 4)}, noise {fmt(sel.get('noise'), 4)}"
                              + (f"; {sel['reason']}" if sel.get("reason") else ""))
+            mix = (sel.get("validation") or {}).get("score_mix") or {}
+            if mix.get("applied"):
+                notes.append(f"  - {run['label']}: the operating point reweighted to the score rows' customer mix "
+                             f"(chi-square p {mix['p_value']:.2g}; " + ", ".join(
+                                 f"{m['key']} {m['train_rows']} -> {m['score_rows']} rows, x{m['weight']:.2f}"
+                                 for m in mix["strata"]) + ")")
             for note in run["notes"]:
                 notes.append(f"  - {run['label']}: {note}")
     lines += ["", "Worlds:", "", *notes, "", f"Total wall time {info['seconds'] / 60:.1f} min."]

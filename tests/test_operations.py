@@ -88,10 +88,11 @@ def fake_steps(db_file, tmp_path, monkeypatch):
 def test_nightly_passes_training_options_and_dbt_vars(fake_steps, capsys):
     code = cli.main(["nightly", "--input", str(fake_steps["incoming"]), "--trials", "7", "--ensemble", "stacking",
                      "--target-prevalence", "0.3", "--folds", "3", "--time-budget", "40", "--seed", "9",
-                     "--vars", "{rare_min_count: 30}"])
+                     "--no-score-mix", "--vars", "{rare_min_count: 30}"])
     assert code == 0, capsys.readouterr().err
     assert fake_steps["train"] == [{"time_budget": 40.0, "trials": 7, "seed": 9, "folds": 3,
-                                    "ensemble": "stacking", "target_prevalence": 0.3, "promote": "auto",
+                                    "ensemble": "stacking", "target_prevalence": 0.3, "score_mix": False,
+                                    "promote": "auto",
                                     "promote_reason": None}]
     (dbt_args,) = fake_steps["dbt"]
     assert dbt_args[0] == "build" and dbt_args[-2:] == ["--vars", "{rare_min_count: 30}"]

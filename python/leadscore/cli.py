@@ -168,6 +168,9 @@ def add_training_arguments(p: argparse._ActionsContainer, time_budget: float) ->
     p.add_argument("--ensemble", choices=["voting", "stacking"], default="voting", help="how to combine models (default: voting)")
     p.add_argument("--target-prevalence", type=_prevalence, default=None,
                    help="positive rate of the scoring population (e.g. 0.33), or 'auto' to estimate it")
+    p.add_argument("--no-score-mix", dest="score_mix", action="store_false",
+                   help="read the cutoff off the training rows as they are, even when the score rows hold "
+                   "the largest customers in other shares (default: reweighted to the score rows' mix)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -172,7 +172,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 def training_options(args: argparse.Namespace) -> dict:
     """The options cli.add_training_arguments defines, as `train_model` / `run_nightly` take them."""
     return {name: getattr(args, name) for name in
-            ("time_budget", "trials", "seed", "folds", "ensemble", "target_prevalence")}
+            ("time_budget", "trials", "seed", "folds", "ensemble", "target_prevalence", "score_mix")}
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 
 from leadscore.errors import LeadscoreError
-from leadscore.features import FIRST_CATEGORY_CODE, GROUP_KEY_SUFFIX, Encoding
+from leadscore.features import CUSTOMER_KEY, FIRST_CATEGORY_CODE, Encoding
 
-EVIDENCE_KEY = "customer_idx" + GROUP_KEY_SUFFIX
+EVIDENCE_KEY = CUSTOMER_KEY
 
 
 def _rows_per_code(codes: np.ndarray) -> np.ndarray:

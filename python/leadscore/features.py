@@ -49,6 +49,9 @@ LABEL = "is_converted"
 # A VARCHAR column named <column>_group_key is a raw identifier (customer, owner), not a tree
 # feature: only the mixed-effects (linear) member reads it, as one shrunk intercept per value.
 GROUP_KEY_SUFFIX = "_group_key"
+# The customer's group key: the evidence calibration (evidence.py) and the score mix
+# (score_mix.py) read a lead's customer from it.
+CUSTOMER_KEY = "customer_idx" + GROUP_KEY_SUFFIX
 # The mart's names for columns computed from labels (int_lead_target_rates' out-of-fold rates,
 # tiers and evidence; int_lead_history_as_of's earlier conversions): the mixed-effects member
 # leaves them out where it has group keys, which carry that evidence as intercepts fitted jointly.

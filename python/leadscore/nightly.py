@@ -210,6 +210,7 @@ def run_nightly(
     folds: int = 5,
     ensemble: str = "voting",
     target_prevalence: float | str | None = None,
+    score_mix: bool = True,
     dbt_vars: str | None = None,
 ) -> NightlyResult:
     """Run every step, each with the same step function its own command calls; raise
@@ -295,7 +296,7 @@ def run_nightly(
                     with _timed(result, "train"):
                         trained = train.train_model(
                             con, time_budget=time_budget, trials=trials, seed=seed, folds=folds,
-                            ensemble=ensemble, target_prevalence=target_prevalence,
+                            ensemble=ensemble, target_prevalence=target_prevalence, score_mix=score_mix,
                             promote="always" if rebuilt else "auto",
                             promote_reason=(f"nightly: the features were built with other dbt vars than {current}'s "
                                             f"({rebuilt}), which it cannot score") if rebuilt else None,

@@ -271,6 +271,9 @@ def plot_subtitle(metrics: dict[str, Any], prevalence: bool = True) -> str:
     if not prevalence or pi is None:
         return line
     if target is None:
+        mix = (metrics.get("validation") or {}).get("score_mix") or {}
+        if mix.get("applied"):
+            return f"{line}\ntraining rate {pi:.1%}; rows reweighted to the score rows' customer mix"
         return f"{line} · training rate {pi:.1%}"
     how = " (estimated)" if metrics.get("target_prevalence_mode") == "auto" else ""
     return f"{line}\ntraining rate {pi:.1%}; counts reweighted to a target prevalence of {target:.1%}{how}"

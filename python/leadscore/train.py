@@ -67,7 +67,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from leadscore import db, ensemble, promotion, registry, report, validation
+from leadscore import db, ensemble, promotion, registry, report, score_mix, validation
 from leadscore.selection import select_model
 from leadscore.validation import f1_by_month
 from leadscore import features as feat
@@ -142,6 +142,7 @@ class TrainResult:
     artifact_dir: Path
     report_dir: Path
     validation: dict[str, Any] | None = None
+    score_mix: dict[str, Any] | None = None
     became_current: bool = True
     promotion_reason: str = ""
 
@@ -163,6 +164,10 @@ class TrainResult:
             lines.append(f"  validation: forward in time, {v['folds']} expanding-window folds over the lead dates "
                          f"({v['validated_rows']} rows validated)"
                          + (f"; the baseline on random K-fold: F1 {rk['cv_f1']:.4f}" if "cv_f1" in rk else ""))
+        if self.score_mix is not None and (self.score_mix["applied"] or self.target_prevalence is None):
+            lines.append("  " + score_mix.ScoreMix(**{**self.score_mix, "strata": [
+                score_mix.Stratum(**s) for s in self.score_mix["strata"]]}).describe()
+                + ("; F1 is the expected F1 on that mix" if self.score_mix["applied"] else ""))
         if self.target_prevalence is not None:
             lines.append(f"  probabilities adjusted to a target prevalence of {self.target_prevalence:.3%} "
                          f"({self.target_prevalence_mode}); F1 is the expected F1 at that prevalence")
@@ -219,6 +224,7 @@ def train_model(
     resume: bool = True,
     progress: bool = True,
     *,
+    score_mix: bool = True,
     models: tuple[str, ...] = MODEL_NAMES,
     baseline_only: bool = False,
     promote: str = "auto",
@@ -229,7 +235,9 @@ def train_model(
     `con_or_db_path`: an open DuckDB connection (kept open), or a database path / None for
     `config.db_path()` (opened for reading and again for registering, so the database is not
     locked for the whole run). `baseline_only` trains just the fixed baseline (fast and
-    deterministic: the quality benchmark's ablation rows use it). Raises LeadscoreError."""
+    deterministic: the quality benchmark's ablation rows use it). `score_mix`: without a target
+    prevalence, read the operating point off the out-of-fold rows reweighted to the score rows'
+    customer mix when it moved beyond chance (score_mix.py). Raises LeadscoreError."""
     clock = Clock(time_budget)
     if time_budget <= 0:
         raise LeadscoreError(f"time budget must be positive, got {time_budget}")
@@ -252,7 +260,7 @@ def train_model(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with progress_bar("train", total=time_budget, unit="s budget", enabled=progress, elapsed=clock.elapsed) as bar:
         return _train(con_or_db_path, clock, bar, trials, seed, folds, ensemble, target_prevalence, resume,
-                      () if baseline_only else tuple(models), promote, promote_reason)
+                      () if baseline_only else tuple(models), promote, promote_reason, score_mix)
 
 
 def training_data(train_df: pd.DataFrame, flist: list[feat.Feature], folds: int,
@@ -276,7 +284,7 @@ def _warn(message: str) -> None:
 
 
 def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble_kind, target_prevalence,
-           resume, families, promote, promote_reason=None) -> TrainResult:
+           resume, families, promote, promote_reason=None, use_score_mix=True) -> TrainResult:
     con, owned = _open(con_or_db_path)
     try:
         bar.update(text="reading training rows")
@@ -284,7 +292,8 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
         fhash = feat.feature_hash(flist)
         settings = feat.read_settings(con)
         train_df = feat.load_split(con, "train", flist)
-        score_df = feat.load_split(con, "score", flist) if target_prevalence == "auto" else None
+        needs_score_rows = target_prevalence == "auto" or (target_prevalence is None and use_score_mix)
+        score_df = feat.load_split(con, "score", flist) if needs_score_rows else None
         dbt_id = registry.dbt_invocation_id(con)
         previous = current_model_meta(con)
     finally:
@@ -413,7 +422,24 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
         mode, target = "given", float(target_prevalence)
 
     sw = prevalence_weights(y, pi, target)
-    scored = oof if target is None else shift_prior(oof, pi, target)
+    # without a prior shift, the out-of-fold rows reweighted to the score rows' customer mix
+    if target is not None:
+        mix = score_mix.ScoreMix(False, "a target prevalence is set (a label shift, not a change of mix)")
+    elif not use_score_mix:
+        mix = score_mix.ScoreMix(False, "switched off (--no-score-mix)")
+    else:
+        def keys(df: pd.DataFrame | None) -> np.ndarray | None:
+            return df[score_mix.KEY_COLUMN].to_numpy() if df is not None and score_mix.KEY_COLUMN in df else None
+
+        train_keys = keys(train_df)
+        mix = score_mix.compare(None if train_keys is None else val.view(train_keys), keys(score_df), y)
+        if mix.applied:
+            sw = mix.weights(val.view(train_keys))
+
+    def operating_scale(p: np.ndarray) -> np.ndarray:
+        return p if target is None else shift_prior(p, pi, target)
+
+    scored = operating_scale(oof)
     cutoff, cv_f1, cv_prec, cv_rec = bagged_f1_cutoff(y, scored, sw, seed=seed)
     cv_auc = float(roc_auc_score(y, oof))
     cv_ap = float(average_precision_score(y, scored, sample_weight=sw))
@@ -421,7 +447,7 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
     validation_record = {
         "scheme": val.scheme, "folds": folds, "folds_validated": len(val.folds), "validated_rows": int(len(y)),
         "cv_f1": cv_f1, "cv_log_loss": float(fold_log_losses(y, oof, vfolds).mean()),
-        "random_kfold_baseline": random_kfold,
+        "random_kfold_baseline": random_kfold, "score_mix": mix.to_dict(),
     }
     if val.scheme == validation.FORWARD:
         dates = pd.to_datetime(val.view(train_df["lead_date"].to_numpy()))
@@ -431,8 +457,8 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
     per_model = {}
     for n, r in results.items():
         m = r.metrics(y)
-        if target is not None:  # each model's own cutoff on the operating scale
-            m["oof_cutoff"], m["oof_f1"], _, _ = f1_optimal_cutoff(y, shift_prior(r.oof, pi, target), sw)
+        if sw is not None:  # each model's own cutoff on the operating scale and weights
+            m["oof_cutoff"], m["oof_f1"], _, _ = f1_optimal_cutoff(y, operating_scale(r.oof), sw)
         per_model[n] = m
     weights = {n: float(w) for n, w in spec.get("weights", {}).items()} if spec["kind"] == "voting" else \
         dict(zip(spec["inputs"], spec["coef"], strict=True))
@@ -478,7 +504,7 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
         "target_prevalence": target, "target_prevalence_mode": mode,
         "prevalence_estimate": meta["prevalence_estimate"],
         "cv_f1_at_train_prevalence": f1_at(y, oof, shift_prior(np.array([cutoff]), target, pi)[0])
-        if target is not None else cv_f1,
+        if target is not None else f1_at(y, oof, cutoff),
         "baseline_f1_all_positive": 2 * (target or pi) / (1 + (target or pi)),
         "feature_importance_source": importance_source, "seed": seed, "folds": folds,
         "time_budget": clock.budget, "dbt_invocation_id": dbt_id, "data_fingerprint": data_fp,
@@ -527,7 +553,7 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
         train_positive_rate=pi, target_prevalence=target, target_prevalence_mode=mode,
         prevalence_estimate=meta["prevalence_estimate"], seconds=clock.elapsed(), time_budget=clock.budget,
         artifact_dir=folder, report_dir=folder / "report", validation=validation_record,
-        became_current=verdict.promote, promotion_reason=verdict.reason,
+        score_mix=mix.to_dict(), became_current=verdict.promote, promotion_reason=verdict.reason,
     )
 
 
