@@ -77,6 +77,11 @@ class ScoreMix:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ScoreMix:
+        """Back from `to_dict` (model.json, the training result)."""
+        return cls(**{**d, "strata": [Stratum(**s) for s in d.get("strata", [])]})
+
     def describe(self) -> str:
         """One line for the training summary."""
         if not self.applied:

@@ -165,9 +165,8 @@ class TrainResult:
                          f"({v['validated_rows']} rows validated)"
                          + (f"; the baseline on random K-fold: F1 {rk['cv_f1']:.4f}" if "cv_f1" in rk else ""))
         if self.score_mix is not None and (self.score_mix["applied"] or self.target_prevalence is None):
-            lines.append("  " + score_mix.ScoreMix(**{**self.score_mix, "strata": [
-                score_mix.Stratum(**s) for s in self.score_mix["strata"]]}).describe()
-                + ("; F1 is the expected F1 on that mix" if self.score_mix["applied"] else ""))
+            lines.append("  " + score_mix.ScoreMix.from_dict(self.score_mix).describe()
+                         + ("; F1 is the expected F1 on that mix" if self.score_mix["applied"] else ""))
         if self.target_prevalence is not None:
             lines.append(f"  probabilities adjusted to a target prevalence of {self.target_prevalence:.3%} "
                          f"({self.target_prevalence_mode}); F1 is the expected F1 at that prevalence")
@@ -292,8 +291,11 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
         fhash = feat.feature_hash(flist)
         settings = feat.read_settings(con)
         train_df = feat.load_split(con, "train", flist)
-        needs_score_rows = target_prevalence == "auto" or (target_prevalence is None and use_score_mix)
-        score_df = feat.load_split(con, "score", flist) if needs_score_rows else None
+        score_df = feat.load_split(con, "score", flist) if target_prevalence == "auto" else None
+        # the score rows' customers, for the operating point's mix (score_mix.py): that column only
+        key = [f for f in flist if f.name == score_mix.KEY_COLUMN]
+        score_keys = feat.load_split(con, "score", key)[score_mix.KEY_COLUMN].to_numpy() \
+            if key and target_prevalence is None and use_score_mix else None
         dbt_id = registry.dbt_invocation_id(con)
         previous = current_model_meta(con)
     finally:
@@ -428,13 +430,10 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
     elif not use_score_mix:
         mix = score_mix.ScoreMix(False, "switched off (--no-score-mix)")
     else:
-        def keys(df: pd.DataFrame | None) -> np.ndarray | None:
-            return df[score_mix.KEY_COLUMN].to_numpy() if df is not None and score_mix.KEY_COLUMN in df else None
-
-        train_keys = keys(train_df)
-        mix = score_mix.compare(None if train_keys is None else val.view(train_keys), keys(score_df), y)
+        train_keys = val.view(train_df[score_mix.KEY_COLUMN].to_numpy()) if score_keys is not None else None
+        mix = score_mix.compare(train_keys, score_keys, y)
         if mix.applied:
-            sw = mix.weights(val.view(train_keys))
+            sw = mix.weights(train_keys)
 
     def operating_scale(p: np.ndarray) -> np.ndarray:
         return p if target is None else shift_prior(p, pi, target)
