@@ -106,3 +106,16 @@ def test_a_target_prevalence_is_never_combined_with_the_mix(db_file: Path) -> No
     _with_an_all_converting_customer(db_file)
     given = train.train_model(db_file, time_budget=60, seed=0, baseline_only=True, target_prevalence=0.3, **SMALL)
     assert not given.score_mix["applied"] and "target prevalence" in given.score_mix["reason"]
+
+
+def test_the_report_says_when_its_counts_are_reweighted_to_the_mix() -> None:
+    from leadscore import report
+
+    mix = score_mix.compare(_keys(A=100, B=50, other=850), _keys(A=100, B=5, other=395),
+                            (np.arange(1000) % 7 == 0).astype(np.int8))
+    metrics = {"model_version": "v1", "train_positive_rate": 0.08, "target_prevalence": None,
+               "validation": {"scheme": "random", "folds": 5, "score_mix": mix.to_dict()}}
+    assert "reweighted to the score rows' customer mix" in report.plot_subtitle(metrics)
+    metrics["validation"]["score_mix"] = score_mix.ScoreMix(False, "switched off").to_dict()
+    assert "reweighted" not in report.plot_subtitle(metrics)
+    assert score_mix.ScoreMix.from_dict(mix.to_dict()) == mix
