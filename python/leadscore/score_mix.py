@@ -8,14 +8,19 @@ still converts as before (p(y | x) holds; only the mix moved, a covariate shift)
 importance-weighted validation (Sugiyama, Krauledat and Müller 2007) fits: each out-of-fold row
 counts with its stratum's share among the score rows over its share among the training rows.
 
-The strata are each customer id that holds at least `MIN_SHARE` of the training rows, and every
-other customer together: a few large cells whose shares are counted, not modelled. A density-ratio
+The strata are each customer id that holds at least `MIN_SHARE` of the training rows the
+operating point is read from (the validated, out-of-fold rows), and every other customer
+together: a few large cells whose shares are counted, not modelled. A density-ratio
 classifier over every column would be the general form, but on data whose score rows differ by
 design (other missing-value rates; a classifier tells them apart at AUC 0.94 on the demo worlds)
 its weights swamp the estimate with noise, while the customer mix is what moves the F1.
 
 Applied only when the mix moved beyond chance (a chi-square test of the two samples' counts over
-the strata, p < `ALPHA`); otherwise every weight is 1 and training is what it was without it.
+the strata, p < `ALPHA`), and only on evidence the test and the weights can stand on: a customer
+expected to hold fewer than `MIN_EXPECTED` score rows joins the others (below that the chi-square
+rejects too often, and its share ratio is a few leads' worth), and the weighted rows must keep at
+least `MIN_EFFECTIVE` effective positives and negatives (a cutoff read off a handful of rows is
+noise). Otherwise every weight is 1 and training is what it was without it.
 Never together with a target prevalence: a batch selected by outcome (label shift, the
 competition's 1:2 file) moves a heavy id's share because of its labels, and reweighting by that
 share would count the shift twice. The weights move the cutoff and the out-of-fold figures that
@@ -29,24 +34,30 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy.stats import chi2
 
 from leadscore.features import CUSTOMER_KEY
 
-# a customer id with at least this share of the training rows is a stratum of its own
+# a customer id with at least this share of the training rows is a stratum of its own ...
 MIN_SHARE = 0.01
+# ... when the score rows would hold at least this many of its leads at its training share
+# (Cochran's rule for the chi-square: an expected count under 5 makes it reject too often)
+MIN_EXPECTED = 5.0
+# the weighted training rows must keep this many effective (Kish) positives and negatives
+MIN_EFFECTIVE = 20.0
 # the mix is reweighted only when the chi-square test rejects "same mix" at this level
 ALPHA = 0.01
 # the stratum of every customer below MIN_SHARE
 OTHER = "(every other customer)"
-# the mart's column that names a lead's customer (a group key: the raw id as text)
-KEY_COLUMN = CUSTOMER_KEY
 # a lead without a customer id is a stratum value of its own
 MISSING_KEY = "(no customer id)"
 
 
 @dataclass
 class Stratum:
+    """One customer (or every other customer together) and the weight its training rows take."""
+
     key: str
     train_rows: int
     score_rows: int
@@ -93,26 +104,37 @@ class ScoreMix:
 
 
 def _normalise(keys: np.ndarray) -> np.ndarray:
-    k = np.asarray(keys, dtype=object)
-    return np.array([MISSING_KEY if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in k],
-                    dtype=object)
+    """Keys as text, a missing one (None, NaN, pd.NA) as MISSING_KEY: leads without a customer id
+    are one group, not one group per missing-value kind."""
+    k = pd.Series(np.asarray(keys, dtype=object), dtype=object)
+    return np.where(k.isna(), MISSING_KEY, k.astype(str)).astype(object)
+
+
+def _effective(w: np.ndarray) -> float:
+    """Kish's effective sample size of weights `w`: how many equally weighted rows they are worth."""
+    total = float(w.sum())
+    return total ** 2 / float((w ** 2).sum()) if total > 0 else 0.0
 
 
 def compare(train_keys: np.ndarray | None, score_keys: np.ndarray | None, y: np.ndarray,
             min_share: float = MIN_SHARE, alpha: float = ALPHA) -> ScoreMix:
     """The customer mix of the score rows against that of the training rows `train_keys` (the
-    rows the operating point is read from, labels `y`). None keys: the mart has no customer key
-    column (built with `use_group_keys: false`)."""
+    rows the operating point is read from, labels `y`, aligned with them). None keys: the mart
+    has no customer key column (built with `use_group_keys: false`)."""
     if train_keys is None or score_keys is None:
-        return ScoreMix(False, f"the features have no {KEY_COLUMN} column")
+        return ScoreMix(False, f"the features have no {CUSTOMER_KEY} column")
+    if len(train_keys) != len(y):
+        raise ValueError(f"{len(train_keys)} training keys for {len(y)} labels: the keys must be the validated rows'")
     if len(score_keys) == 0:
         return ScoreMix(False, "no score rows")
     kt, ks = _normalise(train_keys), _normalise(score_keys)
     values, counts = np.unique(kt, return_counts=True)
-    heavy = sorted((str(v) for v, c in zip(values, counts, strict=True) if c >= min_share * len(kt)),
-                   key=lambda v: (-int(counts[values == v][0]), v))
+    big = (counts >= min_share * len(kt)) & (counts / len(kt) * len(ks) >= MIN_EXPECTED)
+    order = np.lexsort((values[big], -counts[big]))  # largest first, then by key
+    heavy = [str(v) for v in values[big][order]]
     if not heavy:
-        return ScoreMix(False, f"no customer holds {min_share:.0%} of the training rows")
+        return ScoreMix(False, f"no customer holds {min_share:.0%} of the training rows and {MIN_EXPECTED:.0f} "
+                               f"expected score rows ({len(ks)} score rows)")
     keys = [*heavy, OTHER]
     st = np.where(np.isin(kt, heavy), kt, OTHER)
     ss = np.where(np.isin(ks, heavy), ks, OTHER)
@@ -130,8 +152,10 @@ def compare(train_keys: np.ndarray | None, score_keys: np.ndarray | None, y: np.
     if p >= alpha:
         return ScoreMix(False, f"the mix is the training rows' within chance (p = {p:.2g})", strata, stat, df, p)
     w = mix.weights(train_keys)
-    if w is None or float((w * y).sum()) <= 0 or float((w * (1 - y)).sum()) <= 0:
-        return ScoreMix(False, "the score rows' strata hold no positive or no negative training row", strata,
-                        stat, df, p)
-    mix.effective_rows = float(w.sum() ** 2 / (w ** 2).sum())
+    positives, negatives = _effective(w[y == 1]), _effective(w[y == 0])
+    if min(positives, negatives) < MIN_EFFECTIVE:
+        return ScoreMix(False, f"the reweighted rows keep too few positives or negatives to read a cutoff off "
+                               f"({positives:.0f} and {negatives:.0f} effective, under {MIN_EFFECTIVE:.0f})",
+                        strata, stat, df, p)
+    mix.effective_rows = _effective(w)
     return mix

@@ -283,7 +283,7 @@ def _warn(message: str) -> None:
 
 
 def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble_kind, target_prevalence,
-           resume, families, promote, promote_reason=None, use_score_mix=True) -> TrainResult:
+           resume, families, promote, promote_reason=None, use_score_mix: bool = True) -> TrainResult:
     con, owned = _open(con_or_db_path)
     try:
         bar.update(text="reading training rows")
@@ -293,8 +293,8 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
         train_df = feat.load_split(con, "train", flist)
         score_df = feat.load_split(con, "score", flist) if target_prevalence == "auto" else None
         # the score rows' customers, for the operating point's mix (score_mix.py): that column only
-        key = [f for f in flist if f.name == score_mix.KEY_COLUMN]
-        score_keys = feat.load_split(con, "score", key)[score_mix.KEY_COLUMN].to_numpy() \
+        key = [f for f in flist if f.name == feat.CUSTOMER_KEY]
+        score_keys = feat.load_split(con, "score", key)[feat.CUSTOMER_KEY].to_numpy() \
             if key and target_prevalence is None and use_score_mix else None
         dbt_id = registry.dbt_invocation_id(con)
         previous = current_model_meta(con)
@@ -430,7 +430,7 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
     elif not use_score_mix:
         mix = score_mix.ScoreMix(False, "switched off (--no-score-mix)")
     else:
-        train_keys = val.view(train_df[score_mix.KEY_COLUMN].to_numpy()) if score_keys is not None else None
+        train_keys = val.view(train_df[feat.CUSTOMER_KEY].to_numpy()) if score_keys is not None else None
         mix = score_mix.compare(train_keys, score_keys, y)
         if mix.applied:
             sw = mix.weights(train_keys)
@@ -456,8 +456,9 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
     per_model = {}
     for n, r in results.items():
         m = r.metrics(y)
-        if sw is not None:  # each model's own cutoff on the operating scale and weights
+        if sw is not None:  # each model's own cutoff and figures on the operating scale and weights
             m["oof_cutoff"], m["oof_f1"], _, _ = f1_optimal_cutoff(y, operating_scale(r.oof), sw)
+            m["oof_average_precision"] = float(average_precision_score(y, operating_scale(r.oof), sample_weight=sw))
         per_model[n] = m
     weights = {n: float(w) for n, w in spec.get("weights", {}).items()} if spec["kind"] == "voting" else \
         dict(zip(spec["inputs"], spec["coef"], strict=True))
