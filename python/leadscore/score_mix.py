@@ -147,15 +147,15 @@ def compare(train_keys: np.ndarray | None, score_keys: np.ndarray | None, y: np.
     df = int(keep.sum()) - 1
     p = float(chi2.sf(stat, df)) if df > 0 else 1.0
     ratio = np.divide(ns / ns.sum(), nt / nt.sum(), out=np.ones_like(nt), where=nt > 0)
-    strata = [Stratum(k, int(a), int(b), float(r)) for k, a, b, r in zip(keys, nt, ns, ratio, strict=True)]
-    mix = ScoreMix(True, f"the mix moved (p = {p:.2g} < {alpha})", strata, stat, df, p)
+    found = {"strata": [Stratum(k, int(a), int(b), float(r)) for k, a, b, r in zip(keys, nt, ns, ratio, strict=True)],
+             "chi2": stat, "df": df, "p_value": p}
     if p >= alpha:
-        return ScoreMix(False, f"the mix is the training rows' within chance (p = {p:.2g})", strata, stat, df, p)
+        return ScoreMix(False, f"the mix is the training rows' within chance (p = {p:.2g})", **found)
+    mix = ScoreMix(True, f"the mix moved (p = {p:.2g} < {alpha})", **found)
     w = mix.weights(train_keys)
     positives, negatives = _effective(w[y == 1]), _effective(w[y == 0])
     if min(positives, negatives) < MIN_EFFECTIVE:
         return ScoreMix(False, f"the reweighted rows keep too few positives or negatives to read a cutoff off "
-                               f"({positives:.0f} and {negatives:.0f} effective, under {MIN_EFFECTIVE:.0f})",
-                        strata, stat, df, p)
+                               f"({positives:.0f} and {negatives:.0f} effective, under {MIN_EFFECTIVE:.0f})", **found)
     mix.effective_rows = _effective(w)
     return mix

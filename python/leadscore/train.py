@@ -453,13 +453,8 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
         validation_record["f1_by_month"] = f1_by_month(y, scored, cutoff, dates)
     selection["validation"] = {k: v for k, v in validation_record.items() if k != "f1_by_month"}
 
-    per_model = {}
-    for n, r in results.items():
-        m = r.metrics(y)
-        if sw is not None:  # each model's own cutoff and figures on the operating scale and weights
-            m["oof_cutoff"], m["oof_f1"], _, _ = f1_optimal_cutoff(y, operating_scale(r.oof), sw)
-            m["oof_average_precision"] = float(average_precision_score(y, operating_scale(r.oof), sample_weight=sw))
-        per_model[n] = m
+    # each model's own cutoff and figures on the operating scale and weights
+    per_model = {n: r.metrics(y, operating_scale(r.oof), sw) for n, r in results.items()}
     weights = {n: float(w) for n, w in spec.get("weights", {}).items()} if spec["kind"] == "voting" else \
         dict(zip(spec["inputs"], spec["coef"], strict=True))
 

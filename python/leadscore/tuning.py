@@ -81,11 +81,17 @@ class ModelResult:
     def oof_log_loss(self) -> float:
         return float(np.mean(self.fold_losses))
 
-    def metrics(self, y: np.ndarray) -> dict[str, Any]:
-        cutoff, f1, _, _ = f1_optimal_cutoff(y, self.oof)
+    def metrics(self, y: np.ndarray, operating: np.ndarray | None = None,
+                sample_weight: np.ndarray | None = None) -> dict[str, Any]:
+        """The out-of-fold record. `operating`: the out-of-fold probabilities on the scale the
+        model operates at (prior-shifted to a target prevalence) and `sample_weight` the rows'
+        weights (class weights of that prevalence, or the score rows' customer mix): the cutoff,
+        F1 and average precision are read off them, as the chosen model's are."""
+        p = self.oof if operating is None else operating
+        cutoff, f1, _, _ = f1_optimal_cutoff(y, p, sample_weight)
         return {
             "oof_f1": f1, "oof_cutoff": cutoff, "oof_auc": float(roc_auc_score(y, self.oof)),
-            "oof_average_precision": float(average_precision_score(y, self.oof)),
+            "oof_average_precision": float(average_precision_score(y, p, sample_weight=sample_weight)),
             "oof_log_loss": self.oof_log_loss, "fold_log_loss": [float(x) for x in self.fold_losses],
             "imbalance": self.params.get("imbalance"), "effective_prior": self.effective_prior,
             "trials_total": self.trials_total, "trials_this_run": self.trials_this_run,

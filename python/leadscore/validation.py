@@ -84,8 +84,8 @@ def random_kfold(y: np.ndarray, k: int, seed: int, rate_folds: np.ndarray | None
     dealt = np.random.default_rng(seed).permutation(groups)
     folds = []
     for i in range(k):
-        val = np.flatnonzero(np.isin(rate_folds, dealt[i::k]))
-        fit = np.flatnonzero(~np.isin(rate_folds, dealt[i::k]))
+        held = np.isin(rate_folds, dealt[i::k])
+        val, fit = np.flatnonzero(held), np.flatnonzero(~held)
         if y[val].min() == y[val].max() or y[fit].min() == y[fit].max():
             raise LeadscoreError(f"validation fold {i + 1} of {k} has only one class: too few training rows")
         folds.append((fit, val))
