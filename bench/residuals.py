@@ -172,9 +172,10 @@ def out_of_fold_blend(db_path: str, seed: int) -> tuple[pd.DataFrame, list, np.n
     try:
         flist = feat.read_features(con)
         train = feat.load_split(con, "train", flist)
+        history = feat.load_validation_history(con)
     finally:
         con.close()
-    data, val, encoding = training_data(train, flist, FOLDS, seed)
+    data, val, encoding = training_data(train, flist, FOLDS, seed, history)
     y = data.y
     oof = {}
     for name, params in ((BASELINE, BASELINE_PARAMS), ("logistic", DEFAULT_PARAMS["logistic"])):

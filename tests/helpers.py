@@ -215,6 +215,22 @@ def make_feature_table(path: Path, n_train: int = 1500, n_score: int = 500, seed
     return pd.DataFrame({"lead_id": df["lead_id"][n_train:].to_numpy(), "is_converted": y[n_train:]})
 
 
+def add_time_blocks(path: Path, blocks: int = 6) -> None:
+    """What `dbt build` adds beside a feature table whose training rows carry a lead_date:
+    main.fct_lead_validation_history, each dated training lead's time block (blocks of about
+    equal size, a day never split), here with no history column to stand in for (a hand-built
+    table has none)."""
+    con = duckdb.connect(str(path))
+    try:
+        con.execute(
+            "create or replace table main.fct_lead_validation_history as select lead_id, "
+            f"cast(floor({blocks} * (count(*) over (order by lead_date range between unbounded preceding "
+            "and interval 1 day preceding)) / count(*) over ()) as integer) as history_block "
+            "from main.fct_lead_features where split = 'train' and lead_date is not null")
+    finally:
+        con.close()
+
+
 # -- training ---------------------------------------------------------------------------------------
 
 # small budgets for train.train_model in test_train and test_train_studies

@@ -19,7 +19,8 @@ from helpers import leadscore_cli, rows_of
 
 # vars that change what is checked or kept, not what fct_lead_features holds
 NOT_FEATURE_VARS_PREFIX = "drift_"
-NOT_FEATURE_VARS = {"score_history_test_days"}
+# (validation_time_blocks: how training validates forward in time, fct_lead_validation_history)
+NOT_FEATURE_VARS = {"score_history_test_days", "validation_time_blocks"}
 
 
 def _project_vars() -> dict:

@@ -176,3 +176,22 @@ def test_group_keys_come_last_and_only_the_linear_member_reads_them(con):
     con.execute("update main.reordered set customer_idx_group_key = null")
     empty = feat.Encoding.fit(feat.load_split(con, "train", fl, "main.reordered"), fl)
     assert empty.mixed_effects_columns() == ([], []) and empty.tree_width == 5
+
+
+def test_validation_view_puts_block_start_history_in_place_by_lead():
+    """Forward validation scores a validated lead on its history as of its block's start; rows
+    the table does not hold (no date, so no block) keep the feature table's own values."""
+    train_df = pd.DataFrame({"lead_id": ["a", "b", "c"], "x": [1.0, 2.0, 3.0],
+                             "customer_idx_earlier_conversions": pd.array([4, 5, 6], dtype="Int64"),
+                             "customer_idx_earlier_conversion_rate": [0.4, 0.5, 0.6]})
+    history = pd.DataFrame({"lead_id": ["c", "a"], "history_block": [2, 0],
+                            "customer_idx_earlier_conversions": [1, 0],
+                            "customer_idx_earlier_conversion_rate": [0.1, 0.08],
+                            "lead_owner_earlier_conversions": [7, 7]})  # not a column of the table
+    view = feat.validation_view(train_df, history)
+    assert view.replaced == ("customer_idx_earlier_conversions", "customer_idx_earlier_conversion_rate")
+    assert view.blocks.tolist()[0] == 0 and np.isnan(view.blocks[1]) and view.blocks[2] == 2
+    assert view.rows["customer_idx_earlier_conversions"].tolist() == [0, 5, 1]
+    assert view.rows["customer_idx_earlier_conversion_rate"].tolist() == [0.08, 0.5, 0.1]
+    assert view.rows["x"].tolist() == [1.0, 2.0, 3.0] and train_df["customer_idx_earlier_conversions"].tolist() == [4, 5, 6]
+    assert feat.validation_view(train_df, None) is None

@@ -14,6 +14,7 @@ from scipy.stats import chi2_contingency
 from leadscore import score_mix, train
 from leadscore.features import CUSTOMER_KEY
 from helpers import SMALL_TRAINING as SMALL
+from helpers import add_time_blocks
 from helpers import make_feature_table
 
 
@@ -109,6 +110,8 @@ def _with_an_all_converting_customer(db_file: Path, dated: bool = False) -> None
                         where split = 'train' and hash(lead_id || 'a') % 10 = 0""")
     finally:
         con.close()
+    if dated:
+        add_time_blocks(db_file)
 
 
 @pytest.mark.parametrize("dated", [False, True], ids=["random folds", "forward folds"])

@@ -65,10 +65,12 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _ok(leadscore_cli(data, "ingest", "--train", str(raw / "final" / "train.csv"),
                       "--train", str(raw / "qualifier" / "train.csv"),
                       "--score", str(raw / "final" / "submission.csv"), "--parquet"))
-    # the feature store and everything it rests on: seeds, models, schema and data tests, unit
-    # tests, the contract; the same nodes must pass on both engines
-    (data / "duckdb_build.log").write_text(_dbt(data, "build", "--select", "+fct_lead_features"))
-    (data / "spark_build.log").write_text(_dbt(data, "build", "--target", "spark", "--select", "+fct_lead_features"))
+    # the feature store and everything it rests on (seeds, models, schema and data tests, unit
+    # tests, the contract), and what training validates dated leads on; the same nodes must pass
+    # on both engines
+    select = ["--select", "+fct_lead_features", "+fct_lead_validation_history"]
+    (data / "duckdb_build.log").write_text(_dbt(data, "build", *select))
+    (data / "spark_build.log").write_text(_dbt(data, "build", "--target", "spark", *select))
     return data
 
 
@@ -117,14 +119,20 @@ def _same(a: object, b: object) -> bool:
     return a == b
 
 
-def test_fct_lead_features_is_the_same_on_spark(built: Path) -> None:
-    duck = _duckdb_frame(built, "select * from main.fct_lead_features order by lead_id")
-    spark = _spark_frame(built, "select * from main.fct_lead_features order by lead_id")
+@pytest.mark.parametrize("table, rows", [
+    ("fct_lead_features", 2800),  # 2,000 + 500 training leads, 300 to score
+    ("fct_lead_validation_history", 2000),  # the dated training leads
+])
+def test_the_marts_training_reads_are_the_same_on_spark(built: Path, table: str, rows: int) -> None:
+    duck = _duckdb_frame(built, f"select * from main.{table} order by lead_id")
+    spark = _spark_frame(built, f"select * from main.{table} order by lead_id")
     assert list(spark.columns) == list(duck.columns)  # the contract orders both
-    assert len(duck) == 2800  # 2,000 + 500 training leads, 300 to score
+    assert len(duck) == rows
     assert spark["lead_id"].tolist() == duck["lead_id"].tolist()
-    # both kinds of rows are there: dated (final round) and undated (qualifier)
-    assert duck["lead_date"].notna().any() and duck["lead_date"].isna().any()
+    if table == "fct_lead_features":  # both kinds of rows are there: dated (final round) and undated (qualifier)
+        assert duck["lead_date"].notna().any() and duck["lead_date"].isna().any()
+    else:
+        assert duck["history_block"].nunique() == 6 and duck["customer_idx_earlier_training_leads"].notna().all()
     differences = []
     for column in duck.columns:
         for lead, a, b in zip(duck["lead_id"], duck[column].astype(object), spark[column].astype(object)):

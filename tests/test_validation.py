@@ -1,6 +1,6 @@
-"""validation.py: forward-in-time folds never judge a lead by a model that saw a later lead;
-without dates, K random folds over every row, each a union of whole rate folds when the rows
-have them (stratified K-fold when they do not)."""
+"""validation.py: forward-in-time folds never judge a lead by a model that saw a later lead, nor
+by its own block's labels; without dates, K random folds over every row, each a union of whole
+rate folds when the rows have them (stratified K-fold when they do not)."""
 
 from __future__ import annotations
 
@@ -12,36 +12,42 @@ from leadscore import validation
 from leadscore.errors import LeadscoreError
 
 
-def dated(n: int = 600, days: int = 120, seed: int = 0) -> tuple[pd.Series, np.ndarray]:
+def dated(n: int = 600, blocks: int = 6, seed: int = 0) -> tuple[pd.Series, np.ndarray]:
+    """Each row's time block (as fct_lead_validation_history has them) and a label."""
     rng = np.random.default_rng(seed)
-    dates = pd.Series(pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, days, n), unit="D"))
+    block = pd.Series(rng.integers(0, blocks, n).astype("float64"))
     y = (rng.random(n) < 0.2).astype(np.int8)
-    return dates, y
+    return block, y
 
 
-def test_forward_folds_fit_only_on_earlier_days():
-    dates, y = dated()
-    v = validation.forward(dates, y, 4)
+def test_forward_folds_fit_only_on_earlier_blocks():
+    blocks, y = dated()
+    v = validation.forward(blocks, y, 4)
     assert v.scheme == validation.FORWARD and len(v.folds) == 4
     for fit, val in v.folds:
-        assert dates[fit].max() < dates[val].min()  # strictly earlier: a day is never split
+        assert blocks[val].nunique() == 1 and blocks[fit].max() < blocks[val].min()
 
 
-def test_forward_folds_expand_and_leave_the_first_block_unvalidated():
-    dates, y = dated()
-    v = validation.forward(dates, y, 4)
-    sizes = [len(fit) for fit, _ in v.folds]
-    assert sizes == sorted(sizes) and sizes[0] > 0
+def test_forward_folds_validate_the_last_k_blocks_and_expand():
+    blocks, y = dated()
+    v = validation.forward(blocks, y, 4)
+    assert [int(blocks[val].iloc[0]) for _, val in v.folds] == [2, 3, 4, 5]
+    assert [len(fit) for fit, _ in v.folds] == [int((blocks < b).sum()) for b in (2, 3, 4, 5)]
     vals = np.concatenate([val for _, val in v.folds])
-    assert len(vals) == len(set(vals)) == len(v.validated)
-    first = set(range(len(y))) - set(vals)
-    assert dates[list(first)].max() < dates[v.validated].min()
-    assert 0.15 < len(first) / len(y) < 0.25  # about 1 / (k + 1)
+    assert len(vals) == len(set(vals)) == len(v.validated) == int((blocks >= 2).sum())
+
+
+def test_a_row_without_a_block_is_fitted_on_and_never_validated():
+    blocks, y = dated()
+    blocks[:10] = np.nan  # undated leads among dated ones
+    v = validation.forward(blocks, y, 5)
+    assert not set(range(10)) & set(v.validated)
+    assert all(set(range(10)) <= set(fit) for fit, _ in v.folds)
 
 
 def test_view_folds_point_at_the_same_rows():
-    dates, y = dated()
-    v = validation.forward(dates, y, 3)
+    blocks, y = dated()
+    v = validation.forward(blocks, y, 3)
     ids = np.arange(len(y)) * 10
     viewed = v.view(ids)
     for (fit, val), (vfit, vval) in zip(v.folds, v.view_folds(), strict=True):
@@ -51,8 +57,8 @@ def test_view_folds_point_at_the_same_rows():
 
 def test_first_k_folds_validate_only_their_rows():
     """What train.py keeps when the time budget ends the baseline's cross-validation early."""
-    dates, y = dated()
-    for v in (validation.random_kfold(y, 5, seed=0), validation.forward(dates, y, 4)):
+    blocks, y = dated()
+    for v in (validation.random_kfold(y, 5, seed=0), validation.forward(blocks, y, 4)):
         two = v.first(2)
         assert two.scheme == v.scheme and len(two.folds) == 2
         expected = np.sort(np.concatenate([va for _, va in v.folds[:2]]))
@@ -68,18 +74,18 @@ def test_a_baseline_cut_to_one_forward_fold_skips_the_random_kfold_comparison():
     from leadscore import train
     from leadscore.tuning import Clock, Data
 
-    dates, y = dated()
-    v = validation.forward(dates, y, 4).first(1)
+    blocks, y = dated()
+    v = validation.forward(blocks, y, 4).first(1)
     data = Data(X=np.zeros((len(y), 1), dtype=np.float32), y=y, pi=float(y.mean()), folds=v.folds, cat_idx=[],
                 code_idx=[], seed=0, n_threads=1)
     out = train._random_kfold_baseline(v, data, Clock(budget=600.0), reserve=0.0, fold_seconds=0.01)
     assert out == {"skipped": "the time budget ended the baseline's validation after one fold"}
 
 
-def test_without_dates_it_is_stratified_k_fold_over_every_row():
+def test_without_blocks_it_is_stratified_k_fold_over_every_row():
     _, y = dated()
-    for dates in (None, pd.Series([pd.NaT] * len(y))):
-        v = validation.choose(dates, y, 5, seed=1)
+    for blocks in (None, pd.Series([np.nan] * len(y))):
+        v = validation.choose(blocks, y, 5, seed=1)
         assert v.scheme == validation.RANDOM and np.array_equal(v.validated, np.arange(len(y)))
         assert sorted(np.concatenate([va for _, va in v.folds]).tolist()) == list(range(len(y)))
 
@@ -114,15 +120,16 @@ def test_more_validation_folds_than_rate_folds_is_a_clear_error():
         validation.choose(None, y, 5, seed=1, rate_folds=pd.Series(np.arange(100) % 3))
 
 
-def test_with_dates_choose_goes_forward():
-    dates, y = dated()
-    assert validation.choose(dates, y, 5, seed=1).scheme == validation.FORWARD
+def test_with_blocks_choose_goes_forward():
+    blocks, y = dated()
+    assert validation.choose(blocks, y, 5, seed=1).scheme == validation.FORWARD
 
 
-def test_too_few_days_for_the_folds_is_a_clear_error():
-    dates, y = dated(n=50, days=3)
-    with pytest.raises(LeadscoreError, match="too few distinct lead dates"):
-        validation.forward(dates, y, 5)
+def test_more_folds_than_blocks_allow_is_a_clear_error():
+    blocks, y = dated(blocks=3)
+    with pytest.raises(LeadscoreError, match="5 forward-in-time folds need at least 6 time blocks, the feature "
+                                             "store has 3.*validation_time_blocks"):
+        validation.choose(blocks, y, 5, seed=1)
 
 
 def test_f1_by_month_by_hand():
@@ -141,19 +148,14 @@ def test_training_on_dated_rows_validates_forward_and_reports_f1_by_month(db_fil
 
     import duckdb
 
-    from helpers import make_feature_table
+    from helpers import add_time_blocks
     from leadscore import registry, train
 
-    make_feature_table(db_file, n_train=1500, n_score=100)
-    con = duckdb.connect(str(db_file))
-    con.execute(
-        "create or replace table main.fct_lead_features as select *, date '2024-01-01' + "
-        "cast(row_number() over (order by lead_id) / 6 as integer) as lead_date from main.fct_lead_features"
-    )
-    con.close()
+    _dated_feature_table(db_file)
+    add_time_blocks(db_file, blocks=4)
     res = train.train_model(db_file, time_budget=60, seed=0, folds=3, progress=False, baseline_only=True)
     assert res.validation["scheme"] == validation.FORWARD
-    assert res.validation["validated_rows"] < 1500  # the first block has no out-of-fold score
+    assert 1000 < res.validation["validated_rows"] < 1500  # the first block has no out-of-fold score
     metrics = json.loads((res.report_dir / "metrics.json").read_text())
     months = [m["month"] for m in metrics["validation"]["f1_by_month"]]
     assert months == sorted(months) and len(months) >= 6
@@ -165,3 +167,81 @@ def test_training_on_dated_rows_validates_forward_and_reports_f1_by_month(db_fil
         con.close()
     assert json.loads(row["selection"])["validation"]["scheme"] == "forward"
     assert "lead_date" not in [f[0] for f in json.loads(row["feature_list"])]  # a key, never a feature
+
+
+def _dated_feature_table(db_file, leak: bool = False) -> None:
+    """make_feature_table's rows with a lead_date (six leads a day). `leak`: plus
+    customer_idx_earlier_conversion_rate, a history column that carries each training lead's own
+    label, as a lead's history as of its date carries the labels of its block's earlier leads."""
+    import duckdb
+
+    from helpers import make_feature_table
+
+    make_feature_table(db_file, n_train=1500, n_score=100)
+    con = duckdb.connect(str(db_file))
+    try:
+        con.execute(
+            "create or replace table main.fct_lead_features as select *, date '2024-01-01' + "
+            "cast(row_number() over (order by lead_id) / 6 as integer) as lead_date from main.fct_lead_features")
+        if leak:
+            con.execute("alter table main.fct_lead_features add column customer_idx_earlier_conversion_rate double")
+            con.execute("update main.fct_lead_features set customer_idx_earlier_conversion_rate = "
+                        "case when is_converted then 0.9 else 0.1 end")
+    finally:
+        con.close()
+
+
+def test_dated_rows_without_their_time_blocks_are_a_clear_error(db_file):
+    from leadscore import train
+
+    _dated_feature_table(db_file)
+    with pytest.raises(LeadscoreError, match="lead_date but the database has no main.fct_lead_validation_history"
+                                             ".*leadscore build"):
+        train.train_model(db_file, time_budget=60, seed=0, folds=3, progress=False, baseline_only=True)
+
+
+def test_a_validated_lead_is_scored_on_its_history_as_of_its_blocks_start(db_file):
+    """The history column carries the labels a lead's own block holds (here its own, the
+    extreme case). A fold's model learns it from its fit rows; a validated lead read as of its
+    date hands the fold its label, which no score row's batch does. Read as of its block's start
+    (fct_lead_validation_history: the prior, no earlier block of its customer) the out-of-fold
+    scores lose that. The model itself, fitted on every row as the table has it, is the same."""
+    import duckdb
+
+    from helpers import add_time_blocks
+    from leadscore import train
+
+    _dated_feature_table(db_file, leak=True)
+    add_time_blocks(db_file, blocks=4)
+    as_of_date = train.train_model(db_file, time_budget=60, seed=0, folds=3, progress=False, baseline_only=True,
+                                   score_mix=False)
+    con = duckdb.connect(str(db_file))
+    try:
+        con.execute("alter table main.fct_lead_validation_history add column customer_idx_earlier_conversion_rate double")
+        con.execute("update main.fct_lead_validation_history set customer_idx_earlier_conversion_rate = 0.08")
+    finally:
+        con.close()
+    as_of_block = train.train_model(db_file, time_budget=60, seed=0, folds=3, progress=False, baseline_only=True,
+                                    score_mix=False)
+    assert as_of_date.cv_f1 > 0.95  # the label, read back
+    assert as_of_block.cv_f1 < 0.6
+    base_date, base_block = as_of_date.per_model[train.BASELINE], as_of_block.per_model[train.BASELINE]
+    assert base_block["oof_log_loss"] > base_date["oof_log_loss"] + 0.1
+    assert as_of_block.validation["validated_rows"] == as_of_date.validation["validated_rows"]
+    assert as_of_date.validation["scored_as_of_block_start"] == []
+    assert as_of_block.validation["scored_as_of_block_start"] == ["customer_idx_earlier_conversion_rate"]
+    assert "scored on its history as of its block's start" in as_of_block.summary()
+    fitted = [sorted(p.name for p in r.artifact_dir.glob("*.txt")) for r in (as_of_date, as_of_block)]
+    assert fitted[0] == fitted[1] and fitted[0]  # the baseline's LightGBM text model
+    for name in fitted[0]:
+        assert (as_of_date.artifact_dir / name).read_text() == (as_of_block.artifact_dir / name).read_text()
+
+
+def test_a_study_keys_forward_folds_by_their_time_blocks():
+    """dbt var validation_time_blocks moves the forward folds while the rows and features stay:
+    a study measured on 6 blocks must not be resumed on 8."""
+    six, y = dated(blocks=6)
+    eight, _ = dated(blocks=8)
+    assert validation.forward(six, y, 5).key == "forward-b6" and validation.forward(eight, y, 5).key == "forward-b8"
+    assert validation.forward(six, y, 5).first(2).key == "forward-b6"
+    assert validation.random_kfold(y, 5, seed=0).key == validation.RANDOM

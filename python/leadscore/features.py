@@ -42,6 +42,10 @@ from leadscore.errors import LeadscoreError
 from leadscore.tables import LATEST_SCORES
 
 FEATURE_TABLE = "main.fct_lead_features"
+# Forward-in-time validation's view of the dated training rows (marts/_models.yml): each lead's
+# time block and its labeled history as of the block's start, under the feature columns' names.
+VALIDATION_HISTORY_TABLE = "main.fct_lead_validation_history"
+BLOCK = "history_block"
 # lead_date: final-round files only; rate_fold: the fold a training row's out-of-fold rates leave
 # out (validation keeps it whole)
 KEY_COLUMNS = ("lead_id", "id", "split", "is_converted", "lead_date", "rate_fold")
@@ -187,6 +191,44 @@ def load_split(
         f"from {table} as f where f.split = ? order by f.lead_id"
     )
     return _to_pandas(con, sql, [split])
+
+
+def load_validation_history(con: duckdb.DuckDBPyConnection,
+                            table: str = VALIDATION_HISTORY_TABLE) -> pd.DataFrame | None:
+    """The dated training rows' time blocks and block-start history (lead_id, history_block and
+    the feature columns it replaces), or None for a database without the table (a feature table
+    built by hand, or before the table existed)."""
+    if not db.table_exists(con, *_split_table(table)):
+        return None
+    return _to_pandas(con, f"select * from {table} order by lead_id")
+
+
+@dataclass(frozen=True)
+class ValidationView:
+    """How forward-in-time validation sees the training rows (`load_split`'s order): each row's
+    time block (NaN for a row without one) and the rows as a validated lead is scored, its
+    labeled history as of its block's start. Why not the feature table's own values: those count
+    the labels of the block's earlier leads, which the fold's model never fitted on and a score
+    row's batch never has."""
+
+    blocks: pd.Series
+    rows: pd.DataFrame
+    replaced: tuple[str, ...]  # the feature columns whose values differ from the table's
+
+
+def validation_view(train_df: pd.DataFrame, history: pd.DataFrame | None) -> ValidationView | None:
+    """`train_df` with the block-start values of `history` (load_validation_history) in place of
+    its own, matched by lead_id; rows `history` lacks keep theirs. None without history."""
+    if history is None:
+        return None
+    aligned = train_df[["lead_id"]].merge(history, on="lead_id", how="left", validate="one_to_one")
+    replaced = tuple(c for c in history.columns if c not in ("lead_id", BLOCK) and c in train_df.columns)
+    rows = train_df.copy()
+    has_row = aligned[BLOCK].notna().to_numpy()
+    for column in replaced:  # numeric history columns: counts and rates
+        rows[column] = np.where(has_row, aligned[column].astype("float64").to_numpy(),
+                                rows[column].astype("float64").to_numpy())
+    return ValidationView(blocks=aligned[BLOCK].astype("float64"), rows=rows, replaced=replaced)
 
 
 def load_leads(

@@ -162,7 +162,9 @@ class TrainResult:
         if v.get("scheme") == "forward":
             rk = v.get("random_kfold_baseline") or {}
             lines.append(f"  validation: forward in time, {v['folds']} expanding-window folds over the lead dates "
-                         f"({v['validated_rows']} rows validated)"
+                         f"({v['validated_rows']} rows validated"
+                         + (", each scored on its history as of its block's start"
+                            if v.get("scored_as_of_block_start") else "") + ")"
                          + (f"; the baseline on random K-fold: F1 {rk['cv_f1']:.4f}" if "cv_f1" in rk else ""))
         if self.score_mix is not None and (self.score_mix["applied"] or self.target_prevalence is None):
             lines.append("  " + score_mix.ScoreMix.from_dict(self.score_mix).describe()
@@ -262,19 +264,28 @@ def train_model(
                       () if baseline_only else tuple(models), promote, promote_reason, score_mix)
 
 
-def training_data(train_df: pd.DataFrame, flist: list[feat.Feature], folds: int,
-                  seed: int) -> tuple[Data, validation.Validation, feat.Encoding]:
-    """The training rows as every model fits them: the encoding frozen on them, the folds, and
-    which matrix columns each kind reads. One place, so a diagnostic that cross-validates the
-    members (bench/residuals.py) sees exactly what training sees."""
+def training_data(train_df: pd.DataFrame, flist: list[feat.Feature], folds: int, seed: int,
+                  history: pd.DataFrame | None = None) -> tuple[Data, validation.Validation, feat.Encoding]:
+    """The training rows as every model fits them: the encoding frozen on them, the folds, which
+    matrix columns each kind reads, and, under forward-in-time folds, the rows as their folds
+    score them (`history`: feat.load_validation_history). One place, so a diagnostic that
+    cross-validates the members (bench/residuals.py) sees exactly what training sees."""
     y = train_df[feat.LABEL].to_numpy(dtype=bool).astype(np.int8)
+    dates = train_df.get("lead_date")
+    if history is None and dates is not None and len(dates) and dates.notna().mean() >= validation.MIN_DATED_SHARE:
+        raise LeadscoreError(f"the training rows carry lead_date but the database has no "
+                             f"{feat.VALIDATION_HISTORY_TABLE}, which forward-in-time validation reads: "
+                             "run `leadscore build` (dbt build) first")
+    view = feat.validation_view(train_df, history)
     encoding = feat.Encoding.fit(train_df, flist)
-    val = validation.choose(train_df.get("lead_date"), y, folds, seed, train_df.get("rate_fold"))
+    val = validation.choose(None if view is None else view.blocks, y, folds, seed, train_df.get("rate_fold"))
     groups, leave_out = encoding.mixed_effects_columns()
+    swapped = val.scheme == validation.FORWARD and view is not None and bool(view.replaced)
     data = Data(X=encoding.transform(train_df), y=y, pi=float(y.mean()), folds=val.folds,
                 cat_idx=encoding.categorical_indices, code_idx=encoding.category_code_indices, seed=seed,
                 n_threads=threads(len(y)), tree_width=encoding.tree_width, group_idx=groups,
-                exclude_idx=leave_out)
+                exclude_idx=leave_out, X_val=encoding.transform(view.rows) if swapped else None,
+                val_columns=view.replaced if swapped else ())
     return data, val, encoding
 
 
@@ -291,6 +302,7 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
         fhash = feat.feature_hash(flist)
         settings = feat.read_settings(con)
         train_df = feat.load_split(con, "train", flist)
+        history = feat.load_validation_history(con)
         score_df = feat.load_split(con, "score", flist) if target_prevalence == "auto" else None
         # the score rows' customers, for the operating point's mix (score_mix.py): that column only
         key = [f for f in flist if f.name == feat.CUSTOMER_KEY]
@@ -310,7 +322,7 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
         raise LeadscoreError(f"need at least {folds} positive and negative training rows, have {n_pos} / {len(y) - n_pos}")
     if target_prevalence == "auto" and (score_df is None or score_df.empty):
         raise LeadscoreError("target prevalence 'auto' needs unlabeled rows (split = 'score') to estimate from")
-    data, val, encoding = training_data(train_df, flist, folds, seed)
+    data, val, encoding = training_data(train_df, flist, folds, seed, history)
     X, pi = data.X, data.pi
     columns = encoding.column_names
     data_fp = data_fingerprint(train_df["lead_id"].to_numpy(), y, X)
@@ -348,7 +360,7 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
     for i, name in enumerate(families):
         leader = min(results.values(), key=lambda r: r.oof_log_loss)
         slot_end = time.monotonic() + max(0.0, (clock.left() - reserve) / (len(families) - i))
-        sname = study_name(name, fhash, data_fp, seed, folds, val.scheme)
+        sname = study_name(name, fhash, data_fp, seed, folds, val.key)
         r, note = tune_model(name, data, storage, sname, slot_end, clock.start + clock.budget - reserve, trials,
                              resume, bar, (BASELINE, b_fold_s), warm.get(name),
                              (leader.name, leader.oof_log_loss, DROP_MARGIN * leader.oof_log_loss, leader.oof))
@@ -363,7 +375,7 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
         if clock.left() - reserve < 2 * prev.fold_seconds * folds:
             break
         slot_end = time.monotonic() + max(0.0, (clock.left() - reserve) / (len(survivors) - i))
-        sname = study_name(prev.name, fhash, data_fp, seed, folds, val.scheme)
+        sname = study_name(prev.name, fhash, data_fp, seed, folds, val.key)
         r, note = tune_model(prev.name, data, storage, sname, slot_end, slot_end, trials, True, bar,
                              (BASELINE, b_fold_s), known=prev)
         if r is not None:
@@ -449,6 +461,8 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
         "random_kfold_baseline": random_kfold, "score_mix": mix.to_dict(),
     }
     if val.scheme == validation.FORWARD:
+        # validated leads scored on their labeled history as of their block's start: which columns
+        validation_record["scored_as_of_block_start"] = list(data.val_columns)
         dates = pd.to_datetime(val.view(train_df["lead_date"].to_numpy()))
         validation_record["f1_by_month"] = f1_by_month(y, scored, cutoff, dates)
     selection["validation"] = {k: v for k, v in validation_record.items() if k != "f1_by_month"}
@@ -566,7 +580,10 @@ def _random_kfold_baseline(val: validation.Validation, data: Data, clock: Clock,
     per_fold = fold_seconds * (len(data.y) * (k - 1) / k) / max(1.0, float(np.mean([len(tr) for tr, _ in val.folds])))
     if clock.left() - reserve < 1.2 * per_fold * k:
         return {"skipped": "not enough of the time budget left"}
-    oof, losses, _, _ = cross_validate(BASELINE, BASELINE_PARAMS, replace(data, folds=rand.folds))
+    # every random fold scores its rows as the feature table has them, later leads' labels and all:
+    # what a random split flatters
+    oof, losses, _, _ = cross_validate(BASELINE, BASELINE_PARAMS,
+                                       replace(data, folds=rand.folds, X_val=None, val_columns=()))
     _, f1, _, _ = f1_optimal_cutoff(data.y, oof)
     return {"model": BASELINE, "cv_f1": float(f1), "cv_log_loss": float(np.mean(losses)),
             "cv_auc": float(roc_auc_score(data.y, oof))}

@@ -4,10 +4,14 @@ Why forward: a nightly job scores tomorrow's leads with a model fitted on yester
 leads carry a `lead_date` (the final round's files do), a random split lets the model learn from
 leads that came after the ones it is judged on, so the cutoff and the model choice are read off
 a friendlier world than the one it will score. Expanding-window folds judge every validated lead
-only by a model fitted on earlier leads: the rows are cut by date into K + 1 consecutive blocks
-(a day is never split), fold k trains on blocks 0..k-1 and validates block k. The first block is
-training-only, so it has no out-of-fold score: `validated` says which rows do, and everything
-read off out-of-fold scores (selection, ensemble weights, cutoff) uses `view`.
+only by a model fitted on earlier leads. The feature store cuts the dated training rows into time
+blocks (`history_block`, dbt var validation_time_blocks; a day is never split), and the K folds
+validate the last K blocks, each with a model fitted on every block before it. The earlier blocks
+are training-only, so they have no out-of-fold score: `validated` says which rows do, and
+everything read off out-of-fold scores (selection, ensemble weights, cutoff) uses `view`. Why
+the SQL's blocks and not a cut made here: a validated lead is scored on its labeled history as
+of its block's start (fct_lead_validation_history, tuning.Data.X_val), which the SQL can only
+count along blocks it knows.
 
 Without dates (the qualifier files): K random folds, every row validated. Each is a union of
 whole rate folds when the feature table has them (`rate_fold`, the fold a training row's
@@ -31,8 +35,8 @@ from leadscore.errors import LeadscoreError
 
 RANDOM = "random_kfold"
 FORWARD = "forward"
-# Forward folds only when (nearly) every training row has a date: a few undated rows would
-# otherwise all land in one block.
+# Forward folds only when (nearly) every training row has a time block, i.e. a date: the few
+# without one are fitted on in every fold and never validated.
 MIN_DATED_SHARE = 0.99
 
 
@@ -41,6 +45,14 @@ class Validation:
     scheme: str  # RANDOM | FORWARD
     folds: list[tuple[np.ndarray, np.ndarray]]  # (fit rows, validation rows), indices into the training rows
     validated: np.ndarray  # sorted indices of the rows that get an out-of-fold score
+    time_blocks: int = 0  # forward: the time blocks the rows are cut into
+
+    @property
+    def key(self) -> str:
+        """The scheme as a study name keys it: trials measured on other folds are not comparable,
+        and the time blocks (dbt var validation_time_blocks) move the forward folds while the
+        rows and their features stay the same."""
+        return f"{self.scheme}-b{self.time_blocks}" if self.scheme == FORWARD else self.scheme
 
     def view(self, values: np.ndarray) -> np.ndarray:
         """The validated rows of an array over all training rows."""
@@ -52,7 +64,7 @@ class Validation:
         and each forward fold is a later block, so the rows of the finished folds are still a
         fair sample to read a cutoff off; there are just fewer of them."""
         folds = self.folds[:k]
-        return Validation(self.scheme, folds, np.sort(np.concatenate([va for _, va in folds])))
+        return Validation(self.scheme, folds, np.sort(np.concatenate([va for _, va in folds])), self.time_blocks)
 
     def view_folds(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """The folds as positions in `view(...)` arrays: each fold's validation rows, and as its
@@ -92,40 +104,33 @@ def random_kfold(y: np.ndarray, k: int, seed: int, rate_folds: np.ndarray | None
     return Validation(RANDOM, folds, np.arange(len(y)))
 
 
-def forward(dates: pd.Series, y: np.ndarray, k: int) -> Validation:
-    """K expanding-window folds over K + 1 date blocks of about equal row counts."""
-    day = pd.to_datetime(dates).dt.normalize().to_numpy()
-    order = np.argsort(day, kind="stable")
-    n = len(order)
-    # block boundaries at row quantiles, moved forward to the next change of day
-    bounds = [0]
-    for b in range(1, k + 1):
-        i = max(int(round(b * n / (k + 1))), bounds[-1] + 1)
-        while i < n and day[order[i]] == day[order[i - 1]]:
-            i += 1
-        bounds.append(min(i, n))
-    bounds.append(n)
-    blocks = [order[bounds[b]:bounds[b + 1]] for b in range(k + 1)]
-    if any(len(blk) == 0 for blk in blocks):
-        raise LeadscoreError(f"too few distinct lead dates for {k} forward-in-time folds")
+def forward(blocks: pd.Series | np.ndarray, y: np.ndarray, k: int) -> Validation:
+    """K expanding-window folds: the last K time blocks, each validated by a model fitted on the
+    blocks before it. A row without a block (NaN: an undated lead among dated ones) is fitted on
+    in every fold and never validated."""
+    block = np.asarray(pd.Series(blocks, dtype="float64").fillna(-1.0).to_numpy(), dtype=np.float64)
+    present = np.unique(block[block >= 0])
+    if len(present) < k + 1:
+        raise LeadscoreError(
+            f"{k} forward-in-time folds need at least {k + 1} time blocks, the feature store has "
+            f"{len(present)}: lower train --folds, or raise dbt var validation_time_blocks (a block "
+            "never splits a day, so a few days that hold most leads leave fewer blocks)")
     folds = []
-    for b in range(1, k + 1):
-        fit, val = np.sort(np.concatenate(blocks[:b])), np.sort(blocks[b])
+    for b in present[-k:]:
+        fit, val = np.flatnonzero(block < b), np.flatnonzero(block == b)
         if y[fit].min() == y[fit].max() or y[val].min() == y[val].max():
-            raise LeadscoreError(f"forward-in-time fold {b} has only one class: too few leads per period "
-                                 f"for {k} folds")
+            raise LeadscoreError(f"forward-in-time fold for time block {int(b)} has only one class: too few "
+                                 f"leads per block for {k} folds")
         folds.append((fit, val))
-    return Validation(FORWARD, folds, np.sort(np.concatenate(blocks[1:])))
+    return Validation(FORWARD, folds, np.sort(np.concatenate([val for _, val in folds])), len(present))
 
 
-def choose(dates: pd.Series | None, y: np.ndarray, k: int, seed: int,
+def choose(blocks: pd.Series | None, y: np.ndarray, k: int, seed: int,
            rate_folds: pd.Series | None = None) -> Validation:
-    """Forward in time when the training rows carry dates; otherwise random K-fold, over whole
-    rate folds when every training row has one."""
-    if dates is not None and len(dates) and dates.notna().mean() >= MIN_DATED_SHARE:
-        filled = dates.fillna(dates.min())
-        if filled.nunique() > k:
-            return forward(filled, y, k)
+    """Forward in time when (nearly) every training row has a time block (a final-round file's
+    dated leads); otherwise random K-fold, over whole rate folds when every training row has one."""
+    if blocks is not None and len(blocks) and blocks.notna().mean() >= MIN_DATED_SHARE:
+        return forward(blocks, y, k)
     if rate_folds is not None and len(rate_folds) and rate_folds.notna().all():
         return random_kfold(y, k, seed, rate_folds.to_numpy(dtype=np.int64))
     return random_kfold(y, k, seed)
