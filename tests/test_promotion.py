@@ -79,6 +79,24 @@ def test_a_worse_retrain_is_a_challenger_and_promote_and_rollback_flip_it(db_fil
     assert code == 0 and "same training rows: comparable" in out
 
 
+def test_out_of_fold_figures_of_other_validation_are_not_compared(db_file, champion):
+    """The same training rows validated another way (forward folds cut along other time blocks,
+    or from before validated leads were scored as of their block's start) measure another
+    quantity: the judge does not hold the champion's out-of-fold log-loss against the retrain."""
+    con = duckdb.connect(str(db_file))
+    try:
+        sel = json.loads(registry.model_row(con, champion)["selection"])
+        assert sel["validation"]["key"] == "random_kfold"  # what the retrain below has
+        sel["validation"] = {**sel["validation"], "scheme": "forward", "key": None}  # a record from before the key
+        con.execute(f"update {registry.REGISTRY_TABLE} set selection = ? where model_version = ?",
+                    [json.dumps(sel), champion])
+    finally:
+        con.close()
+    retrain = train.train_model(db_file, time_budget=60, seed=1, folds=3, progress=False, baseline_only=True)
+    assert retrain.became_current and "no shared evidence" in retrain.promotion_reason
+    assert "other training rows or validation" in retrain.promotion_reason
+
+
 def test_promote_always_overrides_and_never_keeps(db_file, champion):
     kept = train.train_model(db_file, time_budget=60, seed=1, folds=3, progress=False, baseline_only=True,
                              promote="never")

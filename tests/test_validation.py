@@ -125,11 +125,17 @@ def test_with_blocks_choose_goes_forward():
     assert validation.choose(blocks, y, 5, seed=1).scheme == validation.FORWARD
 
 
-def test_more_folds_than_blocks_allow_is_a_clear_error():
-    blocks, y = dated(blocks=3)
-    with pytest.raises(LeadscoreError, match="5 forward-in-time folds need at least 6 time blocks, the feature "
-                                             "store has 3.*validation_time_blocks"):
-        validation.choose(blocks, y, 5, seed=1)
+def test_more_folds_than_blocks_validate_every_block_but_the_first_and_say_so():
+    """A day that holds many leads can leave a block empty: the nightly still trains, on fewer
+    folds, and says why; under three blocks there is nothing to validate forward on."""
+    blocks, y = dated(blocks=4)
+    v = validation.choose(blocks, y, 5, seed=1)
+    assert len(v.folds) == 3 and [int(blocks[val].iloc[0]) for _, val in v.folds] == [1, 2, 3]
+    assert v.notes and "5 forward-in-time folds need 6 time blocks" in v.notes[0] and "validation_time_blocks" in v.notes[0]
+    assert not validation.forward(*dated(blocks=6), 5).notes
+    two, y2 = dated(blocks=2)
+    with pytest.raises(LeadscoreError, match="at least 3 time blocks, the feature store has 2.*validation_time_blocks"):
+        validation.choose(two, y2, 5, seed=1)
 
 
 def test_f1_by_month_by_hand():
@@ -237,11 +243,33 @@ def test_a_validated_lead_is_scored_on_its_history_as_of_its_blocks_start(db_fil
         assert (as_of_date.artifact_dir / name).read_text() == (as_of_block.artifact_dir / name).read_text()
 
 
-def test_a_study_keys_forward_folds_by_their_time_blocks():
-    """dbt var validation_time_blocks moves the forward folds while the rows and features stay:
-    a study measured on 6 blocks must not be resumed on 8."""
+def test_forward_folds_are_keyed_by_their_cut():
+    """dbt var validation_time_blocks moves the forward folds while the rows and features stay: a
+    study, or the promotion judge's out-of-fold comparison, must not take one cut for another."""
     six, y = dated(blocks=6)
-    eight, _ = dated(blocks=8)
-    assert validation.forward(six, y, 5).key == "forward-b6" and validation.forward(eight, y, 5).key == "forward-b8"
-    assert validation.forward(six, y, 5).first(2).key == "forward-b6"
+    v = validation.forward(six, y, 5)
+    assert v.key.startswith("forward-") and v.key == validation.forward(six.copy(), y, 5).key
+    # another var, the same number of folds: another cut
+    assert validation.forward(dated(blocks=7)[0], y, 5).key != v.key
+    assert validation.forward(six, y, 4).key != v.key and v.first(2).key != v.key
     assert validation.random_kfold(y, 5, seed=0).key == validation.RANDOM
+
+
+def test_dated_rows_missing_from_the_time_blocks_are_a_clear_error(db_file):
+    """A validation table built before the feature table's newest rows: those rows would have no
+    block and be fitted on in every fold, ahead of their time."""
+    import duckdb
+
+    from helpers import add_time_blocks
+    from leadscore import train
+
+    _dated_feature_table(db_file)
+    add_time_blocks(db_file, blocks=4)
+    con = duckdb.connect(str(db_file))
+    try:
+        con.execute("delete from main.fct_lead_validation_history where lead_id in "
+                    "(select lead_id from main.fct_lead_validation_history order by lead_id desc limit 7)")
+    finally:
+        con.close()
+    with pytest.raises(LeadscoreError, match="7 dated training rows have no time block.*leadscore build"):
+        train.train_model(db_file, time_budget=60, seed=0, folds=3, progress=False, baseline_only=True)

@@ -164,7 +164,10 @@ def add_training_arguments(p: argparse._ActionsContainer, time_budget: float) ->
                    help=f"seconds for tuning and the final fit (default: {time_budget:.0f})")
     p.add_argument("--trials", type=_positive_int, default=None, help="cap on Optuna trials per model")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--folds", type=_folds, default=5, help="cross-validation folds, at least 2 (default: 5)")
+    p.add_argument("--folds", type=_folds, default=5,
+                   help="cross-validation folds, at least 2 (default: 5); random folds: at most dbt var "
+                        "target_rate_folds; forward in time (dated leads): the last K time blocks, at most "
+                        "dbt var validation_time_blocks - 1")
     p.add_argument("--ensemble", choices=["voting", "stacking"], default="voting", help="how to combine models (default: voting)")
     p.add_argument("--target-prevalence", type=_prevalence, default=None,
                    help="positive rate of the scoring population (e.g. 0.33), or 'auto' to estimate it")

@@ -54,10 +54,14 @@ def judge(
     oof_log_loss: float,
     predict_new: Callable[[pd.DataFrame], np.ndarray] | None = None,
     features: Sequence[feat.Feature] = (),
+    validation_key: str | None = None,
 ) -> Verdict:
     """The verdict on a new model with chosen out-of-fold log-loss `oof_log_loss`.
     `predict_new` maps feature rows (features.load_leads, the model's `features`) to its
-    probabilities on its training rate; without it the outcomes learned later are not read."""
+    probabilities on its training rate; without it the outcomes learned later are not read.
+    Out-of-fold log-losses are compared only on the same training rows validated the same way
+    (`validation_key`, validation.Validation.key): forward folds cut along other time blocks, or
+    validated leads scored on other history, measure something else."""
     current = registry.current_version(con)
     if current is None:
         return Verdict(True, "the first model")
@@ -65,7 +69,12 @@ def judge(
     selection = row.get("selection")
     selection = json.loads(selection) if isinstance(selection, str) else (selection or {})
     cur_ll = selection.get("chosen_oof_log_loss")
-    if row.get("data_fingerprint") == data_fingerprint and cur_ll is not None:
+    # a record from before the key names its scheme only: random folds compare as before, forward
+    # folds from before validated leads were scored as of their block's start do not
+    cur_validation = selection.get("validation") or {}
+    cur_key = cur_validation.get("key") or cur_validation.get("scheme")
+    same_validation = cur_key is None or validation_key is None or cur_key == validation_key
+    if row.get("data_fingerprint") == data_fingerprint and cur_ll is not None and same_validation:
         ev = {"basis": "same training rows", "current": current, "current_oof_log_loss": float(cur_ll),
               "new_oof_log_loss": float(oof_log_loss)}
         if oof_log_loss <= cur_ll:
@@ -92,7 +101,7 @@ def judge(
         if new <= cur:
             return Verdict(True, f"log-loss {new:.5f} <= current {current}'s {cur:.5f} {where}", ev)
         return Verdict(False, f"log-loss {new:.5f} > current {current}'s {cur:.5f} {where}", ev)
-    return Verdict(True, f"no shared evidence with current {current} (other training rows, fewer than "
+    return Verdict(True, f"no shared evidence with current {current} (other training rows or validation, fewer than "
                          f"{MIN_SHARED_OUTCOMES} of its scored leads with a known outcome of each kind): "
                          "the newer model becomes current", {"basis": "none", "current": current})
 

@@ -161,8 +161,8 @@ class TrainResult:
         v = self.validation or {}
         if v.get("scheme") == "forward":
             rk = v.get("random_kfold_baseline") or {}
-            lines.append(f"  validation: forward in time, {v['folds']} expanding-window folds over the lead dates "
-                         f"({v['validated_rows']} rows validated"
+            lines.append(f"  validation: forward in time, {v['folds_validated']} expanding-window folds over the "
+                         f"lead dates' time blocks ({v['validated_rows']} rows validated"
                          + (", each scored on its history as of its block's start"
                             if v.get("scored_as_of_block_start") else "") + ")"
                          + (f"; the baseline on random K-fold: F1 {rk['cv_f1']:.4f}" if "cv_f1" in rk else ""))
@@ -272,20 +272,35 @@ def training_data(train_df: pd.DataFrame, flist: list[feat.Feature], folds: int,
     cross-validates the members (bench/residuals.py) sees exactly what training sees."""
     y = train_df[feat.LABEL].to_numpy(dtype=bool).astype(np.int8)
     dates = train_df.get("lead_date")
-    if history is None and dates is not None and len(dates) and dates.notna().mean() >= validation.MIN_DATED_SHARE:
+    dated = dates is not None and len(dates) and dates.notna().mean() >= validation.MIN_DATED_SHARE
+    if dated and history is None:
         raise LeadscoreError(f"the training rows carry lead_date but the database has no "
                              f"{feat.VALIDATION_HISTORY_TABLE}, which forward-in-time validation reads: "
                              "run `leadscore build` (dbt build) first")
     view = feat.validation_view(train_df, history)
+    if dated and view is not None:
+        blockless = int((dates.notna() & view.blocks.isna()).sum())
+        if blockless:  # a table built before these rows: they would be fitted on in every fold
+            raise LeadscoreError(f"{blockless} dated training rows have no time block in "
+                                 f"{feat.VALIDATION_HISTORY_TABLE}, which was built before them: run "
+                                 "`leadscore build` (dbt build) so it is built with fct_lead_features")
     encoding = feat.Encoding.fit(train_df, flist)
     val = validation.choose(None if view is None else view.blocks, y, folds, seed, train_df.get("rate_fold"))
+    for note in val.notes:
+        _warn(note)
     groups, leave_out = encoding.mixed_effects_columns()
-    swapped = val.scheme == validation.FORWARD and view is not None and bool(view.replaced)
-    data = Data(X=encoding.transform(train_df), y=y, pi=float(y.mean()), folds=val.folds,
+    X = encoding.transform(train_df)
+    patch_idx: tuple[int, ...] = ()
+    patch = None
+    if val.scheme == validation.FORWARD and view is not None and view.replaced:
+        X_val = encoding.transform(view.rows)
+        differ = ~((X_val == X) | (np.isnan(X_val) & np.isnan(X))).all(axis=0)
+        patch_idx = tuple(int(i) for i in np.flatnonzero(differ))
+        patch = np.ascontiguousarray(X_val[:, list(patch_idx)]) if patch_idx else None
+    data = Data(X=X, y=y, pi=float(y.mean()), folds=val.folds,
                 cat_idx=encoding.categorical_indices, code_idx=encoding.category_code_indices, seed=seed,
                 n_threads=threads(len(y)), tree_width=encoding.tree_width, group_idx=groups,
-                exclude_idx=leave_out, X_val=encoding.transform(view.rows) if swapped else None,
-                val_columns=view.replaced if swapped else ())
+                exclude_idx=leave_out, val_patch_idx=patch_idx, val_patch=patch)
     return data, val, encoding
 
 
@@ -382,8 +397,9 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
             results[prev.name] = r
             notes[prev.name] += f"; second rung: {note}"
 
-    # From here on only the validated rows count: forward-in-time folds leave the earliest
-    # block without an out-of-fold score (validation.py); with random folds this is every row.
+    # From here on only the validated rows count: forward-in-time folds leave the time blocks
+    # before the last K without an out-of-fold score (validation.py); with random folds this is
+    # every row.
     y_all, y = y, val.view(y)
     vfolds = val.view_folds()
     b_oof = val.view(b_oof)
@@ -456,13 +472,14 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
     cv_ap = float(average_precision_score(y, scored, sample_weight=sw))
 
     validation_record = {
-        "scheme": val.scheme, "folds": folds, "folds_validated": len(val.folds), "validated_rows": int(len(y)),
+        "scheme": val.scheme, "key": val.key, "folds": folds, "folds_validated": len(val.folds),
+        "validated_rows": int(len(y)),
         "cv_f1": cv_f1, "cv_log_loss": float(fold_log_losses(y, oof, vfolds).mean()),
         "random_kfold_baseline": random_kfold, "score_mix": mix.to_dict(),
     }
     if val.scheme == validation.FORWARD:
         # validated leads scored on their labeled history as of their block's start: which columns
-        validation_record["scored_as_of_block_start"] = list(data.val_columns)
+        validation_record["scored_as_of_block_start"] = [columns[i] for i in data.val_patch_idx]
         dates = pd.to_datetime(val.view(train_df["lead_date"].to_numpy()))
         validation_record["f1_by_month"] = f1_by_month(y, scored, cutoff, dates)
     selection["validation"] = {k: v for k, v in validation_record.items() if k != "f1_by_month"}
@@ -547,7 +564,8 @@ def _train(con_or_db_path, clock: Clock, bar: Bar, trials, seed, folds, ensemble
     con, owned = _open(con_or_db_path)
     try:
         if promote == "auto":
-            verdict = promotion.judge(con, data_fp, float(selection["chosen_oof_log_loss"]), predict_chosen, flist)
+            verdict = promotion.judge(con, data_fp, float(selection["chosen_oof_log_loss"]), predict_chosen, flist,
+                                      validation_key=val.key)
         else:
             # the reason ops.model_events keeps: the caller's (the nightly's), else the option's
             verdict = promotion.Verdict(promote == "always", promote_reason or f"--promote {promote}")
@@ -583,7 +601,7 @@ def _random_kfold_baseline(val: validation.Validation, data: Data, clock: Clock,
     # every random fold scores its rows as the feature table has them, later leads' labels and all:
     # what a random split flatters
     oof, losses, _, _ = cross_validate(BASELINE, BASELINE_PARAMS,
-                                       replace(data, folds=rand.folds, X_val=None, val_columns=()))
+                                       replace(data, folds=rand.folds, val_patch_idx=(), val_patch=None))
     _, f1, _, _ = f1_optimal_cutoff(data.y, oof)
     return {"model": BASELINE, "cv_f1": float(f1), "cv_log_loss": float(np.mean(losses)),
             "cv_auc": float(roc_auc_score(data.y, oof))}

@@ -132,24 +132,31 @@ class Data:
     tree_width: int | None = None
     group_idx: list[int] = field(default_factory=list)
     exclude_idx: list[int] = field(default_factory=list)
-    # The rows as a fold scores its validated ones (None: as X): under forward-in-time folds, each
-    # lead's labeled history as of its time block's start (features.validation_view), as a score
-    # row's batch has no labels of its own. Models are always fitted on X.
-    X_val: np.ndarray | None = None
-    val_columns: tuple[str, ...] = ()  # the feature columns whose values X_val holds otherwise
+    # How a fold scores its validated rows where that differs from X: under forward-in-time folds,
+    # the history columns hold each lead's labeled history as of its time block's start
+    # (features.validation_view), as a score row's batch has no labels of its own. Matrix column
+    # indices (all within the trees' prefix: the group keys are never patched) and their values
+    # for every training row. Models are always fitted on X.
+    val_patch_idx: tuple[int, ...] = ()
+    val_patch: np.ndarray | None = None
 
-    def matrix(self, kind: str, validating: bool = False) -> np.ndarray:
-        """The training matrix a model kind reads, or with `validating` the one its folds score
-        their validated rows from (a copy made once for the trees: fits want it contiguous)."""
-        X = self.X_val if validating and self.X_val is not None else self.X
-        if reads_group_keys(kind) or self.tree_width is None or self.tree_width >= X.shape[1]:
-            return X
-        key = "_trees_val" if X is not self.X else "_trees"
-        trees = self.__dict__.get(key)
+    def matrix(self, kind: str) -> np.ndarray:
+        """The training matrix a model kind reads (a copy made once for the trees: fits want it
+        contiguous)."""
+        if reads_group_keys(kind) or self.tree_width is None or self.tree_width >= self.X.shape[1]:
+            return self.X
+        trees = self.__dict__.get("_trees")
         if trees is None:
-            trees = np.ascontiguousarray(X[:, : self.tree_width])
-            self.__dict__[key] = trees
+            trees = np.ascontiguousarray(self.X[:, : self.tree_width])
+            self.__dict__["_trees"] = trees
         return trees
+
+    def validation_rows(self, kind: str, rows: np.ndarray) -> np.ndarray:
+        """The matrix rows a fold scores its validated `rows` from: a copy, patched."""
+        X = self.matrix(kind)[rows]
+        if self.val_patch is not None and len(self.val_patch_idx):
+            X[:, list(self.val_patch_idx)] = self.val_patch[rows]
+        return X
 
 
 def cross_validate(name: str, params: dict[str, Any], data: Data, trial=None,
@@ -188,8 +195,7 @@ def cross_validate(name: str, params: dict[str, Any], data: Data, trial=None,
             warnings.simplefilter("ignore")
             pipe.fit(data.matrix(kind)[tr], data.y[tr], **fit_kwargs)
             # samplers do nothing at prediction time: predict with the model itself
-            raw = predict_base(kind, pipe.named_steps["model"], data.matrix(kind, validating=True)[va],
-                               data.n_threads)
+            raw = predict_base(kind, pipe.named_steps["model"], data.validation_rows(kind, va), data.n_threads)
         oof[va] = shift_prior(raw, fit_effective, fit_pi)
         secs.append(time.monotonic() - t)
         losses.append(log_loss(data.y[va], oof[va]))

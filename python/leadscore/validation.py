@@ -10,7 +10,7 @@ validate the last K blocks, each with a model fitted on every block before it. T
 are training-only, so they have no out-of-fold score: `validated` says which rows do, and
 everything read off out-of-fold scores (selection, ensemble weights, cutoff) uses `view`. Why
 the SQL's blocks and not a cut made here: a validated lead is scored on its labeled history as
-of its block's start (fct_lead_validation_history, tuning.Data.X_val), which the SQL can only
+of its block's start (fct_lead_validation_history, tuning.Data.validation_rows), which the SQL can only
 count along blocks it knows.
 
 Without dates (the qualifier files): K random folds, every row validated. Each is a union of
@@ -25,6 +25,7 @@ table that has none): stratified K-fold.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,13 +47,22 @@ class Validation:
     folds: list[tuple[np.ndarray, np.ndarray]]  # (fit rows, validation rows), indices into the training rows
     validated: np.ndarray  # sorted indices of the rows that get an out-of-fold score
     time_blocks: int = 0  # forward: the time blocks the rows are cut into
+    notes: tuple[str, ...] = ()  # what the caller should be told (fewer folds than asked)
 
     @property
     def key(self) -> str:
-        """The scheme as a study name keys it: trials measured on other folds are not comparable,
-        and the time blocks (dbt var validation_time_blocks) move the forward folds while the
-        rows and their features stay the same."""
-        return f"{self.scheme}-b{self.time_blocks}" if self.scheme == FORWARD else self.scheme
+        """The validation as a study name and the promotion judge key it: trials and out-of-fold
+        figures measured on other folds are not comparable. Random folds follow the rows and the
+        seed, which both already key; forward folds follow the SQL's time blocks (dbt var
+        validation_time_blocks), which move while the rows and their features stay the same, so
+        they are keyed by the cut itself."""
+        if self.scheme != FORWARD:
+            return self.scheme
+        h = hashlib.sha256()
+        for _, va in self.folds:
+            h.update(np.ascontiguousarray(va, dtype=np.int64).tobytes())
+            h.update(b"|")
+        return f"{self.scheme}-{h.hexdigest()[:10]}"
 
     def view(self, values: np.ndarray) -> np.ndarray:
         """The validated rows of an array over all training rows."""
@@ -64,7 +74,8 @@ class Validation:
         and each forward fold is a later block, so the rows of the finished folds are still a
         fair sample to read a cutoff off; there are just fewer of them."""
         folds = self.folds[:k]
-        return Validation(self.scheme, folds, np.sort(np.concatenate([va for _, va in folds])), self.time_blocks)
+        return Validation(self.scheme, folds, np.sort(np.concatenate([va for _, va in folds])), self.time_blocks,
+                          self.notes)
 
     def view_folds(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """The folds as positions in `view(...)` arrays: each fold's validation rows, and as its
@@ -110,11 +121,17 @@ def forward(blocks: pd.Series | np.ndarray, y: np.ndarray, k: int) -> Validation
     in every fold and never validated."""
     block = np.asarray(pd.Series(blocks, dtype="float64").fillna(-1.0).to_numpy(), dtype=np.float64)
     present = np.unique(block[block >= 0])
-    if len(present) < k + 1:
+    notes: tuple[str, ...] = ()
+    if len(present) < 3:
         raise LeadscoreError(
-            f"{k} forward-in-time folds need at least {k + 1} time blocks, the feature store has "
-            f"{len(present)}: lower train --folds, or raise dbt var validation_time_blocks (a block "
-            "never splits a day, so a few days that hold most leads leave fewer blocks)")
+            f"forward-in-time validation needs at least 3 time blocks, the feature store has {len(present)}: raise "
+            "dbt var validation_time_blocks (a block never splits a day, so a few days that hold most leads "
+            "leave fewer blocks)")
+    if len(present) < k + 1:
+        notes = (f"validation: {k} forward-in-time folds need {k + 1} time blocks, the feature store has "
+                 f"{len(present)} (dbt var validation_time_blocks; a day that holds many leads leaves a block "
+                 f"empty): validating the last {len(present) - 1}",)
+        k = len(present) - 1
     folds = []
     for b in present[-k:]:
         fit, val = np.flatnonzero(block < b), np.flatnonzero(block == b)
@@ -122,7 +139,7 @@ def forward(blocks: pd.Series | np.ndarray, y: np.ndarray, k: int) -> Validation
             raise LeadscoreError(f"forward-in-time fold for time block {int(b)} has only one class: too few "
                                  f"leads per block for {k} folds")
         folds.append((fit, val))
-    return Validation(FORWARD, folds, np.sort(np.concatenate([val for _, val in folds])), len(present))
+    return Validation(FORWARD, folds, np.sort(np.concatenate([val for _, val in folds])), len(present), notes)
 
 
 def choose(blocks: pd.Series | None, y: np.ndarray, k: int, seed: int,
