@@ -181,12 +181,16 @@ def out_of_fold_blend(db_path: str, seed: int) -> tuple[pd.DataFrame, list, np.n
     for name, params in ((BASELINE, BASELINE_PARAMS), ("logistic", DEFAULT_PARAMS["logistic"])):
         oof[name], losses, _, _ = cross_validate(name, params, data)
         print(f"{name}: out-of-fold log-loss {np.mean(losses):.5f}", file=sys.stderr)
-    rows = val.validated  # forward folds (dated leads) leave the first block unvalidated
+    rows = val.validated  # forward folds (dated leads) leave the blocks before the last K unvalidated
     # the customer's evidence, as training calibrates the blend
     evidence, oof_evidence = customer_evidence(encoding, data.X, val.folds, rows)
     _, blend = build_ensemble("voting", {k: v[rows] for k, v in oof.items()}, y[rows], val.view_folds(),
                               evidence, oof_evidence)
-    return train.iloc[rows].reset_index(drop=True), flist, y[rows], blend
+    # group the validated rows by the values they were scored on: under forward folds, their
+    # history as of their block's start
+    view = feat.validation_view(train, history) if data.val_patch_idx else None
+    scored_on = train if view is None else view.rows
+    return scored_on.iloc[rows].reset_index(drop=True), flist, y[rows], blend
 
 
 def main(argv: list[str] | None = None) -> int:
