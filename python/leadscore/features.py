@@ -213,7 +213,7 @@ class ValidationView:
 
     blocks: pd.Series
     rows: pd.DataFrame
-    replaced: tuple[str, ...]  # the feature columns whose values differ from the table's
+    replaced: tuple[str, ...]  # the feature columns the history stands in for (values may equal the table's)
 
 
 def validation_view(train_df: pd.DataFrame, history: pd.DataFrame | None) -> ValidationView | None:

@@ -26,7 +26,7 @@ table that has none): stratified K-fold.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -46,7 +46,6 @@ class Validation:
     scheme: str  # RANDOM | FORWARD
     folds: list[tuple[np.ndarray, np.ndarray]]  # (fit rows, validation rows), indices into the training rows
     validated: np.ndarray  # sorted indices of the rows that get an out-of-fold score
-    time_blocks: int = 0  # forward: the time blocks the rows are cut into
     notes: tuple[str, ...] = ()  # what the caller should be told (fewer folds than asked)
 
     @property
@@ -74,8 +73,7 @@ class Validation:
         and each forward fold is a later block, so the rows of the finished folds are still a
         fair sample to read a cutoff off; there are just fewer of them."""
         folds = self.folds[:k]
-        return Validation(self.scheme, folds, np.sort(np.concatenate([va for _, va in folds])), self.time_blocks,
-                          self.notes)
+        return replace(self, folds=folds, validated=np.sort(np.concatenate([va for _, va in folds])))
 
     def view_folds(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """The folds as positions in `view(...)` arrays: each fold's validation rows, and as its
@@ -119,7 +117,7 @@ def forward(blocks: pd.Series | np.ndarray, y: np.ndarray, k: int) -> Validation
     """K expanding-window folds: the last K time blocks, each validated by a model fitted on the
     blocks before it. A row without a block (NaN: an undated lead among dated ones) is fitted on
     in every fold and never validated."""
-    block = np.asarray(pd.Series(blocks, dtype="float64").fillna(-1.0).to_numpy(), dtype=np.float64)
+    block = pd.Series(blocks, dtype="float64").fillna(-1.0).to_numpy()
     present = np.unique(block[block >= 0])
     notes: tuple[str, ...] = ()
     if len(present) < 3:
@@ -139,7 +137,7 @@ def forward(blocks: pd.Series | np.ndarray, y: np.ndarray, k: int) -> Validation
             raise LeadscoreError(f"forward-in-time fold for time block {int(b)} has only one class: too few "
                                  f"leads per block for {k} folds")
         folds.append((fit, val))
-    return Validation(FORWARD, folds, np.sort(np.concatenate([val for _, val in folds])), len(present), notes)
+    return Validation(FORWARD, folds, np.sort(np.concatenate([val for _, val in folds])), notes)
 
 
 def choose(blocks: pd.Series | None, y: np.ndarray, k: int, seed: int,
